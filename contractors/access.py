@@ -1,0 +1,64 @@
+"""Who is who: roles and the event groups each user may see.
+
+Roles: admin (staff), dispatcher (member of the `dispatchers` group), contractor (a user linked
+to a contractor). A dispatcher linked to regions watches those; linked to none, all of them.
+"""
+
+from enum import StrEnum
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from contractors.models import Contractor, Region
+from events.groups import contractor_group, dispatch_group
+
+DISPATCHERS_GROUP = "dispatchers"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    DISPATCHER = "dispatcher"
+    CONTRACTOR = "contractor"
+
+
+def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> set[Role]:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return set()
+    roles: set[Role] = set()
+    if user.is_staff or user.is_superuser:
+        roles.add(Role.ADMIN)
+    if user.groups.filter(name=DISPATCHERS_GROUP).exists():
+        roles.add(Role.DISPATCHER)
+    if linked_contractor(user) is not None:
+        roles.add(Role.CONTRACTOR)
+    return roles
+
+
+def linked_contractor(user: AbstractBaseUser) -> Contractor | None:
+    return Contractor.objects.filter(user=user, deleted_at__isnull=True).first()
+
+
+def is_staff_or_dispatcher(user: AbstractBaseUser | AnonymousUser | None) -> bool:
+    return bool(roles_of(user) & {Role.ADMIN, Role.DISPATCHER})
+
+
+def watched_regions(user: AbstractBaseUser) -> list[str] | None:
+    """Region slugs a dispatcher watches; None means every region."""
+    slugs = list(Region.objects.filter(watchers=user).values_list("slug", flat=True))
+    return slugs or None
+
+
+def visible_groups(user: AbstractBaseUser | AnonymousUser | None) -> set[str] | None:
+    """Logical event groups the user may see: None = all, an empty set = none."""
+    roles = roles_of(user)
+    if Role.ADMIN in roles:
+        return None
+    groups: set[str] = set()
+    if Role.DISPATCHER in roles:
+        regions = watched_regions(user)
+        if regions is None:
+            return None
+        groups |= {dispatch_group(slug) for slug in regions}
+    if Role.CONTRACTOR in roles:
+        contractor = linked_contractor(user)
+        groups.add(contractor_group(contractor.pk))
+    return groups

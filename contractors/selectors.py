@@ -1,0 +1,38 @@
+"""Reads worth naming."""
+
+from functools import cache
+from zoneinfo import available_timezones
+
+from django.db.models import Avg, Count, QuerySet
+
+from contractors.geo import haversine_miles
+from contractors.models import DEFAULT_REGION, Contractor, Rating, Region
+
+
+def region_for(lat: float, lng: float) -> str:
+    """The nearest region whose radius covers the point, else `default`."""
+    best: tuple[float, str] | None = None
+    for region in Region.objects.only("slug", "center_lat", "center_lng", "radius_miles"):
+        miles = haversine_miles(lat, lng, region.center_lat, region.center_lng)
+        if miles <= region.radius_miles and (best is None or miles < best[0]):
+            best = (miles, region.slug)
+    return best[1] if best else DEFAULT_REGION
+
+
+def live_contractors() -> QuerySet[Contractor]:
+    """Contractors that have not been deleted (any status)."""
+    return Contractor.objects.filter(deleted_at__isnull=True)
+
+
+def rating_summary(contractor_id: int) -> tuple[float | None, int]:
+    """Average stars and count, straight from the ratings table."""
+    row = Rating.objects.filter(contractor_id=contractor_id).aggregate(
+        average=Avg("stars"), count=Count("id")
+    )
+    average = row["average"]
+    return (round(float(average), 3) if average is not None else None, row["count"])
+
+
+@cache
+def known_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())

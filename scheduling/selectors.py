@@ -1,0 +1,46 @@
+"""Reads worth naming: schedules for the availability engine, and job lists."""
+
+from datetime import datetime, timedelta
+
+from contractors.models import Contractor
+from scheduling.availability import Booking, Schedule, Site
+from scheduling.models import LIVE_ASSIGNMENT, Assignment, Job
+
+# The widest padding a booking can need: a day covers any buffer plus travel we would accept.
+BOOKING_LOOKAROUND = timedelta(days=1)
+
+
+def job_site(job: Job) -> Site:
+    return Site(job.lat, job.lng)
+
+
+def load_schedule(
+    contractor: Contractor,
+    start: datetime,
+    end: datetime,
+    *,
+    exclude_assignment_id: int | None = None,
+) -> Schedule:
+    """The contractor's hours, time off and live bookings around [start, end)."""
+    bookings = (
+        Assignment.objects.filter(
+            contractor=contractor,
+            status__in=LIVE_ASSIGNMENT,
+            start__lt=end + BOOKING_LOOKAROUND,
+            end__gt=start - BOOKING_LOOKAROUND,
+        )
+        .exclude(pk=exclude_assignment_id)
+        .select_related("job")
+        .only("start", "end", "job__lat", "job__lng")
+    )
+    time_off = contractor.time_off.filter(start__lt=end, end__gt=start).only("start", "end")
+    return Schedule(
+        tz=contractor.tz,
+        hours=tuple(contractor.hours.values_list("weekday", "start", "end")),
+        time_off=tuple((t.start, t.end) for t in time_off),
+        bookings=tuple(Booking(b.start, b.end, Site(b.job.lat, b.job.lng)) for b in bookings),
+    )
+
+
+def live_assignment(job: Job) -> Assignment | None:
+    return job.assignments.filter(status__in=LIVE_ASSIGNMENT).first()

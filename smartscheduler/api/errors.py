@@ -1,0 +1,27 @@
+"""One place where domain errors become HTTP answers.
+
+Invalid -> 400 with per-field messages, NotFound -> 404, Conflict -> 409 with a `code`. A
+database error caused by input the validators let through (a value out of the column's range)
+is a 400, never a 500.
+"""
+
+from django.db import DataError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from events.errors import Conflict, DomainError, Invalid, NotFound
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Invalid):
+        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, NotFound):
+        return Response({"detail": exc.message, "code": exc.code}, status=404)
+    if isinstance(exc, Conflict):
+        return Response({"detail": exc.message, "code": exc.code}, status=409)
+    if isinstance(exc, DomainError):
+        return Response({"detail": exc.message, "code": exc.code}, status=400)
+    if isinstance(exc, DataError):
+        return Response({"detail": "A value is out of range.", "code": "invalid"}, status=400)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,14 @@
+"""Test settings: the real stores (PostgreSQL and Redis), never the embedded default.
+
+The services must be running; a test that needs one fails loudly when it is missing.
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/smartscheduler")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("SECRET_KEY", "test-only-secret")
+
+from smartscheduler.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

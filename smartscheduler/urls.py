@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from smartscheduler.api.views import ObtainTokenView
+from smartscheduler.health import healthz
+
+api = [
+    path("auth/token", ObtainTokenView.as_view(), name="api-token"),
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("contractors.api.urls")),
+    path("", include("scheduling.api.urls")),
+    path("", include("events.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api)),
+    path("healthz", healthz, name="healthz"),
+]

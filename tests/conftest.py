@@ -1,0 +1,97 @@
+"""Shared fixtures. Tests run against the real PostgreSQL and Redis (smartscheduler.settings_test);
+if either is down the session stops at once with the reason, rather than skipping anything."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from contractors.access import DISPATCHERS_GROUP
+from events.models import Event
+from tests.contractors.factories import ContractorFactory
+
+
+def pytest_sessionstart(session):
+    import psycopg
+
+    try:
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc}", returncode=3)
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"Redis is not reachable at {settings.REDIS_URL}: {exc}", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+
+
+def next_weekday(weekday: int, *, weeks_ahead: int = 1) -> date:
+    """A date in the future falling on `weekday` (0 = Monday), at least a week away."""
+    today = datetime.now(UTC).date()
+    return today + timedelta(days=(weekday - today.weekday()) % 7 + 7 * weeks_ahead)
+
+
+def at(day: date, hour: int, minute: int = 0, tz=UTC) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=tz)
+
+
+def events_of(*types: str) -> list[Event]:
+    qs = Event.objects.order_by("sequence")
+    if types:
+        qs = qs.filter(type__in=types)
+    return list(qs)
+
+
+def make_user(username: str, *, role: str | None = None, contractor=None, regions=()) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username)
+    if role == "dispatcher":
+        user.groups.add(Group.objects.get_or_create(name=DISPATCHERS_GROUP)[0])
+        for region in regions:
+            region.watchers.add(user)
+    elif role == "admin":
+        user.is_staff = True
+        user.is_superuser = True
+        user.save()
+    elif role == "contractor":
+        contractor.user = user
+        contractor.save(update_fields=["user"])
+    return user
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def dispatcher(db) -> User:
+    return make_user("dispatch", role="dispatcher")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return make_user("boss", role="admin")
+
+
+@pytest.fixture
+def contractor_user(db) -> User:
+    return make_user("worker", role="contractor", contractor=ContractorFactory())
+
+
+@pytest.fixture
+def api(dispatcher) -> APIClient:
+    """An API client signed in as a dispatcher who watches every region."""
+    return client_for(dispatcher)

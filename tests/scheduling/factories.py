@@ -1,0 +1,35 @@
+from datetime import timedelta
+
+import factory
+
+from scheduling.models import Assignment, Job
+from tests.contractors.factories import ContractorFactory
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    """An open two-hour tile job near the factory contractor (about 0.7 miles away)."""
+
+    class Meta:
+        model = Job
+
+    type = "tile"
+    required_skills = factory.LazyFunction(lambda: ["tile"])
+    lat = 40.72
+    lng = -73.99
+    address = "2 Broadway, New York"
+    region = "default"
+    desired_date = factory.Faker("future_date", end_date="+30d")
+    duration_minutes = 120
+    priority = "normal"
+    status = "open"
+
+
+class AssignmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Assignment
+
+    job = factory.SubFactory(JobFactory, status="assigned")
+    contractor = factory.SubFactory(ContractorFactory)
+    end = factory.LazyAttribute(lambda a: a.start + timedelta(minutes=a.job.duration_minutes))
+    status = "scheduled"
+    score = 0.9
