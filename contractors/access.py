@@ -1,7 +1,9 @@
 """Who is who: roles and the event groups each user may see.
 
-Roles: admin (staff), dispatcher (member of the `dispatchers` group), contractor (a user linked
-to a contractor). A dispatcher linked to regions watches those; linked to none, all of them.
+Roles: admin (superuser, or staff outside the `dispatchers` group), dispatcher (member of the
+`dispatchers` group; dispatchers are staff too, so they can use the Django admin within their
+model permissions), contractor (a user linked to a contractor). A dispatcher linked to regions
+watches those; linked to none, all of them.
 """
 
 from enum import StrEnum
@@ -24,10 +26,11 @@ def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> set[Role]:
     if user is None or not user.is_authenticated or not user.is_active:
         return set()
     roles: set[Role] = set()
-    if user.is_staff or user.is_superuser:
-        roles.add(Role.ADMIN)
-    if user.groups.filter(name=DISPATCHERS_GROUP).exists():
+    dispatcher = user.groups.filter(name=DISPATCHERS_GROUP).exists()
+    if dispatcher:
         roles.add(Role.DISPATCHER)
+    if user.is_superuser or (user.is_staff and not dispatcher):
+        roles.add(Role.ADMIN)
     if linked_contractor(user) is not None:
         roles.add(Role.CONTRACTOR)
     return roles

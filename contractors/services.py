@@ -7,6 +7,7 @@ so the API, the admin and the commands all enforce the same ones.
 
 from dataclasses import dataclass
 from datetime import datetime, time
+from itertools import pairwise
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -81,7 +82,7 @@ def validate_windows(windows: list[Window]) -> list[Window]:
                 f"weekday {window.weekday}: window {window.start:%H:%M}-{window.end:%H:%M} "
                 "is empty; end must be after start."
             )
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in pairwise(ordered):
         if before.weekday == after.weekday and after.start < before.end:
             errors.append(
                 f"weekday {before.weekday}: windows {before.start:%H:%M}-{before.end:%H:%M} and "
@@ -104,9 +105,7 @@ def _validate_type(value: str) -> None:
 
 def _validate_status(value: str) -> None:
     if value not in ContractorStatus.values:
-        raise Invalid(
-            {"status": f"'{value}' is not one of {', '.join(ContractorStatus.values)}."}
-        )
+        raise Invalid({"status": f"'{value}' is not one of {', '.join(ContractorStatus.values)}."})
 
 
 def _normalise_skills(skills: list[str]) -> list[str]:
@@ -185,8 +184,10 @@ def create_contractor(
         user=user,
     )
     WorkingHours.objects.bulk_create(
-        [WorkingHours(contractor=contractor, weekday=w.weekday, start=w.start, end=w.end)
-         for w in windows]
+        [
+            WorkingHours(contractor=contractor, weekday=w.weekday, start=w.start, end=w.end)
+            for w in windows
+        ]
     )
     # A new contractor is a new schedule: availability caches and active recommendation lists
     # react to ScheduleUpdated, so creation is announced as one.
@@ -288,8 +289,10 @@ def set_working_hours(*, contractor_id: int, windows: list[Window]) -> Contracto
         return contractor
     contractor.hours.all().delete()
     WorkingHours.objects.bulk_create(
-        [WorkingHours(contractor=contractor, weekday=w.weekday, start=w.start, end=w.end)
-         for w in ordered]
+        [
+            WorkingHours(contractor=contractor, weekday=w.weekday, start=w.start, end=w.end)
+            for w in ordered
+        ]
     )
     contractor.save(update_fields=["updated_at"])
     _record_schedule_updated(contractor, {"workingHours": previous}, {"workingHours": new})

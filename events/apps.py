@@ -1,6 +1,13 @@
 from django.apps import AppConfig
+from django.urls import register_converter
 
 
 class EventsConfig(AppConfig):
     name = "events"
     verbose_name = "Event log"
+
+    def ready(self) -> None:
+        from events.api.converters import IdConverter
+
+        # `<id:pk>` in every app's URLs: before any URLconf is loaded.
+        register_converter(IdConverter, "id")

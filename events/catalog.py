@@ -169,3 +169,4 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         RecommendationsUpdated,
     )
 }
+EVENT_TYPE_CHOICES = sorted(EVENT_TYPES)

@@ -114,15 +114,21 @@ def working_windows(
     return merge(windows)
 
 
-def padded(booking: Booking, site: Site, rules: Rules) -> Interval:
-    """The time a booking keeps from a job at `site`: buffer plus travel on both sides."""
-    miles = haversine_miles(booking.site.lat, booking.site.lng, site.lat, site.lng)
+def padded(booking: Booking, site: Site | None, rules: Rules) -> Interval:
+    """The time a booking keeps from a job at `site`: buffer plus travel on both sides.
+
+    With no site (availability asked without a job in mind) only the buffer applies."""
+    miles = (
+        0.0
+        if site is None
+        else haversine_miles(booking.site.lat, booking.site.lng, site.lat, site.lng)
+    )
     pad = rules.buffer + rules.travel(miles)
     return (booking.start - pad, booking.end + pad)
 
 
 def free_windows(
-    schedule: Schedule, start: datetime, end: datetime, site: Site, rules: Rules
+    schedule: Schedule, start: datetime, end: datetime, site: Site | None, rules: Rules
 ) -> list[Interval]:
     base = working_windows(schedule.hours, schedule.tz, start, end)
     blocks = list(schedule.time_off) + [padded(b, site, rules) for b in schedule.bookings]

@@ -58,7 +58,10 @@ class Job(models.Model):
     region = models.CharField(max_length=40, default=DEFAULT_REGION, db_index=True)
     desired_date = models.DateField()
     duration_minutes = models.PositiveIntegerField(
-        validators=[MinValueValidator(MIN_DURATION_MINUTES), MaxValueValidator(MAX_DURATION_MINUTES)]
+        validators=[
+            MinValueValidator(MIN_DURATION_MINUTES),
+            MaxValueValidator(MAX_DURATION_MINUTES),
+        ]
     )
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NORMAL)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.OPEN)
@@ -115,9 +118,7 @@ class PostgresExclusionConstraint(ExclusionConstraint):
 
 class Assignment(models.Model):
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="assignments")
-    contractor = models.ForeignKey(
-        Contractor, on_delete=models.PROTECT, related_name="assignments"
-    )
+    contractor = models.ForeignKey(Contractor, on_delete=models.PROTECT, related_name="assignments")
     start = models.DateTimeField()
     end = models.DateTimeField()
     status = models.CharField(

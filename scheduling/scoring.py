@@ -46,7 +46,5 @@ def score(*, days_late: int, average_rating: float | None, miles: float) -> Scor
     availability = max(0.0, 1.0 - 0.1 * max(0, days_late))
     rating = UNRATED if average_rating is None else average_rating / 5.0
     distance = min(1.0, max(0.0, 1.0 - miles / DISTANCE_ZERO_MILES))
-    total = (
-        w["availability"] * availability + w["rating"] * rating + w["distance"] * distance
-    )
+    total = w["availability"] * availability + w["rating"] * rating + w["distance"] * distance
     return Score(round(total, 4), availability, rating, distance)

@@ -1,9 +1,20 @@
 """Reads worth naming: schedules for the availability engine, and job lists."""
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.utils import timezone
 
 from contractors.models import Contractor
-from scheduling.availability import Booking, Schedule, Site
+from scheduling.availability import (
+    Booking,
+    Interval,
+    Rules,
+    Schedule,
+    Site,
+    free_windows,
+    slot_starts,
+)
 from scheduling.models import LIVE_ASSIGNMENT, Assignment, Job
 
 # The widest padding a booking can need: a day covers any buffer plus travel we would accept.
@@ -44,3 +55,30 @@ def load_schedule(
 
 def live_assignment(job: Job) -> Assignment | None:
     return job.assignments.filter(status__in=LIVE_ASSIGNMENT).first()
+
+
+@dataclass(frozen=True)
+class Availability:
+    windows: list[Interval]
+    slots: list[Interval]
+
+
+def local_period(contractor: Contractor, first: date, last: date) -> Interval:
+    """[first 00:00, last + 1 day 00:00) in the contractor's timezone, as UTC."""
+    tz = contractor.tz
+    start = datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+def availability(
+    contractor: Contractor, first: date, last: date, duration: timedelta, site: Site | None = None
+) -> Availability:
+    """Free windows and slot starts over local days `first`..`last`, never in the past."""
+    start, end = local_period(contractor, first, last)
+    start = max(start, timezone.now())
+    if start >= end:
+        return Availability(windows=[], slots=[])
+    rules = Rules.from_settings()
+    windows = free_windows(load_schedule(contractor, start, end), start, end, site, rules)
+    return Availability(windows=windows, slots=slot_starts(windows, duration, rules.grid))

@@ -36,7 +36,6 @@ from scheduling.models import (
 from scheduling.scoring import Score, score
 from scheduling.selectors import job_site, load_schedule
 
-
 # --- validation helpers -----------------------------------------------------------------------
 
 
@@ -200,8 +199,9 @@ def update_job(
 ) -> Job:
     job = _lock_job(job_id)
     if job.status != JobStatus.OPEN:
-        raise Conflict(f"Job {job_id} is {job.status}; only open jobs can be edited.",
-                       code="job_not_open")
+        raise Conflict(
+            f"Job {job_id} is {job.status}; only open jobs can be edited.", code="job_not_open"
+        )
     _validate_job_fields(type=type, duration_minutes=duration_minutes, priority=priority)
     previous: dict[str, Any] = {}
     new: dict[str, Any] = {}
@@ -219,8 +219,9 @@ def update_job(
         change("requiredSkills", job.required_skills, skills)
         job.required_skills = skills
     if location is not None:
-        change("location", {"lat": job.lat, "lng": job.lng, "address": job.address},
-               location.as_json())
+        change(
+            "location", {"lat": job.lat, "lng": job.lng, "address": job.address}, location.as_json()
+        )
         job.lat, job.lng, job.address = location.lat, location.lng, location.address
         region = region_for(location.lat, location.lng)
         change("region", job.region, region)
@@ -293,13 +294,13 @@ def reschedule_job(
 ) -> Assignment:
     job = _lock_job(job_id)
     assignment = (
-        Assignment.objects.select_for_update()
-        .filter(job=job, status__in=LIVE_ASSIGNMENT)
-        .first()
+        Assignment.objects.select_for_update().filter(job=job, status__in=LIVE_ASSIGNMENT).first()
     )
     if job.status != JobStatus.ASSIGNED or assignment is None:
-        raise Conflict(f"Job {job_id} is {job.status}; only assigned jobs can be rescheduled.",
-                       code="job_not_assigned")
+        raise Conflict(
+            f"Job {job_id} is {job.status}; only assigned jobs can be rescheduled.",
+            code="job_not_assigned",
+        )
     if assignment.status != AssignmentStatus.SCHEDULED:
         raise Conflict(f"Job {job_id} is already {assignment.status}.", code="job_started")
     previous_contractor_id = assignment.contractor_id
@@ -337,9 +338,7 @@ def cancel_job(*, job_id: int, reason: str = "") -> Job:
     if job.status in (JobStatus.CANCELLED, JobStatus.COMPLETED):
         raise Conflict(f"Job {job_id} is already {job.status}.", code="job_closed")
     assignment = (
-        Assignment.objects.select_for_update()
-        .filter(job=job, status__in=LIVE_ASSIGNMENT)
-        .first()
+        Assignment.objects.select_for_update().filter(job=job, status__in=LIVE_ASSIGNMENT).first()
     )
     if assignment is not None:
         assignment.status = AssignmentStatus.CANCELLED
@@ -372,9 +371,7 @@ class JobRating:
 def rate_job(*, job_id: int, stars: int) -> JobRating:
     job = _lock_job(job_id)
     assignment = (
-        job.assignments.filter(
-            status__in=[*LIVE_ASSIGNMENT, AssignmentStatus.COMPLETED]
-        )
+        job.assignments.filter(status__in=[*LIVE_ASSIGNMENT, AssignmentStatus.COMPLETED])
         .select_related("contractor")
         .first()
     )

@@ -41,9 +41,9 @@ class ContractorFactory(factory.django.DjangoModelFactory):
     def hours(self, create, extracted, **kwargs):
         if not create:
             return
-        windows = extracted if extracted is not None else [
-            (day, time(8), time(17)) for day in range(5)
-        ]
+        windows = (
+            extracted if extracted is not None else [(day, time(8), time(17)) for day in range(5)]
+        )
         WorkingHours.objects.bulk_create(
             [WorkingHours(contractor=self, weekday=d, start=s, end=e) for d, s, e in windows]
         )

@@ -1,0 +1,136 @@
+"""Request and response shapes for contractors and regions (camelCase, SPEC section 4).
+
+Serializers check shape and types only; domain rules (overlapping hours, timezones, ...) are the
+services' job, so every entry point enforces the same ones.
+"""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from contractors.models import Contractor, ContractorStatus, ContractorType, Region, TimeOff
+from contractors.services import Location, Window
+
+
+def skill_list(**kwargs) -> serializers.ListField:
+    return serializers.ListField(child=serializers.CharField(max_length=50), **kwargs)
+
+
+class LocationSerializer(serializers.Serializer):
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lng = serializers.FloatField(min_value=-180, max_value=180)
+    address = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+def location_of(data: dict | None) -> Location | None:
+    if data is None:
+        return None
+    return Location(lat=data["lat"], lng=data["lng"], address=data.get("address", ""))
+
+
+class WorkingHoursSerializer(serializers.Serializer):
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday")
+    start = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"])
+    end = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"])
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "must be after start."})
+        return attrs
+
+
+def windows_of(items: list[dict]) -> list[Window]:
+    return [Window(item["weekday"], item["start"], item["end"]) for item in items]
+
+
+class ContractorInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    type = serializers.ChoiceField(choices=ContractorType.choices)
+    skills = skill_list(max_length=50, required=False, default=list)
+    location = LocationSerializer()
+    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    status = serializers.ChoiceField(
+        choices=ContractorStatus.choices, required=False, default=ContractorStatus.ACTIVE
+    )
+    workingHours = WorkingHoursSerializer(many=True, required=False, max_length=50)
+
+
+class ContractorPatchSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    type = serializers.ChoiceField(choices=ContractorType.choices, required=False)
+    skills = skill_list(max_length=50, required=False)
+    location = LocationSerializer(required=False)
+    timezone = serializers.CharField(max_length=64, required=False)
+    status = serializers.ChoiceField(choices=ContractorStatus.choices, required=False)
+
+
+class TimeOffInputSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "must be after start."})
+        return attrs
+
+
+class TimeOffSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TimeOff
+        fields = ["id", "start", "end", "reason"]
+
+
+class ContractorSerializer(serializers.ModelSerializer):
+    location = serializers.SerializerMethodField()
+    workingHours = serializers.SerializerMethodField()
+    timeOff = serializers.SerializerMethodField()
+    averageRating = serializers.FloatField(source="average_rating", read_only=True)
+    ratingCount = serializers.IntegerField(source="rating_count", read_only=True)
+    userId = serializers.IntegerField(source="user_id", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = Contractor
+        fields = [
+            "id", "name", "type", "skills", "location", "region", "timezone", "status",
+            "workingHours", "timeOff", "averageRating", "ratingCount", "userId",
+            "createdAt", "updatedAt",
+        ]  # fmt: skip
+
+    @extend_schema_field(LocationSerializer)
+    def get_location(self, obj: Contractor) -> dict:
+        return {"lat": obj.lat, "lng": obj.lng, "address": obj.address}
+
+    @extend_schema_field(WorkingHoursSerializer(many=True))
+    def get_workingHours(self, obj: Contractor) -> list:
+        return WorkingHoursSerializer(obj.hours.all(), many=True).data
+
+    @extend_schema_field(TimeOffSerializer(many=True))
+    def get_timeOff(self, obj: Contractor) -> list:
+        return TimeOffSerializer(obj.time_off.all(), many=True).data
+
+
+class CenterSerializer(serializers.Serializer):
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lng = serializers.FloatField(min_value=-180, max_value=180)
+
+
+class RegionInputSerializer(serializers.Serializer):
+    slug = serializers.SlugField(max_length=40)
+    name = serializers.CharField(max_length=100)
+    center = CenterSerializer()
+    radiusMiles = serializers.FloatField(min_value=0.1, max_value=5000)
+
+
+class RegionSerializer(serializers.ModelSerializer):
+    center = serializers.SerializerMethodField()
+    radiusMiles = serializers.FloatField(source="radius_miles")
+
+    class Meta:
+        model = Region
+        fields = ["id", "slug", "name", "center", "radiusMiles"]
+
+    @extend_schema_field(CenterSerializer)
+    def get_center(self, region: Region) -> dict:
+        return {"lat": region.center_lat, "lng": region.center_lng}

@@ -1,0 +1,166 @@
+"""Request and response shapes for jobs, bookings, ratings and availability (camelCase)."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from contractors.api.serializers import LocationSerializer, skill_list
+from scheduling.models import (
+    MAX_DURATION_MINUTES,
+    MIN_DURATION_MINUTES,
+    Assignment,
+    Job,
+    JobStatus,
+    JobType,
+    Priority,
+)
+
+MAX_ID = 2**63 - 1
+
+
+class TimeSlotSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    jobId = serializers.IntegerField(source="job_id")
+    contractorId = serializers.IntegerField(source="contractor_id")
+    scheduledTimeSlot = serializers.SerializerMethodField()
+    scoreBreakdown = serializers.JSONField(source="score_breakdown")
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "id", "jobId", "contractorId", "scheduledTimeSlot", "status", "score",
+            "scoreBreakdown",
+        ]  # fmt: skip
+
+    @extend_schema_field(TimeSlotSerializer)
+    def get_scheduledTimeSlot(self, obj: Assignment) -> dict:
+        return TimeSlotSerializer({"start": obj.start, "end": obj.end}).data
+
+
+class JobSerializer(serializers.ModelSerializer):
+    requiredSkills = skill_list(source="required_skills")
+    location = serializers.SerializerMethodField()
+    desiredDate = serializers.DateField(source="desired_date")
+    durationMinutes = serializers.IntegerField(source="duration_minutes")
+    cancelReason = serializers.CharField(source="cancel_reason")
+    assignment = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "type", "requiredSkills", "location", "region", "desiredDate",
+            "durationMinutes", "priority", "status", "assignment", "cancelReason",
+            "createdAt", "updatedAt",
+        ]  # fmt: skip
+
+    @extend_schema_field(LocationSerializer)
+    def get_location(self, obj: Job) -> dict:
+        return {"lat": obj.lat, "lng": obj.lng, "address": obj.address}
+
+    @extend_schema_field(AssignmentSerializer(allow_null=True))
+    def get_assignment(self, obj: Job) -> dict | None:
+        """The live assignment, else the completed one, else null."""
+        assignments = [a for a in obj.assignments.all() if a.status != "cancelled"]
+        return AssignmentSerializer(assignments[0]).data if assignments else None
+
+
+class JobInputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=JobType.choices)
+    requiredSkills = skill_list(max_length=50, required=False, default=list)
+    location = LocationSerializer()
+    desiredDate = serializers.DateField()
+    durationMinutes = serializers.IntegerField(
+        min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES
+    )
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, default="normal")
+
+
+class JobPatchSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=JobType.choices, required=False)
+    requiredSkills = skill_list(max_length=50, required=False)
+    location = LocationSerializer(required=False)
+    desiredDate = serializers.DateField(required=False)
+    durationMinutes = serializers.IntegerField(
+        min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES, required=False
+    )
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+
+
+class JobFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+    region = serializers.SlugField(required=False)
+    type = serializers.ChoiceField(choices=JobType.choices, required=False)
+    date = serializers.DateField(required=False, help_text="Desired date (YYYY-MM-DD).")
+
+
+def _check_slot(attrs: dict) -> dict:
+    if attrs["end"] <= attrs["start"]:
+        raise serializers.ValidationError({"end": "must be after start."})
+    return attrs
+
+
+class AssignInputSerializer(serializers.Serializer):
+    contractorId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+    def validate(self, attrs):
+        return _check_slot(attrs)
+
+
+class RescheduleInputSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    contractorId = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+
+    def validate(self, attrs):
+        return _check_slot(attrs)
+
+
+class CancelInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class RatingInputSerializer(serializers.Serializer):
+    rating = serializers.IntegerField(min_value=1, max_value=5)
+
+
+class RatingSerializer(serializers.Serializer):
+    jobId = serializers.IntegerField()
+    contractorId = serializers.IntegerField()
+    rating = serializers.IntegerField()
+
+
+class AvailabilityQuerySerializer(serializers.Serializer):
+    MAX_DAYS = 60
+
+    # `from` is a Python keyword, hence the declared name; the query parameter is `from`.
+    from_ = serializers.DateField(help_text="First local day (YYYY-MM-DD).")
+    to = serializers.DateField(help_text="Last local day, inclusive (YYYY-MM-DD).")
+    duration = serializers.IntegerField(
+        min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES, required=False,
+        default=60, help_text="Minutes; slots are starts where this whole duration fits.",
+    )  # fmt: skip
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def validate(self, attrs):
+        if attrs["from"] > attrs["to"]:
+            raise serializers.ValidationError({"to": "must not be before from."})
+        if (attrs["to"] - attrs["from"]).days + 1 > self.MAX_DAYS:
+            raise serializers.ValidationError({"to": f"at most {self.MAX_DAYS} days after from."})
+        return attrs
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    contractorId = serializers.IntegerField()
+    windows = TimeSlotSerializer(many=True)
+    slots = TimeSlotSerializer(many=True)

@@ -1,0 +1,227 @@
+"""Jobs, bookings, ratings and availability over HTTP. Thin: parse, call a service, serialize."""
+
+from datetime import timedelta
+
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from contractors.api.permissions import (
+    IsDispatcher,
+    IsDispatcherOrContractor,
+    is_staff_or_dispatcher,
+    own_contractor_id,
+)
+from contractors.api.serializers import location_of
+from contractors.api.views import readable_contractor
+from scheduling import services
+from scheduling.api.serializers import (
+    AssignInputSerializer,
+    AssignmentSerializer,
+    AvailabilityQuerySerializer,
+    AvailabilitySerializer,
+    CancelInputSerializer,
+    JobFilterSerializer,
+    JobInputSerializer,
+    JobPatchSerializer,
+    JobSerializer,
+    RatingInputSerializer,
+    RatingSerializer,
+    RescheduleInputSerializer,
+)
+from scheduling.models import Assignment, AssignmentStatus, Job
+from scheduling.selectors import availability
+
+DISPATCHERS_ONLY = [IsAuthenticated, IsDispatcher]
+CONFLICT = OpenApiResponse(description="Conflicts with the current state (`code` says which).")
+
+
+def jobs_for(request) -> QuerySet[Job]:
+    """Everything for dispatchers; a contractor's own booked and completed jobs otherwise."""
+    queryset = Job.objects.prefetch_related(
+        Prefetch("assignments", queryset=Assignment.objects.order_by("-created_at"))
+    )
+    if is_staff_or_dispatcher(request):
+        return queryset
+    return queryset.filter(
+        assignments__contractor_id=own_contractor_id(request),
+        assignments__status__in=[
+            AssignmentStatus.SCHEDULED,
+            AssignmentStatus.IN_PROGRESS,
+            AssignmentStatus.COMPLETED,
+        ],
+    ).distinct()
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _existing_job(pk: int) -> Job:
+    return get_object_or_404(Job, pk=pk)
+
+
+def _job_response(request, pk: int, code: int = status.HTTP_200_OK) -> Response:
+    return Response(JobSerializer(jobs_for(request).get(pk=pk)).data, status=code)
+
+
+class JobListView(GenericAPIView):
+    serializer_class = JobSerializer
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [p() for p in DISPATCHERS_ONLY]
+        return [IsAuthenticated(), IsDispatcherOrContractor()]
+
+    @extend_schema(parameters=[JobFilterSerializer], responses=JobSerializer(many=True))
+    def get(self, request):
+        filters = _validated(JobFilterSerializer, request.query_params)
+        queryset = jobs_for(request)
+        for param, field in (
+            ("status", "status"),
+            ("region", "region"),
+            ("type", "type"),
+            ("date", "desired_date"),
+        ):
+            if param in filters:
+                queryset = queryset.filter(**{field: filters[param]})
+        page = self.paginate_queryset(queryset.order_by("id"))
+        return self.get_paginated_response(JobSerializer(page, many=True).data)
+
+    @extend_schema(request=JobInputSerializer, responses={201: JobSerializer})
+    def post(self, request):
+        data = _validated(JobInputSerializer, request.data)
+        job = services.create_job(
+            type=data["type"],
+            required_skills=data["requiredSkills"],
+            location=location_of(data["location"]),
+            desired_date=data["desiredDate"],
+            duration_minutes=data["durationMinutes"],
+            priority=data["priority"],
+        )
+        return _job_response(request, job.pk, status.HTTP_201_CREATED)
+
+
+class JobDetailView(GenericAPIView):
+    serializer_class = JobSerializer
+
+    def get_permissions(self):
+        if self.request.method == "PATCH":
+            return [p() for p in DISPATCHERS_ONLY]
+        return [IsAuthenticated(), IsDispatcherOrContractor()]
+
+    def get(self, request, pk: int):
+        _existing_job(pk)
+        job = jobs_for(request).filter(pk=pk).first()
+        if job is None:
+            raise PermissionDenied("Contractors may read only their own jobs.")
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(request=JobPatchSerializer, responses={200: JobSerializer, 409: CONFLICT})
+    def patch(self, request, pk: int):
+        _existing_job(pk)
+        data = _validated(JobPatchSerializer, request.data)
+        services.update_job(
+            job_id=pk,
+            type=data.get("type"),
+            required_skills=data.get("requiredSkills"),
+            location=location_of(data.get("location")),
+            desired_date=data.get("desiredDate"),
+            duration_minutes=data.get("durationMinutes"),
+            priority=data.get("priority"),
+        )
+        return _job_response(request, pk)
+
+
+class AssignView(GenericAPIView):
+    permission_classes = DISPATCHERS_ONLY
+    serializer_class = AssignmentSerializer
+
+    @extend_schema(
+        request=AssignInputSerializer, responses={201: AssignmentSerializer, 409: CONFLICT}
+    )
+    def post(self, request, pk: int):
+        _existing_job(pk)
+        data = _validated(AssignInputSerializer, request.data)
+        assignment = services.assign_job(
+            job_id=pk, contractor_id=data["contractorId"], start=data["start"], end=data["end"]
+        )
+        return Response(AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
+
+
+class RescheduleView(GenericAPIView):
+    permission_classes = DISPATCHERS_ONLY
+    serializer_class = AssignmentSerializer
+
+    @extend_schema(
+        request=RescheduleInputSerializer, responses={200: AssignmentSerializer, 409: CONFLICT}
+    )
+    def post(self, request, pk: int):
+        _existing_job(pk)
+        data = _validated(RescheduleInputSerializer, request.data)
+        assignment = services.reschedule_job(
+            job_id=pk, start=data["start"], end=data["end"], contractor_id=data.get("contractorId")
+        )
+        return Response(AssignmentSerializer(assignment).data)
+
+
+class CancelView(GenericAPIView):
+    permission_classes = DISPATCHERS_ONLY
+    serializer_class = JobSerializer
+
+    @extend_schema(request=CancelInputSerializer, responses={200: JobSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        _existing_job(pk)
+        data = _validated(CancelInputSerializer, request.data)
+        services.cancel_job(job_id=pk, reason=data["reason"])
+        return _job_response(request, pk)
+
+
+class RatingView(GenericAPIView):
+    permission_classes = DISPATCHERS_ONLY
+    serializer_class = RatingSerializer
+
+    @extend_schema(
+        request=RatingInputSerializer,
+        responses={200: RatingSerializer, 201: RatingSerializer, 409: CONFLICT},
+    )
+    def put(self, request, pk: int):
+        _existing_job(pk)
+        data = _validated(RatingInputSerializer, request.data)
+        rated = services.rate_job(job_id=pk, stars=data["rating"])
+        rating = rated.result.rating
+        body = {
+            "jobId": rating.job_id,
+            "contractorId": rating.contractor_id,
+            "rating": rating.stars,
+        }
+        return Response(body, status=201 if rated.result.created else 200)
+
+
+class AvailabilityView(GenericAPIView):
+    serializer_class = AvailabilitySerializer
+    permission_classes = [IsAuthenticated, IsDispatcherOrContractor]
+
+    @extend_schema(parameters=[AvailabilityQuerySerializer], responses=AvailabilitySerializer)
+    def get(self, request, pk: int):
+        contractor = readable_contractor(request, pk)
+        query = _validated(AvailabilityQuerySerializer, request.query_params)
+        result = availability(
+            contractor, query["from"], query["to"], timedelta(minutes=query["duration"])
+        )
+        return Response(
+            AvailabilitySerializer(
+                {
+                    "contractorId": contractor.pk,
+                    "windows": [{"start": s, "end": e} for s, e in result.windows],
+                    "slots": [{"start": s, "end": e} for s, e in result.slots],
+                }
+            ).data
+        )
