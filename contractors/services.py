@@ -333,18 +333,29 @@ class RatingResult:
 
 
 def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingResult:
-    """Create or replace the rating of `job_id`. Called by scheduling's `rate_job`, which owns
-    the rule about which jobs may be rated and holds the transaction and the job's lock."""
+    """Create or replace the rating of `job_id`, for the contractor now doing the job.
+
+    Called by scheduling (`rate_job`, and `reschedule_job` when a rated job changes hands),
+    which owns the rule about which jobs may be rated and holds the transaction and the job's
+    lock. When the rating moves from one contractor to another, the one it leaves gets a
+    `ContractorRated` with `rating: null`, so its average is recomputed too.
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_rating runs inside the caller's transaction")
     if not 1 <= stars <= 5:
         raise Invalid({"rating": "must be a whole number from 1 to 5."})
-    # Serialise ratings of one contractor so `previousRating` is the true average before this one.
-    Contractor.objects.select_for_update().filter(pk=contractor.pk).first()
     rating = Rating.objects.filter(job_id=job_id).first()
     if rating is not None and rating.stars == stars and rating.contractor_id == contractor.pk:
         return RatingResult(rating=rating, created=False, changed=False)
+    left = (
+        rating.contractor if rating is not None and rating.contractor_id != contractor.pk else None
+    )
+    # Serialise ratings per contractor (in id order) so each `previousRating` is the true
+    # average before this change.
+    involved = sorted({contractor.pk} | ({left.pk} if left else set()))
+    list(Contractor.objects.select_for_update().filter(pk__in=involved).order_by("pk"))
     previous_average, _ = rating_summary(contractor.pk)
+    left_previous = rating_summary(left.pk)[0] if left else None
     created = rating is None
     if created:
         rating = Rating.objects.create(job_id=job_id, contractor=contractor, stars=stars)
@@ -361,6 +372,16 @@ def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingR
             previous_rating=previous_average,
         )
     )
+    if left is not None:
+        record_event(
+            ContractorRated(
+                contractor_id=left.pk,
+                region=left.region,
+                job_id=job_id,
+                rating=None,
+                previous_rating=left_previous,
+            )
+        )
     return RatingResult(rating=rating, created=created, changed=True)
 
 
@@ -398,3 +419,26 @@ def create_region(
         center_lng=center_lng,
         radius_miles=radius_miles,
     )
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def link_user(*, contractor_id: int, user: AbstractBaseUser) -> Contractor:
+    """Give contractor `contractor_id` its own login. Linking the same user again changes nothing;
+    a contractor has at most one login and a login belongs to at most one contractor."""
+    contractor = _lock_contractor(contractor_id)
+    if contractor.user_id == user.pk:
+        return contractor
+    if contractor.user_id is not None:
+        raise Conflict(
+            f"Contractor {contractor_id} is already linked to another user.",
+            code="contractor_linked",
+        )
+    if Contractor.objects.filter(user=user).exists():
+        raise Conflict(f"User {user.pk} is already linked to a contractor.", code="user_linked")
+    contractor.user = user
+    contractor.save(update_fields=["user", "updated_at"])
+    _record_schedule_updated(contractor, {"user": None}, {"user": user.pk})
+    return contractor

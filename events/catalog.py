@@ -136,12 +136,23 @@ class ScheduleUpdated(ContractorEvent):
     previous_values: dict[str, Any]
     new_values: dict[str, Any]
 
+    def groups(self) -> list[str]:
+        groups = super().groups()
+        previous_region = self.previous_values.get("region")
+        if previous_region and previous_region != self.region:
+            # A contractor that moved is news for the dispatchers it left, too.
+            groups.append(dispatch_group(previous_region))
+        return groups
+
 
 @dataclass(frozen=True, kw_only=True)
 class ContractorRated(ContractorEvent):
+    """`rating` is null when a rated job moved to another contractor: the rating no longer
+    counts for this one (the new contractor gets its own `ContractorRated`)."""
+
     type: ClassVar[str] = "ContractorRated"
     job_id: int
-    rating: int
+    rating: int | None
     previous_rating: float | None
 
 

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from contractors.geo import haversine_miles
-from contractors.models import Contractor, ContractorStatus
+from contractors.models import Contractor, ContractorStatus, Rating
 from contractors.selectors import region_for
 from contractors.services import Location, RatingResult, record_rating
 from events.catalog import JobAssigned, JobCancelled, JobCreated, JobRescheduled, JobUpdated
@@ -143,6 +143,8 @@ def _save_slot(assignment: Assignment) -> None:
         with transaction.atomic():
             assignment.save()
     except IntegrityError as exc:
+        if "one_live_assignment_per_job" in str(exc):
+            raise Conflict("The job already has a live assignment.", code="job_not_open") from exc
         raise Conflict(
             "The slot overlaps another live assignment of this contractor.", code="slot_taken"
         ) from exc
@@ -318,6 +320,10 @@ def reschedule_job(
     assignment.start, assignment.end = start, end
     assignment.score, assignment.score_breakdown = booked.total, booked.breakdown()
     _save_slot(assignment)
+    rating = Rating.objects.filter(job_id=job.pk).first()
+    if rating is not None and rating.contractor_id != contractor.pk:
+        # The job's rating rates whoever does the job: it follows the job to its new contractor.
+        record_rating(contractor=contractor, job_id=job.pk, stars=rating.stars)
     record_event(
         JobRescheduled(
             job_id=job.pk,

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from smartscheduler.api.views import ObtainTokenView
@@ -18,4 +19,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
     path("healthz", healthz, name="healthz"),
+    # Until the live dispatcher board lands, the front page is the admin.
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -1,0 +1,167 @@
+"""Dispatchers' admin for contractors; every save goes through contractors.services."""
+
+from django import forms
+from django.contrib import admin
+
+from contractors import services
+from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
+from contractors.selectors import known_timezones
+from contractors.services import Location, Window
+from events.admin_support import ReadOnlyAdmin, ServiceAdmin
+from events.errors import Invalid
+
+
+class ContractorForm(forms.ModelForm):
+    skills = forms.CharField(required=False, help_text="Comma-separated, e.g. tile, grout.")
+
+    class Meta:
+        model = Contractor
+        fields = ["name", "type", "skills", "lat", "lng", "address", "timezone", "status", "user"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["skills"] = ", ".join(self.instance.skills)
+
+    def clean_skills(self) -> list[str]:
+        return [s.strip() for s in self.cleaned_data["skills"].split(",") if s.strip()]
+
+    def clean_timezone(self) -> str:
+        name = self.cleaned_data["timezone"]
+        if name not in known_timezones():
+            raise forms.ValidationError(f"'{name}' is not an IANA timezone name.")
+        return name
+
+
+class WorkingHoursFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        try:
+            services.validate_windows(windows_of(self))
+        except Invalid as exc:
+            raise forms.ValidationError(exc.errors["workingHours"]) from exc
+
+
+def windows_of(formset) -> list[Window]:
+    return [
+        Window(f.cleaned_data["weekday"], f.cleaned_data["start"], f.cleaned_data["end"])
+        for f in formset.forms
+        if f.cleaned_data and not f.cleaned_data.get("DELETE")
+    ]
+
+
+class WorkingHoursInline(admin.TabularInline):
+    model = WorkingHours
+    formset = WorkingHoursFormSet
+    extra = 0
+
+
+class TimeOffInline(admin.TabularInline):
+    model = TimeOff
+    fields = ["start", "end", "reason"]
+    extra = 0
+
+
+@admin.register(Contractor)
+class ContractorAdmin(ServiceAdmin):
+    form = ContractorForm
+    inlines = [WorkingHoursInline, TimeOffInline]
+    list_display = ["name", "type", "region", "status", "average_rating", "rating_count"]
+    list_filter = ["status", "type", "region"]
+    search_fields = ["name", "address"]
+    readonly_fields = ["region", "average_rating", "rating_count", "deleted_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(deleted_at__isnull=True)
+
+    def save_through_service(self, request, form, formsets, change):
+        data = form.cleaned_data
+        location = Location(data["lat"], data["lng"], data.get("address", ""))
+        hours = next(fs for fs in formsets if fs.model is WorkingHours)
+        time_off = next(fs for fs in formsets if fs.model is TimeOff)
+        if change:
+            contractor = services.update_contractor(
+                contractor_id=form.instance.pk,
+                name=data["name"],
+                type=data["type"],
+                skills=data["skills"],
+                location=location,
+                timezone_name=data["timezone"],
+                status=data["status"],
+            )
+            services.set_working_hours(contractor_id=contractor.pk, windows=windows_of(hours))
+            if data.get("user") and data["user"] != contractor.user:
+                services.link_user(contractor_id=contractor.pk, user=data["user"])
+        else:
+            contractor = services.create_contractor(
+                name=data["name"],
+                type=data["type"],
+                skills=data["skills"],
+                location=location,
+                timezone_name=data["timezone"],
+                status=data["status"],
+                working_hours=windows_of(hours),
+                user=data.get("user"),
+            )
+        self._save_time_off(contractor, time_off)
+        return contractor
+
+    def _save_time_off(self, contractor: Contractor, formset) -> None:
+        for entry_form in formset.forms:
+            cleaned = entry_form.cleaned_data
+            if not cleaned:
+                continue
+            existing = cleaned.get("id")
+            if existing is not None and (cleaned.get("DELETE") or entry_form.has_changed()):
+                services.remove_time_off(contractor_id=contractor.pk, time_off_id=existing.pk)
+            if not cleaned.get("DELETE") and (existing is None or entry_form.has_changed()):
+                services.add_time_off(
+                    contractor_id=contractor.pk,
+                    start=cleaned["start"],
+                    end=cleaned["end"],
+                    reason=cleaned.get("reason", ""),
+                )
+
+    def get_deleted_objects(self, objs, request):
+        # A soft delete: nothing cascades and nothing protected is touched.
+        return [str(obj) for obj in objs], {"contractors": len(objs)}, set(), []
+
+    def delete_through_service(self, request, obj):
+        services.delete_contractor(contractor_id=obj.pk)
+
+
+@admin.register(Region)
+class RegionAdmin(ServiceAdmin):
+    list_display = ["slug", "name", "center_lat", "center_lng", "radius_miles"]
+    filter_horizontal = ["watchers"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving or resizing a region would re-derive the region of every job and contractor;
+        # that is not supported yet, so an existing region only changes its name and watchers.
+        return ["slug", "center_lat", "center_lng", "radius_miles"] if obj else []
+
+    def save_through_service(self, request, form, formsets, change):
+        data = form.cleaned_data
+        if change:
+            return services.update_region(
+                slug=form.instance.slug, name=data["name"], watchers=list(data["watchers"])
+            )
+        region = services.create_region(
+            slug=data["slug"],
+            name=data["name"],
+            center_lat=data["center_lat"],
+            center_lng=data["center_lng"],
+            radius_miles=data["radius_miles"],
+        )
+        return services.update_region(
+            slug=region.slug, name=region.name, watchers=list(data["watchers"])
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # jobs and contractors keep its slug; regions are retired, not deleted
+
+
+@admin.register(Rating)
+class RatingAdmin(ReadOnlyAdmin):
+    list_display = ["job_id", "contractor", "stars", "updated_at"]
+    list_filter = ["stars"]

@@ -1,0 +1,1164 @@
+"""Job services: each test checks the rows the service leaves behind (re-read from the database)
+and the exact events it records; a rejected call leaves the database as it found it.
+
+The factory contractor lives at 40.71, -74.0 and works Mon-Fri 08:00-17:00 New York time. Jobs
+here sit at that same spot unless a test moves them, so travel time is zero and the padding
+between two bookings is exactly the 30-minute buffer.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from contractors.models import Contractor, Rating
+from contractors.selectors import rating_summary
+from contractors.services import Location, refresh_rating_summary
+from events.errors import Conflict, Invalid, NotFound
+from events.models import Event
+from scheduling.models import Assignment, Job
+from scheduling.services import (
+    assign_job,
+    cancel_job,
+    create_job,
+    rate_job,
+    reschedule_job,
+    update_job,
+)
+from tests.conftest import at, events_of, next_weekday
+from tests.contractors.factories import ContractorFactory, RatingFactory, RegionFactory
+from tests.scheduling.factories import AssignmentFactory, JobFactory
+
+pytestmark = pytest.mark.django_db
+
+NY = ZoneInfo("America/New_York")
+MISSING_ID = 987_654_321
+HOME = {"lat": 40.71, "lng": -74.0}  # the factory contractor's base
+FAR = {"lat": 40.91, "lng": -74.0}  # 13.8 miles north: 27.6 minutes of travel at 30 mph
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def z(moment: datetime) -> str:
+    """The payload spelling of a timestamp, written out independently of events.timefmt."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def slot(start: datetime, end: datetime) -> dict[str, str]:
+    return {"start": z(start), "end": z(end)}
+
+
+def ny(day: date, hour: int, minute: int = 0) -> datetime:
+    return at(day, hour, minute, tz=NY)
+
+
+def db_state() -> dict[str, list[dict]]:
+    """Every row the scheduling services may touch, to prove a rejected call wrote nothing."""
+    return {
+        "contractors": list(Contractor.objects.order_by("pk").values()),
+        "jobs": list(Job.objects.order_by("pk").values()),
+        "assignments": list(Assignment.objects.order_by("pk").values()),
+        "ratings": list(Rating.objects.order_by("pk").values()),
+        "events": list(Event.objects.order_by("sequence").values()),
+    }
+
+
+def assert_events(*expected: tuple[str, str, list[str], dict]) -> list[Event]:
+    """Exactly these events were recorded, in order: (type, aggregate, groups, payload)."""
+    events = events_of()
+    assert [event.type for event in events] == [type_ for type_, *_ in expected]
+    for event, (_, aggregate, groups, payload) in zip(events, expected, strict=True):
+        assert event.aggregate == aggregate
+        assert event.groups == groups
+        assert sorted(event.group_rows.values_list("group", flat=True)) == sorted(groups)
+        recorded = dict(event.payload)
+        assert recorded.pop("timestamp").endswith("Z")
+        assert recorded == payload
+    return events
+
+
+def assert_one_event(type_: str, *, aggregate: str, groups: list[str], payload: dict) -> Event:
+    return assert_events((type_, aggregate, groups, payload))[0]
+
+
+# On the contractor's doorstep, unrated, on the desired day: 0.40 + 0.35 x 0.5 + 0.25 x 1.
+DOORSTEP_SCORE = 0.825
+
+
+def assert_booked(job: Job, contractor: Contractor, start: datetime, end: datetime) -> None:
+    """`job` is now booked with `contractor` for [start, end), announced by one JobAssigned."""
+    (saved,) = Assignment.objects.filter(job=job)
+    assert (saved.contractor_id, saved.start, saved.end, saved.status, saved.score) == (
+        contractor.pk,
+        start,
+        end,
+        "scheduled",
+        DOORSTEP_SCORE,
+    )
+    assert Job.objects.get(pk=job.pk).status == "assigned"
+    assert_one_event(
+        "JobAssigned",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "contractorId": contractor.pk,
+            "assignmentId": saved.pk,
+            "scheduledTimeSlot": slot(start, end),
+            "region": "default",
+            "score": DOORSTEP_SCORE,
+        },
+    )
+
+
+def assert_rejected(before: dict, error: type[Exception], raised, *, code=None, field=None):
+    assert type(raised.value) is error
+    if code is not None:
+        assert raised.value.code == code
+    if field is not None:
+        assert list(raised.value.errors) == [field]
+    assert db_state() == before
+
+
+@pytest.fixture
+def monday() -> date:
+    return next_weekday(0)
+
+
+@pytest.fixture
+def contractor() -> Contractor:
+    return ContractorFactory()
+
+
+def open_job(day: date, **overrides) -> Job:
+    return JobFactory(desired_date=day, **{**HOME, **overrides})
+
+
+def booking(contractor: Contractor, start: datetime, *, status="scheduled", **job) -> Assignment:
+    """A live (or other) assignment of a job at HOME, written directly as set-up."""
+    job_status = {"scheduled": "assigned"}.get(status, status)
+    job_fields = {"job__" + key: value for key, value in {**HOME, **job}.items()}
+    return AssignmentFactory(
+        contractor=contractor,
+        start=start,
+        status=status,
+        job__status=job_status,
+        job__desired_date=start.date(),
+        **job_fields,
+    )
+
+
+def job_in_state(state: str, contractor: Contractor, day: date) -> Job:
+    """A job in `state`, with the assignment that state implies."""
+    if state == "open":
+        return open_job(day)
+    assignment_status = {"assigned": "scheduled"}.get(state, state)
+    return booking(contractor, ny(day, 10), status=assignment_status).job
+
+
+# --- create_job -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("duration", [30, 120, 480])
+def test_create_job(monday, duration):
+    job = create_job(
+        type="carpet",
+        location=Location(lat=40.72, lng=-73.99, address="2 Broadway"),
+        desired_date=monday,
+        duration_minutes=duration,
+        required_skills=["Carpet ", "stairs", "carpet", " "],
+        priority="high",
+    )
+
+    saved = Job.objects.get(pk=job.pk)
+    assert (saved.type, saved.status, saved.priority) == ("carpet", "open", "high")
+    assert saved.required_skills == ["carpet", "stairs"]
+    assert (saved.lat, saved.lng, saved.address) == (40.72, -73.99, "2 Broadway")
+    assert (saved.desired_date, saved.duration_minutes) == (monday, duration)
+    assert saved.region == "default"
+    assert_one_event(
+        "JobCreated",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default"],
+        payload={
+            "jobId": job.pk,
+            "type": "carpet",
+            "region": "default",
+            "desiredDate": monday.isoformat(),
+            "durationMinutes": duration,
+            "priority": "high",
+        },
+    )
+
+
+def test_create_job_derives_its_region(monday):
+    RegionFactory(slug="north")  # centre 40.9, -73.9, radius 25 miles
+    RegionFactory(slug="far-away", center_lat=34.05, center_lng=-118.24, radius_miles=50)
+
+    job = create_job(
+        type="tile",
+        location=Location(lat=40.85, lng=-73.92),
+        desired_date=monday,
+        duration_minutes=60,
+    )
+
+    assert Job.objects.get(pk=job.pk).region == "north"
+    assert_one_event(
+        "JobCreated",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/north"],
+        payload={
+            "jobId": job.pk,
+            "type": "tile",
+            "region": "north",
+            "desiredDate": monday.isoformat(),
+            "durationMinutes": 60,
+            "priority": "normal",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"type": "plumbing"}, "type"),
+        ({"type": "multi"}, "type"),  # a contractor type, not a job type
+        ({"duration_minutes": 29}, "durationMinutes"),
+        ({"duration_minutes": 481}, "durationMinutes"),
+        ({"duration_minutes": 0}, "durationMinutes"),
+        ({"priority": "asap"}, "priority"),
+    ],
+)
+def test_create_job_rejects_invalid_input_and_writes_nothing(monday, overrides, field):
+    before = db_state()
+    arguments = {
+        "type": "tile",
+        "location": Location(**HOME),
+        "desired_date": monday,
+        "duration_minutes": 120,
+        **overrides,
+    }
+
+    with pytest.raises(Invalid) as raised:
+        create_job(**arguments)
+
+    assert_rejected(before, Invalid, raised, field=field)
+    assert events_of() == []
+
+
+# --- update_job -------------------------------------------------------------------------------
+
+
+def test_update_job_saves_and_reports_what_changed(monday):
+    job = open_job(monday, required_skills=["tile"], duration_minutes=120, priority="normal")
+    tuesday = monday + timedelta(days=1)
+
+    update_job(
+        job_id=job.pk,
+        type="tile",  # unchanged, so not reported
+        required_skills=["Grout", "tile"],
+        desired_date=tuesday,
+        duration_minutes=180,
+        priority="urgent",
+    )
+
+    saved = Job.objects.get(pk=job.pk)
+    assert saved.required_skills == ["grout", "tile"]
+    assert (saved.desired_date, saved.duration_minutes, saved.priority) == (tuesday, 180, "urgent")
+    assert saved.status == "open"
+    assert_one_event(
+        "JobUpdated",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default"],
+        payload={
+            "jobId": job.pk,
+            "region": "default",
+            "previousRegion": "default",
+            "updatedFields": ["requiredSkills", "desiredDate", "durationMinutes", "priority"],
+            "previousValues": {
+                "requiredSkills": ["tile"],
+                "desiredDate": monday.isoformat(),
+                "durationMinutes": 120,
+                "priority": "normal",
+            },
+            "newValues": {
+                "requiredSkills": ["grout", "tile"],
+                "desiredDate": tuesday.isoformat(),
+                "durationMinutes": 180,
+                "priority": "urgent",
+            },
+        },
+    )
+
+
+def test_moving_a_job_to_another_region_tells_both_regions(monday):
+    RegionFactory(slug="north")
+    job = open_job(monday, address="1 Main St")
+    target = {"lat": 40.85, "lng": -73.92, "address": "9 Hill Rd"}
+
+    update_job(job_id=job.pk, location=Location(**target))
+
+    saved = Job.objects.get(pk=job.pk)
+    assert (saved.lat, saved.lng, saved.address, saved.region) == (
+        40.85,
+        -73.92,
+        "9 Hill Rd",
+        "north",
+    )
+    assert_one_event(
+        "JobUpdated",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/north", "dispatch/default"],
+        payload={
+            "jobId": job.pk,
+            "region": "north",
+            "previousRegion": "default",
+            "updatedFields": ["location", "region"],
+            "previousValues": {"location": {**HOME, "address": "1 Main St"}, "region": "default"},
+            "newValues": {"location": target, "region": "north"},
+        },
+    )
+
+
+def test_update_job_without_a_change_writes_nothing(monday):
+    job = open_job(monday, required_skills=["grout", "tile"], priority="low")
+    before = db_state()
+
+    update_job(
+        job_id=job.pk, required_skills=["TILE", "grout"], priority="low", desired_date=monday
+    )
+
+    assert db_state() == before
+    assert events_of() == []
+
+
+@pytest.mark.parametrize("state", ["assigned", "in_progress", "completed", "cancelled"])
+def test_update_job_edits_only_open_jobs(contractor, monday, state):
+    job = job_in_state(state, contractor, monday)
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        update_job(job_id=job.pk, priority="urgent")
+
+    assert_rejected(before, Conflict, raised, code="job_not_open")
+    assert Job.objects.get(pk=job.pk).priority == "normal"
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"type": "roofing"}, "type"),
+        ({"duration_minutes": 500}, "durationMinutes"),
+        ({"priority": "whenever"}, "priority"),
+    ],
+)
+def test_update_job_rejects_invalid_values_and_writes_nothing(monday, arguments, field):
+    job = open_job(monday)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        update_job(job_id=job.pk, desired_date=monday + timedelta(days=2), **arguments)
+
+    assert_rejected(before, Invalid, raised, field=field)
+    assert events_of() == []
+
+
+def test_update_unknown_job_is_not_found():
+    with pytest.raises(NotFound):
+        update_job(job_id=MISSING_ID, priority="high")
+
+    assert events_of() == []
+
+
+# --- assign_job -------------------------------------------------------------------------------
+
+
+def test_assign_job_books_the_slot(contractor, monday):
+    job = open_job(monday)
+    start, end = ny(monday, 10), ny(monday, 12)
+
+    assignment = assign_job(job_id=job.pk, contractor_id=contractor.pk, start=start, end=end)
+
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.job_id, saved.contractor_id, saved.status) == (job.pk, contractor.pk, "scheduled")
+    assert (saved.start, saved.end) == (start, end)
+    # Desired day, unrated (0.5), on the contractor's doorstep: 0.40 + 0.35 x 0.5 + 0.25.
+    assert saved.score == 0.825
+    assert saved.score_breakdown == {"availability": 1.0, "rating": 0.5, "distance": 1.0}
+    assert Job.objects.get(pk=job.pk).status == "assigned"
+    assert_one_event(
+        "JobAssigned",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "contractorId": contractor.pk,
+            "assignmentId": saved.pk,
+            "scheduledTimeSlot": slot(start, end),
+            "region": "default",
+            "score": 0.825,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("desired_offset", "average_rating", "breakdown", "total"),
+    [
+        # Two days late: availability 1 - 0.2; rated 4.0 -> 0.8. 0.32 + 0.28 + 0.25.
+        (-2, 4.0, {"availability": 0.8, "rating": 0.8, "distance": 1.0}, 0.85),
+        # Booked before the desired day is not late; rated 5.0. 0.40 + 0.35 + 0.25.
+        (3, 5.0, {"availability": 1.0, "rating": 1.0, "distance": 1.0}, 1.0),
+        # Eleven days late: availability floors at 0; rated 2.0 -> 0.4. 0 + 0.14 + 0.25.
+        (-11, 2.0, {"availability": 0.0, "rating": 0.4, "distance": 1.0}, 0.39),
+    ],
+)
+def test_assign_job_scores_the_booking(monday, desired_offset, average_rating, breakdown, total):
+    contractor = ContractorFactory(average_rating=average_rating, rating_count=3)
+    job = open_job(monday + timedelta(days=desired_offset))
+    start, end = ny(monday, 13), ny(monday, 15)
+
+    assignment = assign_job(job_id=job.pk, contractor_id=contractor.pk, start=start, end=end)
+
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.score, saved.score_breakdown) == (total, breakdown)
+    assert_one_event(
+        "JobAssigned",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "contractorId": contractor.pk,
+            "assignmentId": saved.pk,
+            "scheduledTimeSlot": slot(start, end),
+            "region": "default",
+            "score": total,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("site", "start_hm", "duration", "score"),
+    [
+        # Around a booking at 10:00-12:00 at HOME; same site, so the padding is the 30 min buffer.
+        # On the contractor's doorstep, unrated, on the desired day: 0.40 + 0.175 + 0.25.
+        pytest.param(HOME, (8, 0), 90, 0.825, id="ends-exactly-a-buffer-before"),
+        pytest.param(HOME, (12, 30), 60, 0.825, id="starts-exactly-a-buffer-after"),
+        pytest.param(HOME, (15, 0), 120, 0.825, id="ends-with-the-working-day"),
+        # 13.82 miles away (0.2 degrees of latitude): buffer plus 27.6 minutes of travel on each
+        # side; distance score 1 - 13.82 / 50 = 0.7236, so 0.40 + 0.175 + 0.25 x 0.7236.
+        pytest.param(FAR, (13, 0), 60, 0.7559, id="far-site-after-buffer-and-travel"),
+        pytest.param(FAR, (8, 0), 60, 0.7559, id="far-site-before-buffer-and-travel"),
+    ],
+)
+def test_assign_job_next_to_another_booking(contractor, monday, site, start_hm, duration, score):
+    booking(contractor, ny(monday, 10))
+    job = open_job(monday, duration_minutes=duration, **site)
+    start = ny(monday, *start_hm)
+    end = start + timedelta(minutes=duration)
+
+    assignment = assign_job(job_id=job.pk, contractor_id=contractor.pk, start=start, end=end)
+
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.contractor_id, saved.start, saved.end, saved.status, saved.score) == (
+        contractor.pk,
+        start,
+        end,
+        "scheduled",
+        score,
+    )
+    assert Job.objects.get(pk=job.pk).status == "assigned"
+    assert Assignment.objects.filter(contractor=contractor, status="scheduled").count() == 2
+    assert_one_event(
+        "JobAssigned",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "contractorId": contractor.pk,
+            "assignmentId": saved.pk,
+            "scheduledTimeSlot": slot(start, end),
+            "region": "default",
+            "score": score,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("site", "start_hm", "duration"),
+    [
+        # Around a booking at 10:00-12:00 at HOME.
+        pytest.param(HOME, (10, 0), 120, id="same-slot"),
+        pytest.param(HOME, (11, 0), 60, id="overlaps-the-end"),
+        pytest.param(HOME, (9, 0), 90, id="overlaps-the-start"),
+        pytest.param(HOME, (10, 30), 60, id="inside"),
+        pytest.param(HOME, (9, 0), 240, id="around"),
+        pytest.param(HOME, (12, 0), 60, id="back-to-back-without-buffer"),
+        pytest.param(HOME, (12, 15), 60, id="within-buffer-after"),
+        pytest.param(HOME, (8, 45), 60, id="within-buffer-before"),
+        # 13.8 miles away: fine under the bare buffer, too close once travel is added.
+        pytest.param(FAR, (12, 45), 60, id="far-site-within-travel-after"),
+        pytest.param(FAR, (8, 15), 60, id="far-site-within-travel-before"),
+    ],
+)
+def test_assign_job_into_a_taken_slot_is_a_conflict(contractor, monday, site, start_hm, duration):
+    booking(contractor, ny(monday, 10))
+    job = open_job(monday, duration_minutes=duration, **site)
+    start = ny(monday, *start_hm)
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        assign_job(
+            job_id=job.pk,
+            contractor_id=contractor.pk,
+            start=start,
+            end=start + timedelta(minutes=duration),
+        )
+
+    assert_rejected(before, Conflict, raised, code="slot_taken")
+    assert Job.objects.get(pk=job.pk).status == "open"
+    assert events_of() == []
+
+
+def test_other_contractors_and_dead_bookings_do_not_take_the_slot(contractor, monday):
+    booking(ContractorFactory(), ny(monday, 10))
+    booking(contractor, ny(monday, 10), status="cancelled")
+    job = open_job(monday)
+    start, end = ny(monday, 10), ny(monday, 12)
+
+    assign_job(job_id=job.pk, contractor_id=contractor.pk, start=start, end=end)
+
+    assert_booked(job, contractor, start, end)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "day_offset", "start_hm", "duration"),
+    [
+        pytest.param("America/New_York", 0, (7, 0), 120, id="starts-before-the-day"),
+        pytest.param("America/New_York", 0, (7, 45), 60, id="starts-15-min-early"),
+        pytest.param("America/New_York", 0, (16, 0), 120, id="ends-after-the-day"),
+        pytest.param("America/New_York", 5, (10, 0), 120, id="saturday"),
+        pytest.param("America/New_York", 6, (10, 0), 120, id="sunday"),
+        # 09:00 in New York is 06:00 in Los Angeles, before that contractor's 08:00 start.
+        pytest.param("America/Los_Angeles", 0, (9, 0), 120, id="contractors-own-timezone"),
+    ],
+)
+def test_assign_job_outside_working_hours_is_invalid(
+    monday, timezone, day_offset, start_hm, duration
+):
+    contractor = ContractorFactory(timezone=timezone)
+    job = open_job(monday, duration_minutes=duration)
+    start = ny(monday + timedelta(days=day_offset), *start_hm)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        assign_job(
+            job_id=job.pk,
+            contractor_id=contractor.pk,
+            start=start,
+            end=start + timedelta(minutes=duration),
+        )
+
+    assert_rejected(before, Invalid, raised, field="start")
+    assert events_of() == []
+
+
+def test_assign_job_in_the_contractors_own_timezone(monday):
+    contractor = ContractorFactory(timezone="America/Los_Angeles")
+    job = open_job(monday)
+    # 15:00-17:00 in Los Angeles: the end of that contractor's day, long after New York's.
+    start, end = ny(monday, 18), ny(monday, 20)
+
+    assign_job(job_id=job.pk, contractor_id=contractor.pk, start=start, end=end)
+
+    assert_booked(job, contractor, start, end)
+
+
+@pytest.mark.parametrize(
+    ("off_from", "off_to"),
+    [
+        pytest.param((9, 0), (10, 30), id="overlaps-the-start"),
+        pytest.param((11, 30), (14, 0), id="overlaps-the-end"),
+        pytest.param((10, 30), (11, 0), id="inside"),
+        pytest.param((0, 0), (23, 59), id="whole-day"),
+    ],
+)
+def test_assign_job_in_time_off_is_invalid(contractor, monday, off_from, off_to):
+    contractor.time_off.create(start=ny(monday, *off_from), end=ny(monday, *off_to))
+    job = open_job(monday)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        assign_job(
+            job_id=job.pk, contractor_id=contractor.pk, start=ny(monday, 10), end=ny(monday, 12)
+        )
+
+    assert_rejected(before, Invalid, raised, field="start")
+    assert events_of() == []
+
+
+def test_time_off_that_only_touches_the_slot_does_not_block_it(contractor, monday):
+    contractor.time_off.create(start=ny(monday, 8), end=ny(monday, 10))
+    contractor.time_off.create(start=ny(monday, 12), end=ny(monday, 17))
+    job = open_job(monday)
+
+    assign_job(job_id=job.pk, contractor_id=contractor.pk, start=ny(monday, 10), end=ny(monday, 12))
+
+    assert_booked(job, contractor, ny(monday, 10), ny(monday, 12))
+
+
+@pytest.mark.parametrize(
+    ("end_after_start", "field"),
+    [
+        (timedelta(minutes=90), "end"),
+        (timedelta(minutes=150), "end"),
+        (timedelta(0), "end"),
+        (timedelta(minutes=-120), "end"),
+    ],
+)
+def test_assign_job_slot_must_last_the_jobs_duration(contractor, monday, end_after_start, field):
+    job = open_job(monday, duration_minutes=120)
+    start = ny(monday, 10)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        assign_job(
+            job_id=job.pk, contractor_id=contractor.pk, start=start, end=start + end_after_start
+        )
+
+    assert_rejected(before, Invalid, raised, field=field)
+    assert events_of() == []
+
+
+def test_assign_job_in_the_past_is_invalid(contractor, monday):
+    last_monday = monday - timedelta(weeks=2)  # next_weekday is 7 to 13 days ahead
+    job = open_job(last_monday)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        assign_job(
+            job_id=job.pk,
+            contractor_id=contractor.pk,
+            start=ny(last_monday, 10),
+            end=ny(last_monday, 12),
+        )
+
+    assert_rejected(before, Invalid, raised, field="start")
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("contractor_fields", "job_fields"),
+    [
+        pytest.param({"status": "inactive"}, {}, id="inactive"),
+        pytest.param({"status": "on_leave"}, {}, id="on-leave"),
+        pytest.param({"type": "carpet", "skills": ["tile", "carpet"]}, {}, id="wrong-type"),
+        pytest.param(
+            {"type": "flooring"},
+            {"type": "carpet", "required_skills": []},
+            id="wrong-type-no-skills-needed",
+        ),
+        pytest.param({}, {"required_skills": ["tile", "waterproofing"]}, id="missing-skill"),
+        pytest.param(
+            {"type": "multi", "skills": ["carpet"]},
+            {"required_skills": ["tile"]},
+            id="multi-missing-skill",
+        ),
+    ],
+)
+def test_assign_job_to_an_ineligible_contractor_is_invalid(monday, contractor_fields, job_fields):
+    contractor = ContractorFactory(**contractor_fields)
+    job = open_job(monday, **job_fields)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        assign_job(
+            job_id=job.pk, contractor_id=contractor.pk, start=ny(monday, 10), end=ny(monday, 12)
+        )
+
+    assert_rejected(before, Invalid, raised, field="contractorId")
+    assert events_of() == []
+
+
+@pytest.mark.parametrize("job_type", ["flooring", "tile", "carpet"])
+def test_a_multi_trade_contractor_matches_every_job_type(monday, job_type):
+    contractor = ContractorFactory(type="multi", skills=["carpet", "hardwood", "tile"])
+    job = open_job(monday, type=job_type, required_skills=["hardwood", "carpet"])
+
+    assign_job(job_id=job.pk, contractor_id=contractor.pk, start=ny(monday, 10), end=ny(monday, 12))
+
+    assert_booked(job, contractor, ny(monday, 10), ny(monday, 12))
+
+
+@pytest.mark.parametrize("state", ["assigned", "in_progress", "completed", "cancelled"])
+def test_assign_job_that_is_not_open_is_a_conflict(contractor, monday, state):
+    job = job_in_state(state, contractor, monday)
+    other = ContractorFactory()
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        assign_job(job_id=job.pk, contractor_id=other.pk, start=ny(monday, 14), end=ny(monday, 16))
+
+    assert_rejected(before, Conflict, raised, code="job_not_open")
+    assert events_of() == []
+
+
+def test_assign_unknown_job_is_not_found(contractor, monday):
+    before = db_state()
+
+    with pytest.raises(NotFound):
+        assign_job(
+            job_id=MISSING_ID, contractor_id=contractor.pk, start=ny(monday, 10), end=ny(monday, 12)
+        )
+
+    assert db_state() == before
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["unknown", "deleted"])
+def test_assign_job_to_an_unknown_or_deleted_contractor_is_invalid(monday, deleted):
+    contractor_id = ContractorFactory(deleted_at=datetime.now(UTC)).pk if deleted else MISSING_ID
+    job = open_job(monday)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        assign_job(
+            job_id=job.pk, contractor_id=contractor_id, start=ny(monday, 10), end=ny(monday, 12)
+        )
+
+    assert_rejected(before, Invalid, raised, field="contractorId")
+    assert events_of() == []
+
+
+# --- reschedule_job ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("day_offset", "start_hm", "score"),
+    [
+        # A day late: availability 0.9. 0.36 + 0.35 x 0.5 + 0.25.
+        pytest.param(1, (13, 0), 0.785, id="next-day"),
+        # Overlapping its own old slot is fine: the booking does not block itself.
+        pytest.param(0, (11, 0), 0.825, id="an-hour-later"),
+        # So is landing within the buffer of where it was.
+        pytest.param(0, (8, 0), 0.825, id="right-before-the-old-slot"),
+    ],
+)
+def test_reschedule_job_with_the_same_contractor(contractor, monday, day_offset, start_hm, score):
+    assignment = booking(contractor, ny(monday, 10))
+    job = assignment.job
+    old_start, old_end = assignment.start, assignment.end
+    start = ny(monday + timedelta(days=day_offset), *start_hm)
+    end = start + timedelta(hours=2)
+
+    rescheduled = reschedule_job(job_id=job.pk, start=start, end=end)
+
+    assert rescheduled.pk == assignment.pk
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.contractor_id, saved.start, saved.end, saved.status) == (
+        contractor.pk,
+        start,
+        end,
+        "scheduled",
+    )
+    assert saved.score == score
+    assert Assignment.objects.count() == 1
+    assert Job.objects.get(pk=job.pk).status == "assigned"
+    assert_one_event(
+        "JobRescheduled",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "assignmentId": assignment.pk,
+            "contractorId": contractor.pk,
+            "previousContractorId": contractor.pk,
+            "previousTimeSlot": slot(old_start, old_end),
+            "scheduledTimeSlot": slot(start, end),
+            "region": "default",
+        },
+    )
+
+
+def test_reschedule_job_to_another_contractor(contractor, monday):
+    assignment = booking(contractor, ny(monday, 10))
+    job = assignment.job
+    other = ContractorFactory(type="multi", average_rating=5.0, rating_count=1)
+    start, end = ny(monday, 10), ny(monday, 12)  # the same slot, with someone else
+
+    reschedule_job(job_id=job.pk, start=start, end=end, contractor_id=other.pk)
+
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.contractor_id, saved.start, saved.end, saved.status) == (
+        other.pk,
+        start,
+        end,
+        "scheduled",
+    )
+    assert saved.score == 1.0  # rescored for the new contractor, rated 5.0
+    assert Job.objects.get(pk=job.pk).status == "assigned"
+    assert_one_event(
+        "JobRescheduled",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{other.pk}", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "assignmentId": assignment.pk,
+            "contractorId": other.pk,
+            "previousContractorId": contractor.pk,
+            "previousTimeSlot": slot(start, end),
+            "scheduledTimeSlot": slot(start, end),
+            "region": "default",
+        },
+    )
+
+    # The first contractor's slot is free again.
+    freed_job = open_job(monday)
+    freed = assign_job(job_id=freed_job.pk, contractor_id=contractor.pk, start=start, end=end)
+    assert Assignment.objects.get(pk=freed.pk).contractor_id == contractor.pk
+
+
+@pytest.mark.parametrize("state", ["open", "in_progress", "completed", "cancelled"])
+def test_reschedule_job_needs_an_assigned_job(contractor, monday, state):
+    job = job_in_state(state, contractor, monday)
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        reschedule_job(job_id=job.pk, start=ny(monday, 14), end=ny(monday, 16))
+
+    assert_rejected(before, Conflict, raised, code="job_not_assigned")
+    assert events_of() == []
+
+
+def test_reschedule_job_into_the_same_slot_is_a_conflict(contractor, monday):
+    job = booking(contractor, ny(monday, 10)).job
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        reschedule_job(
+            job_id=job.pk, start=ny(monday, 10), end=ny(monday, 12), contractor_id=contractor.pk
+        )
+
+    assert_rejected(before, Conflict, raised, code="no_change")
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("to_other", "start_hm"),
+    [
+        # Around a 13:00-15:00 Tuesday booking of the target contractor; the job lasts an hour.
+        pytest.param(False, (13, 30), id="onto-own-other-booking"),
+        pytest.param(False, (15, 15), id="within-buffer-after-own-other-booking"),
+        pytest.param(True, (14, 0), id="onto-the-other-contractors-booking"),
+        pytest.param(True, (11, 45), id="within-buffer-before-the-other-contractors-booking"),
+    ],
+)
+def test_reschedule_job_into_a_taken_slot_is_a_conflict(contractor, monday, to_other, start_hm):
+    tuesday = monday + timedelta(days=1)
+    job = booking(contractor, ny(monday, 10), duration_minutes=60).job
+    target = ContractorFactory() if to_other else contractor
+    booking(target, ny(tuesday, 13))
+    start = ny(tuesday, *start_hm)
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        reschedule_job(
+            job_id=job.pk,
+            start=start,
+            end=start + timedelta(minutes=60),
+            contractor_id=target.pk if to_other else None,
+        )
+
+    assert_rejected(before, Conflict, raised, code="slot_taken")
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("start_hm", "minutes", "field", "day"),
+    [
+        pytest.param((7, 0), 120, "start", "monday", id="before-working-hours"),
+        pytest.param((10, 0), 120, "start", "saturday", id="weekend"),
+        pytest.param((10, 0), 120, "start", "time-off", id="time-off"),
+        pytest.param((10, 0), 119, "end", "monday", id="wrong-duration"),
+        pytest.param((10, 0), 120, "start", "past", id="past"),
+    ],
+)
+def test_reschedule_job_to_an_invalid_slot(contractor, monday, start_hm, minutes, field, day):
+    job = booking(contractor, ny(monday, 13)).job
+    tuesday = monday + timedelta(days=1)
+    contractor.time_off.create(start=ny(tuesday, 8), end=ny(tuesday, 17))
+    target_day = {
+        "monday": monday,
+        "saturday": monday + timedelta(days=5),
+        "time-off": tuesday,
+        "past": monday - timedelta(weeks=2),
+    }[day]
+    start = ny(target_day, *start_hm)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        reschedule_job(job_id=job.pk, start=start, end=start + timedelta(minutes=minutes))
+
+    assert_rejected(before, Invalid, raised, field=field)
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    "other_fields",
+    [
+        pytest.param({"status": "inactive"}, id="inactive"),
+        pytest.param({"type": "carpet"}, id="wrong-type"),
+        pytest.param({"skills": ["grout"]}, id="missing-skill"),
+        pytest.param({"deleted_at": datetime(2020, 1, 1, tzinfo=UTC)}, id="deleted"),
+    ],
+)
+def test_reschedule_job_to_an_ineligible_contractor_is_invalid(contractor, monday, other_fields):
+    job = booking(contractor, ny(monday, 10)).job
+    other = ContractorFactory(**other_fields)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        reschedule_job(
+            job_id=job.pk, start=ny(monday, 13), end=ny(monday, 15), contractor_id=other.pk
+        )
+
+    assert_rejected(before, Invalid, raised, field="contractorId")
+    assert events_of() == []
+
+
+def test_reschedule_to_an_unknown_contractor_or_of_an_unknown_job(contractor, monday):
+    job = booking(contractor, ny(monday, 10)).job
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        reschedule_job(
+            job_id=job.pk, start=ny(monday, 13), end=ny(monday, 15), contractor_id=MISSING_ID
+        )
+    assert_rejected(before, Invalid, raised, field="contractorId")
+
+    with pytest.raises(NotFound):
+        reschedule_job(job_id=MISSING_ID, start=ny(monday, 13), end=ny(monday, 15))
+    assert db_state() == before
+    assert events_of() == []
+
+
+# --- cancel_job -------------------------------------------------------------------------------
+
+
+def test_cancel_an_open_job(monday):
+    job = open_job(monday)
+
+    cancel_job(job_id=job.pk, reason="customer changed their mind")
+
+    saved = Job.objects.get(pk=job.pk)
+    assert (saved.status, saved.cancel_reason) == ("cancelled", "customer changed their mind")
+    assert_one_event(
+        "JobCancelled",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default"],
+        payload={
+            "jobId": job.pk,
+            "assignmentId": None,
+            "contractorId": None,
+            "reason": "customer changed their mind",
+            "region": "default",
+        },
+    )
+
+
+@pytest.mark.parametrize("state", ["assigned", "in_progress"])
+def test_cancel_a_booked_job_frees_the_slot(contractor, monday, state):
+    assignment = booking(
+        contractor, ny(monday, 10), status={"assigned": "scheduled"}.get(state, state)
+    )
+    job = assignment.job
+
+    cancel_job(job_id=job.pk)
+
+    assert Job.objects.get(pk=job.pk).status == "cancelled"
+    assert Job.objects.get(pk=job.pk).cancel_reason == ""
+    assert Assignment.objects.get(pk=assignment.pk).status == "cancelled"
+    assert_one_event(
+        "JobCancelled",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "assignmentId": assignment.pk,
+            "contractorId": contractor.pk,
+            "reason": "",
+            "region": "default",
+        },
+    )
+
+    # The slot is free for another job now.
+    other_job = open_job(monday)
+    rebooked = assign_job(
+        job_id=other_job.pk, contractor_id=contractor.pk, start=ny(monday, 10), end=ny(monday, 12)
+    )
+    assert Assignment.objects.get(pk=rebooked.pk).status == "scheduled"
+
+
+@pytest.mark.parametrize("state", ["completed", "cancelled"])
+def test_cancel_a_closed_job_is_a_conflict(contractor, monday, state):
+    job = job_in_state(state, contractor, monday)
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        cancel_job(job_id=job.pk, reason="again")
+
+    assert_rejected(before, Conflict, raised, code="job_closed")
+    assert events_of() == []
+
+
+def test_cancel_unknown_job_is_not_found():
+    with pytest.raises(NotFound):
+        cancel_job(job_id=MISSING_ID)
+
+    assert events_of() == []
+
+
+# --- rate_job ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["assigned", "in_progress", "completed"])
+def test_rate_job_rates_its_contractor(contractor, monday, state):
+    job = job_in_state(state, contractor, monday)
+
+    result = rate_job(job_id=job.pk, stars=4)
+
+    assert (result.job.pk, result.result.created, result.result.changed) == (job.pk, True, True)
+    saved = Rating.objects.get(job_id=job.pk)
+    assert (saved.contractor_id, saved.stars) == (contractor.pk, 4)
+    assert Job.objects.get(pk=job.pk).status == state
+    assert_one_event(
+        "ContractorRated",
+        aggregate=f"contractor:{contractor.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "contractorId": contractor.pk,
+            "jobId": job.pk,
+            "rating": 4,
+            "previousRating": None,
+            "region": "default",
+        },
+    )
+
+
+def test_rating_a_job_again_with_the_same_value_changes_nothing(contractor, monday):
+    job = booking(contractor, ny(monday, 10)).job
+    RatingFactory(contractor=contractor, job_id=job.pk, stars=4)
+    before = db_state()
+
+    result = rate_job(job_id=job.pk, stars=4)
+
+    assert (result.result.created, result.result.changed) == (False, False)
+    assert db_state() == before  # not even the rating's updated_at
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("other_stars", "old", "new", "previous_rating"),
+    [
+        # Before this change the contractor's ratings are 5 (this job) and 3: average 4.0.
+        ([3], 5, 1, 4.0),
+        # This job's 2 and the others' 4 and 5: 11 / 3.
+        ([4, 5], 2, 5, 3.667),
+        # This job's rating was the only one.
+        ([], 3, 4, 3.0),
+    ],
+)
+def test_replacing_a_rating_reports_the_average_before_it(
+    contractor, monday, other_stars, old, new, previous_rating
+):
+    job = booking(contractor, ny(monday, 10)).job
+    rating = RatingFactory(contractor=contractor, job_id=job.pk, stars=old)
+    for stars in other_stars:
+        RatingFactory(contractor=contractor, stars=stars)
+
+    result = rate_job(job_id=job.pk, stars=new)
+
+    assert (result.result.created, result.result.changed) == (False, True)
+    saved = Rating.objects.get(job_id=job.pk)
+    assert (saved.pk, saved.contractor_id, saved.stars) == (rating.pk, contractor.pk, new)
+    assert Rating.objects.filter(contractor=contractor).count() == len(other_stars) + 1
+    assert_one_event(
+        "ContractorRated",
+        aggregate=f"contractor:{contractor.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "contractorId": contractor.pk,
+            "jobId": job.pk,
+            "rating": new,
+            "previousRating": previous_rating,
+            "region": "default",
+        },
+    )
+
+
+@pytest.mark.parametrize("state", ["open", "cancelled"])
+def test_open_or_cancelled_jobs_cannot_be_rated(contractor, monday, state):
+    job = job_in_state(state, contractor, monday)
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        rate_job(job_id=job.pk, stars=5)
+
+    assert_rejected(before, Conflict, raised, code="job_not_rateable")
+    assert not Rating.objects.filter(job_id=job.pk).exists()
+    assert events_of() == []
+
+
+def test_a_rated_then_cancelled_job_cannot_be_rated_again(contractor, monday):
+    job = booking(contractor, ny(monday, 10)).job
+    rate_job(job_id=job.pk, stars=5)
+    cancel_job(job_id=job.pk, reason="no show")
+    before = db_state()
+
+    with pytest.raises(Conflict) as raised:
+        rate_job(job_id=job.pk, stars=1)
+
+    assert_rejected(before, Conflict, raised, code="job_not_rateable")
+    assert Rating.objects.get(job_id=job.pk).stars == 5
+    assert [e.type for e in events_of()] == ["ContractorRated", "JobCancelled"]
+
+
+def test_rate_unknown_job_is_not_found():
+    with pytest.raises(NotFound):
+        rate_job(job_id=MISSING_ID, stars=3)
+
+    assert Rating.objects.count() == 0
+    assert events_of() == []
+
+
+def test_rating_summaries_stay_true_when_a_rated_job_moves_to_another_contractor(monday):
+    """SPEC 5: the ContractorRated handler recomputes the rated contractor's average and count
+    from the database. Deliver each recorded ContractorRated event to that handler as the relay
+    would (in order, soon after it commits): after a rated job moves to another contractor and
+    is rated again, every contractor's stored summary must equal its ratings table, including
+    the first contractor, who no longer has the rating."""
+    first = ContractorFactory()
+    second = ContractorFactory()
+    job = booking(first, ny(monday, 10)).job
+    delivered: set[int] = set()
+
+    def relay_rating_events() -> None:
+        for event in events_of("ContractorRated"):
+            if event.sequence not in delivered:
+                refresh_rating_summary(contractor_id=event.payload["contractorId"])
+                delivered.add(event.sequence)
+
+    rate_job(job_id=job.pk, stars=4)
+    relay_rating_events()
+    assert Contractor.objects.get(pk=first.pk).average_rating == 4.0
+    reschedule_job(job_id=job.pk, start=ny(monday, 10), end=ny(monday, 12), contractor_id=second.pk)
+    relay_rating_events()
+    rate_job(job_id=job.pk, stars=2)
+    relay_rating_events()
+
+    assert Rating.objects.get(job_id=job.pk).contractor_id == second.pk
+    assert rating_summary(first.pk) == (None, 0)
+    assert rating_summary(second.pk) == (2.0, 1)
+    for contractor in (first, second):
+        saved = Contractor.objects.get(pk=contractor.pk)
+        assert (saved.average_rating, saved.rating_count) == rating_summary(contractor.pk)
