@@ -72,3 +72,20 @@ class EventGroup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} <- #{self.event_id}"
+
+
+class HandlerReceipt(models.Model):
+    """A handler has processed an event. Committed in the same transaction as the handler's
+    database effects, so a redelivered event never applies a handler twice."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="receipts")
+    handler = models.CharField(max_length=100)
+    processed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "handler"], name="receipt_once_per_handler"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.handler} <- #{self.event_id}"

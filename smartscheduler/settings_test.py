@@ -12,3 +12,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret")
 from smartscheduler.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Several test runs on one machine (say, two checkouts) each get their own test database.
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": "test_smartscheduler" + os.environ.get("TEST_DB_SUFFIX", ""),
+}

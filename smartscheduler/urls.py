@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from events.api.metrics import metrics_view
 from smartscheduler.api.views import ObtainTokenView
 from smartscheduler.health import healthz
 
@@ -19,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     # Until the live dispatcher board lands, the front page is the admin.
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -1,0 +1,30 @@
+"""The broadcast handler: every event goes to each of its Channels groups.
+
+At least once, and lossy by nature downstream (a channel layer drops past capacity), so clients
+resume from the EventLog; this handler only has to have handed every message to the layer.
+"""
+
+import asyncio
+
+from channels.layers import get_channel_layer
+
+from events import asyncbridge
+from events.envelope import envelope
+from events.groups import channels_group_name
+from events.models import Event
+
+MESSAGE_TYPE = "event.message"
+
+
+async def _send_all(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+
+
+def broadcast(events: list[Event]) -> None:
+    messages = []
+    for event in events:
+        message = {"type": MESSAGE_TYPE, "event": envelope(event)}
+        messages.extend((channels_group_name(group), message) for group in event.groups)
+    if messages:
+        asyncbridge.run(_send_all(messages))
