@@ -77,6 +77,13 @@ def validate_windows(windows: list[Window]) -> list[Window]:
     for window in ordered:
         if not 0 <= window.weekday <= 6:
             errors.append(f"weekday {window.weekday} is not 0 (Monday) to 6 (Sunday).")
+        if (
+            window.start.second
+            or window.end.second
+            or window.start.microsecond
+            or (window.end.microsecond)
+        ):
+            errors.append(f"weekday {window.weekday}: times are whole minutes (HH:MM).")
         if window.end <= window.start:
             errors.append(
                 f"weekday {window.weekday}: window {window.start:%H:%M}-{window.end:%H:%M} "

@@ -16,6 +16,8 @@ from contractors.models import DEFAULT_REGION, LAT_VALIDATORS, LNG_VALIDATORS, C
 
 MIN_DURATION_MINUTES = 30
 MAX_DURATION_MINUTES = 8 * 60
+# How far ahead jobs may be wanted and booked; beyond it is a typo, not a plan.
+MAX_DAYS_AHEAD = 365
 
 
 class JobType(models.TextChoices):

@@ -75,6 +75,10 @@ def availability(
     contractor: Contractor, first: date, last: date, duration: timedelta, site: Site | None = None
 ) -> Availability:
     """Free windows and slot starts over local days `first`..`last`, never in the past."""
+    # Days long gone have nothing to offer (and may not even be representable in UTC).
+    first = max(first, timezone.now().date() - timedelta(days=1))
+    if first > last:
+        return Availability(windows=[], slots=[])
     start, end = local_period(contractor, first, last)
     start = max(start, timezone.now())
     if start >= end:

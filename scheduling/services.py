@@ -24,6 +24,7 @@ from events.timefmt import time_slot
 from scheduling.availability import Rules, check_slot
 from scheduling.models import (
     LIVE_ASSIGNMENT,
+    MAX_DAYS_AHEAD,
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
     Assignment,
@@ -105,8 +106,11 @@ def _check_slot_shape(job: Job, start: datetime, end: datetime) -> None:
         raise Invalid(
             {"end": f"must be start + {job.duration_minutes} minutes (the job's duration)."}
         )
-    if start < timezone.now():
+    now = timezone.now()
+    if start < now:
         raise Invalid({"start": "is in the past."})
+    if start > now + timedelta(days=MAX_DAYS_AHEAD):
+        raise Invalid({"start": f"is more than {MAX_DAYS_AHEAD} days ahead."})
 
 
 def _check_bookable(

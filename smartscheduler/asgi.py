@@ -1,4 +1,7 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (see realtime.routing)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (realtime.routing).
+
+In the embedded default the relay runs inside this process (events.embedded.EmbeddedRelay).
+"""
 
 import os
 
@@ -8,5 +11,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartscheduler.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from events.embedded import EmbeddedRelay  # noqa: E402
 
 application = ProtocolTypeRouter({"http": django_asgi_app})
+if settings.EVENTS_EMBEDDED_RELAY:
+    application = EmbeddedRelay(application)

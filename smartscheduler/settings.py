@@ -190,6 +190,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Events -----------------------------------------------------------------------------------
+# The embedded default runs the relay inside the server process; the production shape runs
+# `manage.py relay` processes and leaves this off.
+EVENTS_EMBEDDED_RELAY = env_bool("EMBEDDED_RELAY", not DATABASE_URL)
+
 # --- Domain -----------------------------------------------------------------------------------
 # Where events look up which logical groups a user may see (events imports no app).
 EVENTS_VISIBILITY_POLICY = "contractors.access.visible_groups"

@@ -29,8 +29,9 @@ def location_of(data: dict | None) -> Location | None:
 
 class WorkingHoursSerializer(serializers.Serializer):
     weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday")
-    start = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"])
-    end = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"])
+    # Whole minutes only ("08:00", "08:00:00"): seconds would be stored but not shown.
+    start = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:00"])
+    end = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:00"])
 
     def validate(self, attrs):
         if attrs["end"] <= attrs["start"]:

@@ -1,10 +1,14 @@
 """Request and response shapes for jobs, bookings, ratings and availability (camelCase)."""
 
+from datetime import timedelta
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from contractors.api.serializers import LocationSerializer, skill_list
 from scheduling.models import (
+    MAX_DAYS_AHEAD,
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
     Assignment,
@@ -69,11 +73,20 @@ class JobSerializer(serializers.ModelSerializer):
         return AssignmentSerializer(assignments[0]).data if assignments else None
 
 
+def validate_desired_date(value):
+    today = timezone.now().date()
+    if value < today - timedelta(days=1):
+        raise serializers.ValidationError("is in the past.")
+    if value > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise serializers.ValidationError(f"is more than {MAX_DAYS_AHEAD} days ahead.")
+    return value
+
+
 class JobInputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=JobType.choices)
     requiredSkills = skill_list(max_length=50, required=False, default=list)
     location = LocationSerializer()
-    desiredDate = serializers.DateField()
+    desiredDate = serializers.DateField(validators=[validate_desired_date])
     durationMinutes = serializers.IntegerField(
         min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES
     )
@@ -84,7 +97,7 @@ class JobPatchSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=JobType.choices, required=False)
     requiredSkills = skill_list(max_length=50, required=False)
     location = LocationSerializer(required=False)
-    desiredDate = serializers.DateField(required=False)
+    desiredDate = serializers.DateField(required=False, validators=[validate_desired_date])
     durationMinutes = serializers.IntegerField(
         min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES, required=False
     )
@@ -157,6 +170,8 @@ class AvailabilityQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError({"to": "must not be before from."})
         if (attrs["to"] - attrs["from"]).days + 1 > self.MAX_DAYS:
             raise serializers.ValidationError({"to": f"at most {self.MAX_DAYS} days after from."})
+        if attrs["to"] > timezone.now().date() + timedelta(days=MAX_DAYS_AHEAD):
+            raise serializers.ValidationError({"to": f"is more than {MAX_DAYS_AHEAD} days ahead."})
         return attrs
 
 

@@ -1,11 +1,15 @@
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
 
 
 class BearerTokenAuthentication(TokenAuthentication):
     """`Authorization: Token <key>` (SPEC); `Bearer <key>` is accepted too, as clients send it."""
 
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if header.startswith("Bearer "):
-            request.META["HTTP_AUTHORIZATION"] = "Token " + header[len("Bearer ") :]
+        parts = get_authorization_header(request).split()
+        if len(parts) == 2 and parts[0].lower() == b"bearer":
+            try:
+                key = parts[1].decode()
+            except UnicodeError:
+                return None
+            return self.authenticate_credentials(key)
         return super().authenticate(request)

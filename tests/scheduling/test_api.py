@@ -1,0 +1,1215 @@
+"""Jobs, bookings, ratings and availability over HTTP (SPEC section 4).
+
+The factory contractor works Mon-Fri 08:00-17:00 America/New_York; the factory job is a two-hour
+tile job about 0.87 miles from it. Bookings are made on future weekdays (next_weekday).
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from contractors.models import Rating
+from scheduling.models import Assignment, Job
+from tests.conftest import at, client_for, events_of, make_user, next_weekday
+from tests.contractors.factories import (
+    ContractorFactory,
+    RatingFactory,
+    RegionFactory,
+    TimeOffFactory,
+)
+from tests.scheduling.factories import AssignmentFactory, JobFactory
+
+NY = ZoneInfo("America/New_York")
+
+JOB_FIELDS = {
+    "id", "type", "requiredSkills", "location", "region", "desiredDate", "durationMinutes",
+    "priority", "status", "assignment", "cancelReason", "createdAt", "updatedAt",
+}  # fmt: skip
+# The SPEC's assignment shape plus `scoreBreakdown` (the score's parts at booking).
+ASSIGNMENT_FIELDS = {
+    "id", "jobId", "contractorId", "scheduledTimeSlot", "status", "score", "scoreBreakdown",
+}  # fmt: skip
+# Factory contractor and factory job, booked on the desired date: unrated, ~0.867 miles apart.
+SCORE = 0.8207
+BREAKDOWN = {"availability": 1.0, "rating": 0.5, "distance": 0.9827}
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ny(day: date, hour: int, minute: int = 0) -> datetime:
+    return at(day, hour, minute, tz=NY)
+
+
+def slot_body(day: date, hour: int, minute: int = 0, *, minutes: int = 120, **extra) -> dict:
+    start = ny(day, hour, minute)
+    return {"start": iso(start), "end": iso(start + timedelta(minutes=minutes)), **extra}
+
+
+def payload_of(event) -> dict:
+    payload = dict(event.payload)
+    assert isinstance(payload.pop("timestamp"), str)
+    return payload
+
+
+def book(contractor, day: date, hour: int, minute: int = 0, **job_fields) -> Assignment:
+    """Set-up: an assigned job with a live assignment (rows written directly, no events)."""
+    job = JobFactory(desired_date=day, status="assigned", **job_fields)
+    return AssignmentFactory(job=job, contractor=contractor, start=ny(day, hour, minute))
+
+
+def lenient(client):
+    """A client that turns a server error into a 500 response instead of raising it."""
+    client.raise_request_exception = False
+    return client
+
+
+# --- create and list jobs ---------------------------------------------------------------------
+
+
+def job_body(**overrides) -> dict:
+    body = {
+        "type": "tile",
+        "requiredSkills": ["tile"],
+        "location": {"lat": 40.72, "lng": -73.99, "address": "2 Broadway, New York"},
+        "desiredDate": next_weekday(1).isoformat(),
+        "durationMinutes": 120,
+        "priority": "high",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_create_job_answers_201_and_records_job_created(api):
+    RegionFactory(slug="north")
+
+    response = api.post("/api/jobs", job_body(requiredSkills=["Tile ", "grout"]), format="json")
+
+    assert response.status_code == 201
+    job = Job.objects.get()
+    body = response.json()
+    assert set(body) == JOB_FIELDS
+    assert body["id"] == job.pk
+    assert body["type"] == "tile"
+    assert body["requiredSkills"] == ["grout", "tile"]
+    assert body["location"] == {"lat": 40.72, "lng": -73.99, "address": "2 Broadway, New York"}
+    assert body["region"] == "north"
+    assert body["desiredDate"] == next_weekday(1).isoformat()
+    assert body["durationMinutes"] == 120
+    assert body["priority"] == "high"
+    assert body["status"] == "open"
+    assert body["assignment"] is None
+    [event] = events_of()
+    assert event.type == "JobCreated"
+    assert (event.aggregate_type, event.aggregate_id) == ("job", str(job.pk))
+    assert event.groups == ["dispatch/north"]
+    assert payload_of(event) == {
+        "jobId": job.pk,
+        "type": "tile",
+        "region": "north",
+        "desiredDate": next_weekday(1).isoformat(),
+        "durationMinutes": 120,
+        "priority": "high",
+    }
+
+
+def test_create_job_priority_defaults_to_normal(api):
+    body = job_body()
+    del body["priority"]
+
+    response = api.post("/api/jobs", body, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["priority"] == "normal"
+    assert response.json()["region"] == "default"
+    assert events_of()[0].payload["priority"] == "normal"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"durationMinutes": 29}, "durationMinutes"),
+        ({"durationMinutes": 481}, "durationMinutes"),
+        ({"durationMinutes": "two hours"}, "durationMinutes"),
+        ({"type": "multi"}, "type"),
+        ({"priority": "asap"}, "priority"),
+        ({"desiredDate": "2026-02-30"}, "desiredDate"),
+        ({"desiredDate": "next tuesday"}, "desiredDate"),
+        ({"location": {"lat": -91, "lng": 0}}, "location"),
+        ({"location": None}, "location"),
+        ({"requiredSkills": "tile"}, "requiredSkills"),
+    ],
+)
+def test_create_job_rejects_bad_input(api, overrides, field):
+    response = api.post("/api/jobs", job_body(**overrides), format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()
+    assert Job.objects.count() == 0
+    assert events_of() == []
+
+
+@pytest.fixture
+def jobs(db):
+    first, second = next_weekday(1), next_weekday(2)
+    return {
+        "a": JobFactory(type="tile", status="open", desired_date=first),
+        "b": JobFactory(type="carpet", status="assigned", region="north", desired_date=second),
+        "c": JobFactory(type="flooring", status="cancelled", desired_date=first),
+        "d": JobFactory(type="tile", status="completed", region="north", desired_date=second),
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "keys"),
+    [
+        ({}, "abcd"),
+        ({"status": "open"}, "a"),
+        ({"status": "cancelled"}, "c"),
+        ({"status": "in_progress"}, ""),
+        ({"region": "north"}, "bd"),
+        ({"region": "default"}, "ac"),
+        ({"type": "tile"}, "ad"),
+        ({"type": "carpet"}, "b"),
+        ({"date": "first"}, "ac"),
+        ({"date": "second"}, "bd"),
+        ({"type": "tile", "region": "north"}, "d"),
+        ({"status": "open", "date": "second"}, ""),
+    ],
+)
+def test_list_jobs_filters(api, jobs, query, keys):
+    days = {"first": next_weekday(1).isoformat(), "second": next_weekday(2).isoformat()}
+    query = {k: days.get(v, v) for k, v in query.items()}
+
+    response = api.get("/api/jobs", query)
+
+    assert response.status_code == 200
+    assert [j["id"] for j in response.json()["results"]] == [jobs[k].pk for k in keys]
+    assert response.json()["count"] == len(keys)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"status": "done"}, "status"),
+        ({"type": "multi"}, "type"),
+        ({"date": "tomorrow"}, "date"),
+        ({"date": "2026-02-30"}, "date"),
+        ({"region": "north pole"}, "region"),
+    ],
+)
+def test_list_jobs_rejects_bad_filters(api, jobs, query, field):
+    response = api.get("/api/jobs", query)
+
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_list_jobs_is_paginated(api, jobs):
+    response = api.get("/api/jobs", {"limit": 3})
+
+    assert response.status_code == 200
+    page = response.json()
+    assert set(page) == {"count", "next", "previous", "results"}
+    assert page["count"] == 4
+    assert page["next"] == "http://testserver/api/jobs?limit=3&offset=3"
+    assert page["previous"] is None
+    assert [j["id"] for j in page["results"]] == [jobs[k].pk for k in "abc"]
+    assert set(page["results"][0]) == JOB_FIELDS
+
+
+def test_contractor_lists_only_its_booked_and_completed_jobs(db):
+    me, someone = ContractorFactory(), ContractorFactory()
+    day = next_weekday(1)
+    mine = book(me, day, 10)
+    done = AssignmentFactory(
+        contractor=me, job=JobFactory(status="completed"), start=ny(day, 14), status="completed"
+    )
+    dropped = AssignmentFactory(
+        contractor=me, job=JobFactory(status="cancelled"), start=ny(day, 8), status="cancelled"
+    )
+    book(someone, day, 10)
+    JobFactory()
+    user = make_user("me", role="contractor", contractor=me)
+
+    response = client_for(user).get("/api/jobs")
+
+    assert response.status_code == 200
+    assert [j["id"] for j in response.json()["results"]] == [mine.job_id, done.job_id]
+    assert client_for(user).get(f"/api/jobs/{dropped.job_id}").status_code == 403
+
+
+# --- read and edit a job ----------------------------------------------------------------------
+
+
+def test_get_job_embeds_its_live_assignment(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(contractor, day, 10)
+
+    response = api.get(f"/api/jobs/{assignment.job_id}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == JOB_FIELDS
+    assert body["status"] == "assigned"
+    assert set(body["assignment"]) == ASSIGNMENT_FIELDS
+    assert body["assignment"]["id"] == assignment.pk
+    assert body["assignment"]["jobId"] == assignment.job_id
+    assert body["assignment"]["contractorId"] == contractor.pk
+    assert body["assignment"]["scheduledTimeSlot"] == {
+        "start": iso(ny(day, 10)),
+        "end": iso(ny(day, 12)),
+    }
+    assert body["assignment"]["status"] == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [
+        ("get", ""),
+        ("patch", ""),
+        ("post", "/assign"),
+        ("post", "/reschedule"),
+        ("post", "/cancel"),
+        ("put", "/rating"),
+    ],
+)
+def test_unknown_job_is_404(api, method, suffix):
+    response = getattr(api, method)(f"/api/jobs/999999{suffix}", {}, format="json")
+
+    assert response.status_code == 404
+    assert events_of() == []
+
+
+def test_patch_open_job_records_job_updated(api):
+    job = JobFactory(desired_date=next_weekday(1), priority="normal", duration_minutes=120)
+
+    response = api.patch(
+        f"/api/jobs/{job.pk}", {"priority": "urgent", "durationMinutes": 90}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json()["priority"] == "urgent"
+    assert response.json()["durationMinutes"] == 90
+    job.refresh_from_db()
+    assert (job.priority, job.duration_minutes) == ("urgent", 90)
+    [event] = events_of()
+    assert event.type == "JobUpdated"
+    assert event.groups == ["dispatch/default"]
+    assert payload_of(event) == {
+        "jobId": job.pk,
+        "region": "default",
+        "previousRegion": "default",
+        "updatedFields": ["durationMinutes", "priority"],
+        "previousValues": {"durationMinutes": 120, "priority": "normal"},
+        "newValues": {"durationMinutes": 90, "priority": "urgent"},
+    }
+
+
+def test_patch_moving_a_job_tells_both_regions(api):
+    RegionFactory(slug="north")
+    job = JobFactory(lat=34.05, lng=-118.24, address="LA", region="default")
+
+    response = api.patch(
+        f"/api/jobs/{job.pk}",
+        {"location": {"lat": 40.9, "lng": -73.9, "address": "Yonkers"}},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["region"] == "north"
+    [event] = events_of()
+    assert event.groups == ["dispatch/north", "dispatch/default"]
+    assert event.payload["updatedFields"] == ["location", "region"]
+
+
+def test_patch_without_changes_records_nothing(api):
+    job = JobFactory(priority="normal")
+
+    response = api.patch(f"/api/jobs/{job.pk}", {"priority": "normal"}, format="json")
+
+    assert response.status_code == 200
+    assert events_of() == []
+
+
+@pytest.mark.parametrize("status", ["assigned", "in_progress", "completed", "cancelled"])
+def test_patch_is_409_for_a_job_that_is_not_open(api, status):
+    job = JobFactory(status=status, priority="normal")
+
+    response = api.patch(f"/api/jobs/{job.pk}", {"priority": "urgent"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_not_open"
+    job.refresh_from_db()
+    assert job.priority == "normal"
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"durationMinutes": 500}, "durationMinutes"),
+        ({"priority": "whenever"}, "priority"),
+        ({"type": "multi"}, "type"),
+        ({"desiredDate": "12/01/2026"}, "desiredDate"),
+    ],
+)
+def test_patch_rejects_bad_input(api, body, field):
+    job = JobFactory(priority="normal")
+
+    response = api.patch(f"/api/jobs/{job.pk}", body, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()
+    assert events_of() == []
+
+
+# --- assign -----------------------------------------------------------------------------------
+
+
+def test_assign_answers_201_with_the_assignment_and_records_job_assigned(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    job = JobFactory(desired_date=day)
+    start = ny(day, 10)
+
+    response = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {
+            "contractorId": contractor.pk,
+            "start": start.isoformat(),  # any offset is accepted; answers are in UTC
+            "end": (start + timedelta(hours=2)).isoformat(),
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assignment = Assignment.objects.get()
+    slot = {"start": iso(ny(day, 10)), "end": iso(ny(day, 12))}
+    assert response.json() == {
+        "id": assignment.pk,
+        "jobId": job.pk,
+        "contractorId": contractor.pk,
+        "scheduledTimeSlot": slot,
+        "status": "scheduled",
+        "score": SCORE,
+        "scoreBreakdown": BREAKDOWN,
+    }
+    job.refresh_from_db()
+    assert job.status == "assigned"
+    assert (assignment.start, assignment.end) == (ny(day, 10), ny(day, 12))
+    [event] = events_of()
+    assert event.type == "JobAssigned"
+    assert (event.aggregate_type, event.aggregate_id) == ("job", str(job.pk))
+    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
+    assert payload_of(event) == {
+        "jobId": job.pk,
+        "region": "default",
+        "contractorId": contractor.pk,
+        "assignmentId": assignment.pk,
+        "scheduledTimeSlot": slot,
+        "score": SCORE,
+    }
+    shown = api.get(f"/api/jobs/{job.pk}").json()
+    assert shown["status"] == "assigned"
+    assert shown["assignment"] == response.json()
+
+
+def test_assign_a_day_late_scores_lower_availability(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    job = JobFactory(desired_date=day)
+
+    response = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day + timedelta(days=1), 10)},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assert response.json()["scoreBreakdown"]["availability"] == 0.9
+    assert response.json()["score"] == round(SCORE - 0.04, 4)
+
+
+def test_assign_multi_contractor_to_any_job_type(api):
+    contractor = ContractorFactory(type="multi", skills=["carpet"])
+    day = next_weekday(1)
+    job = JobFactory(desired_date=day, type="carpet", required_skills=["carpet"])
+
+    response = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day, 8)},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assert [e.type for e in events_of()] == ["JobAssigned"]
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "expected"),
+    [
+        (11, 0, 409),  # overlaps 10:00-12:00
+        (12, 0, 409),  # back to back leaves no buffer
+        (12, 29, 409),  # inside the 30-minute buffer
+        (12, 30, 201),  # buffer exactly kept (same site: no travel)
+        (7, 30, 400),  # outside hours, whatever else
+        (8, 0, 409),  # ends at 10:00, inside the buffer before the booking
+    ],
+)
+def test_assign_next_to_another_booking(api, hour, minute, expected):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    book(contractor, day, 10)
+    job = JobFactory(desired_date=day)
+
+    response = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day, hour, minute)},
+        format="json",
+    )
+
+    assert response.status_code == expected
+    if expected == 409:
+        assert response.json()["code"] == "slot_taken"
+    assert [e.type for e in events_of()] == (["JobAssigned"] if expected == 201 else [])
+
+
+def test_assign_keeps_travel_time_between_distant_sites(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    # 30 miles away at 30 mph: one hour of travel plus the 30-minute buffer.
+    book(contractor, day, 8, lat=40.71 + 30 / 69.05, lng=-74.0)
+    job = JobFactory(desired_date=day)
+
+    too_soon = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day, 11, 15)},
+        format="json",
+    )
+    in_time = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day, 11, 45)},
+        format="json",
+    )
+
+    assert too_soon.status_code == 409
+    assert in_time.status_code == 201
+
+
+@pytest.mark.parametrize("status", ["assigned", "in_progress", "completed", "cancelled"])
+def test_assign_is_409_when_the_job_is_not_open(api, status):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    job = JobFactory(desired_date=day, status=status)
+
+    response = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day, 10)},
+        format="json",
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_not_open"
+    assert Assignment.objects.count() == 0
+    assert events_of() == []
+
+
+def test_assign_twice_is_409_the_second_time(api):
+    first, second = ContractorFactory(), ContractorFactory()
+    day = next_weekday(1)
+    job = JobFactory(desired_date=day)
+    url = f"/api/jobs/{job.pk}/assign"
+
+    assert (
+        api.post(url, {"contractorId": first.pk, **slot_body(day, 10)}, format="json").status_code
+        == 201
+    )
+    again = api.post(url, {"contractorId": second.pk, **slot_body(day, 13)}, format="json")
+
+    assert again.status_code == 409
+    assert again.json()["code"] == "job_not_open"
+    assert list(Assignment.objects.values_list("contractor_id", flat=True)) == [first.pk]
+    assert [e.type for e in events_of()] == ["JobAssigned"]
+
+
+def _bad_assign(case: str, contractor, job, day: date) -> dict:
+    ok = {"contractorId": contractor.pk, **slot_body(day, 10)}
+    saturday = day + timedelta(days=(5 - day.weekday()) % 7)
+    past = datetime.now(UTC).date() - timedelta(days=7)
+    return {
+        "before hours": {**ok, **slot_body(day, 7)},
+        "after hours": {**ok, **slot_body(day, 16)},
+        "saturday": {**ok, **slot_body(saturday, 10)},
+        "time off": ok,
+        "wrong duration": {**ok, **slot_body(day, 10, minutes=180)},
+        "end before start": {**ok, "start": ok["end"], "end": ok["start"]},
+        "empty slot": {**ok, "end": ok["start"]},
+        "past": {**ok, **slot_body(past, 10)},
+        "unknown contractor": {**ok, "contractorId": 999_999},
+        "contractor id not a number": {**ok, "contractorId": "ana"},
+        "contractor id zero": {**ok, "contractorId": 0},
+        "contractor id too big": {**ok, "contractorId": 2**64},
+        "no contractor id": {k: v for k, v in ok.items() if k != "contractorId"},
+        "malformed start": {**ok, "start": "tomorrow at ten"},
+        "malformed end": {**ok, "end": "2026-02-30T12:00:00Z"},
+        "no end": {k: v for k, v in ok.items() if k != "end"},
+        "inactive contractor": ok,
+        "deleted contractor": ok,
+        "wrong trade": ok,
+        "missing skill": ok,
+    }[case]
+
+
+@pytest.mark.parametrize(
+    ("case", "field"),
+    [
+        ("before hours", "start"),
+        ("after hours", "start"),
+        ("saturday", "start"),
+        ("time off", "start"),
+        ("wrong duration", "end"),
+        ("end before start", "end"),
+        ("empty slot", "end"),
+        ("past", "start"),
+        ("unknown contractor", "contractorId"),
+        ("contractor id not a number", "contractorId"),
+        ("contractor id zero", "contractorId"),
+        ("contractor id too big", "contractorId"),
+        ("no contractor id", "contractorId"),
+        ("malformed start", "start"),
+        ("malformed end", "end"),
+        ("no end", "end"),
+        ("inactive contractor", "contractorId"),
+        ("deleted contractor", "contractorId"),
+        ("wrong trade", "contractorId"),
+        ("missing skill", "contractorId"),
+    ],
+)
+def test_assign_rejects_with_400(api, case, field):
+    day = next_weekday(1)
+    contractor = ContractorFactory(
+        status="inactive" if case == "inactive contractor" else "active",
+        type="carpet" if case == "wrong trade" else "tile",
+        deleted_at=datetime.now(UTC) if case == "deleted contractor" else None,
+    )
+    job = JobFactory(
+        desired_date=day,
+        required_skills=["mosaic", "tile"] if case == "missing skill" else ["tile"],
+    )
+    if case == "time off":
+        TimeOffFactory(contractor=contractor, start=ny(day, 11), end=ny(day, 17))
+
+    response = api.post(
+        f"/api/jobs/{job.pk}/assign", _bad_assign(case, contractor, job, day), format="json"
+    )
+
+    assert response.status_code == 400
+    assert field in response.json()
+    job.refresh_from_db()
+    assert job.status == "open"
+    assert Assignment.objects.count() == 0
+    assert events_of() == []
+
+
+def test_assign_far_future_slot_is_400_not_500(api):
+    contractor = ContractorFactory()
+    job = JobFactory(desired_date=next_weekday(1))
+
+    response = lenient(api).post(
+        f"/api/jobs/{job.pk}/assign",
+        {
+            "contractorId": contractor.pk,
+            "start": "9999-12-31T10:00:00Z",
+            "end": "9999-12-31T12:00:00Z",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert events_of() == []
+
+
+# --- reschedule -------------------------------------------------------------------------------
+
+
+def test_reschedule_same_contractor_answers_200_and_records_job_rescheduled(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(contractor, day, 10)
+
+    response = api.post(
+        f"/api/jobs/{assignment.job_id}/reschedule", slot_body(day, 14), format="json"
+    )
+
+    assert response.status_code == 200
+    new_slot = {"start": iso(ny(day, 14)), "end": iso(ny(day, 16))}
+    assert set(response.json()) == ASSIGNMENT_FIELDS
+    assert response.json()["id"] == assignment.pk
+    assert response.json()["contractorId"] == contractor.pk
+    assert response.json()["scheduledTimeSlot"] == new_slot
+    assert response.json()["status"] == "scheduled"
+    assignment.refresh_from_db()
+    assert (assignment.start, assignment.end) == (ny(day, 14), ny(day, 16))
+    [event] = events_of()
+    assert event.type == "JobRescheduled"
+    assert (event.aggregate_type, event.aggregate_id) == ("job", str(assignment.job_id))
+    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
+    assert payload_of(event) == {
+        "jobId": assignment.job_id,
+        "region": "default",
+        "assignmentId": assignment.pk,
+        "contractorId": contractor.pk,
+        "previousContractorId": contractor.pk,
+        "previousTimeSlot": {"start": iso(ny(day, 10)), "end": iso(ny(day, 12))},
+        "scheduledTimeSlot": new_slot,
+    }
+
+
+def test_reschedule_to_another_contractor_tells_both(api):
+    before, after = ContractorFactory(), ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(before, day, 10)
+
+    response = api.post(
+        f"/api/jobs/{assignment.job_id}/reschedule",
+        slot_body(day + timedelta(days=1), 9, contractorId=after.pk),
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["contractorId"] == after.pk
+    assert response.json()["scheduledTimeSlot"] == {
+        "start": iso(ny(day + timedelta(days=1), 9)),
+        "end": iso(ny(day + timedelta(days=1), 11)),
+    }
+    [event] = events_of()
+    assert event.type == "JobRescheduled"
+    assert event.groups == ["dispatch/default", f"contractor/{after.pk}", f"contractor/{before.pk}"]
+    assert event.payload["contractorId"] == after.pk
+    assert event.payload["previousContractorId"] == before.pk
+    assert api.get(f"/api/jobs/{assignment.job_id}").json()["assignment"]["contractorId"] == (
+        after.pk
+    )
+
+
+def test_reschedule_moves_the_jobs_rating_to_the_new_contractor(api):
+    before, after = ContractorFactory(), ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(before, day, 10)
+    assert (
+        api.put(f"/api/jobs/{assignment.job_id}/rating", {"rating": 4}, format="json").status_code
+        == 201
+    )
+    rated = len(events_of())
+
+    response = api.post(
+        f"/api/jobs/{assignment.job_id}/reschedule",
+        slot_body(day, 13, contractorId=after.pk),
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert Rating.objects.get().contractor_id == after.pk
+    gained, left, moved = events_of()[rated:]
+    assert (gained.type, left.type, moved.type) == (
+        "ContractorRated",
+        "ContractorRated",
+        "JobRescheduled",
+    )
+    assert gained.groups == ["dispatch/default", f"contractor/{after.pk}"]
+    assert payload_of(gained) == {
+        "contractorId": after.pk,
+        "region": "default",
+        "jobId": assignment.job_id,
+        "rating": 4,
+        "previousRating": None,
+    }
+    assert left.groups == ["dispatch/default", f"contractor/{before.pk}"]
+    assert payload_of(left) == {
+        "contractorId": before.pk,
+        "region": "default",
+        "jobId": assignment.job_id,
+        "rating": None,
+        "previousRating": 4.0,
+    }
+
+
+def test_reschedule_may_overlap_its_own_old_slot(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(contractor, day, 10)
+
+    response = api.post(
+        f"/api/jobs/{assignment.job_id}/reschedule", slot_body(day, 11), format="json"
+    )
+
+    assert response.status_code == 200
+    assert [e.type for e in events_of()] == ["JobRescheduled"]
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("open job", "job_not_assigned"),
+        ("cancelled job", "job_not_assigned"),
+        ("same slot", "no_change"),
+        ("slot taken", "slot_taken"),
+        ("started", "job_not_assigned"),
+    ],
+)
+def test_reschedule_conflicts_are_409(api, case, code):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(contractor, day, 10)
+    book(contractor, day, 14)
+    job_id = assignment.job_id
+    body = slot_body(day, 14) if case == "slot taken" else slot_body(day, 10)
+    if case == "open job":
+        job_id = JobFactory(desired_date=day).pk
+    elif case == "cancelled job":
+        Job.objects.filter(pk=job_id).update(status="cancelled")
+        Assignment.objects.filter(pk=assignment.pk).update(status="cancelled")
+    elif case == "started":
+        Job.objects.filter(pk=job_id).update(status="in_progress")
+        Assignment.objects.filter(pk=assignment.pk).update(status="in_progress")
+        body = slot_body(day, 11)
+
+    response = api.post(f"/api/jobs/{job_id}/reschedule", body, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == code
+    assignment.refresh_from_db()
+    assert assignment.start == ny(day, 10)
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("case", "field"),
+    [
+        ("outside hours", "start"),
+        ("wrong duration", "end"),
+        ("unknown contractor", "contractorId"),
+        ("malformed start", "start"),
+        ("no start", "start"),
+        ("wrong trade", "contractorId"),
+    ],
+)
+def test_reschedule_rejects_with_400(api, case, field):
+    contractor = ContractorFactory()
+    carpet = ContractorFactory(type="carpet", skills=["carpet"])
+    day = next_weekday(1)
+    assignment = book(contractor, day, 10)
+    body = {
+        "outside hours": slot_body(day, 18),
+        "wrong duration": slot_body(day, 13, minutes=60),
+        "unknown contractor": slot_body(day, 13, contractorId=999_999),
+        "malformed start": {**slot_body(day, 13), "start": "13:00"},
+        "no start": {"end": slot_body(day, 13)["end"]},
+        "wrong trade": slot_body(day, 13, contractorId=carpet.pk),
+    }[case]
+
+    response = api.post(f"/api/jobs/{assignment.job_id}/reschedule", body, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()
+    assignment.refresh_from_db()
+    assert (assignment.contractor_id, assignment.start) == (contractor.pk, ny(day, 10))
+    assert events_of() == []
+
+
+def test_reschedule_far_future_slot_is_400_not_500(api):
+    contractor = ContractorFactory()
+    assignment = book(contractor, next_weekday(1), 10)
+
+    response = lenient(api).post(
+        f"/api/jobs/{assignment.job_id}/reschedule",
+        {"start": "9999-12-31T10:00:00Z", "end": "9999-12-31T12:00:00Z"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert events_of() == []
+
+
+# --- cancel -----------------------------------------------------------------------------------
+
+
+def test_cancel_assigned_job_frees_the_slot_and_records_job_cancelled(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(contractor, day, 10)
+
+    response = api.post(
+        f"/api/jobs/{assignment.job_id}/cancel", {"reason": "customer moved"}, format="json"
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == JOB_FIELDS
+    assert body["status"] == "cancelled"
+    assert body["cancelReason"] == "customer moved"
+    assert body["assignment"] is None
+    assignment.refresh_from_db()
+    assert assignment.status == "cancelled"
+    [event] = events_of()
+    assert event.type == "JobCancelled"
+    assert (event.aggregate_type, event.aggregate_id) == ("job", str(assignment.job_id))
+    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
+    assert payload_of(event) == {
+        "jobId": assignment.job_id,
+        "region": "default",
+        "assignmentId": assignment.pk,
+        "contractorId": contractor.pk,
+        "reason": "customer moved",
+    }
+    other_job = JobFactory(desired_date=day)
+    rebooked = api.post(
+        f"/api/jobs/{other_job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day, 10)},
+        format="json",
+    )
+    assert rebooked.status_code == 201
+
+
+def test_cancel_open_job_has_no_contractor(api):
+    job = JobFactory()
+
+    response = api.post(f"/api/jobs/{job.pk}/cancel", format="json")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["cancelReason"] == ""
+    [event] = events_of()
+    assert event.type == "JobCancelled"
+    assert event.groups == ["dispatch/default"]
+    assert payload_of(event) == {
+        "jobId": job.pk,
+        "region": "default",
+        "assignmentId": None,
+        "contractorId": None,
+        "reason": "",
+    }
+
+
+@pytest.mark.parametrize("status", ["cancelled", "completed"])
+def test_cancel_is_409_for_a_closed_job(api, status):
+    job = JobFactory(status=status, cancel_reason="first")
+
+    response = api.post(f"/api/jobs/{job.pk}/cancel", {"reason": "again"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_closed"
+    job.refresh_from_db()
+    assert (job.status, job.cancel_reason) == (status, "first")
+    assert events_of() == []
+
+
+def test_cancel_twice_is_409_the_second_time(api):
+    job = JobFactory()
+
+    assert api.post(f"/api/jobs/{job.pk}/cancel", {}, format="json").status_code == 200
+    again = api.post(f"/api/jobs/{job.pk}/cancel", {}, format="json")
+
+    assert again.status_code == 409
+    assert [e.type for e in events_of()] == ["JobCancelled"]
+
+
+def test_cancel_reason_too_long_is_400(api):
+    job = JobFactory()
+
+    response = api.post(f"/api/jobs/{job.pk}/cancel", {"reason": "x" * 501}, format="json")
+
+    assert response.status_code == 400
+    assert "reason" in response.json()
+    job.refresh_from_db()
+    assert job.status == "open"
+    assert events_of() == []
+
+
+# --- rating -----------------------------------------------------------------------------------
+
+
+def test_rating_is_created_then_replaced_and_the_same_value_changes_nothing(api):
+    contractor = ContractorFactory()
+    assignment = book(contractor, next_weekday(1), 10)
+    url = f"/api/jobs/{assignment.job_id}/rating"
+
+    first = api.put(url, {"rating": 4}, format="json")
+
+    assert first.status_code == 201
+    assert first.json() == {"jobId": assignment.job_id, "contractorId": contractor.pk, "rating": 4}
+    [event] = events_of()
+    assert event.type == "ContractorRated"
+    assert (event.aggregate_type, event.aggregate_id) == ("contractor", str(contractor.pk))
+    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
+    assert payload_of(event) == {
+        "contractorId": contractor.pk,
+        "region": "default",
+        "jobId": assignment.job_id,
+        "rating": 4,
+        "previousRating": None,
+    }
+
+    replaced = api.put(url, {"rating": 2}, format="json")
+
+    assert replaced.status_code == 200
+    assert replaced.json() == {
+        "jobId": assignment.job_id,
+        "contractorId": contractor.pk,
+        "rating": 2,
+    }
+    assert Rating.objects.get().stars == 2
+    second = events_of()[1]
+    assert second.type == "ContractorRated"
+    assert payload_of(second) == {
+        "contractorId": contractor.pk,
+        "region": "default",
+        "jobId": assignment.job_id,
+        "rating": 2,
+        "previousRating": 4.0,
+    }
+
+    same = api.put(url, {"rating": 2}, format="json")
+
+    assert same.status_code == 200
+    assert same.json() == replaced.json()
+    assert len(events_of()) == 2
+    assert Rating.objects.count() == 1
+
+
+def test_previous_rating_is_the_average_before_this_rating(api):
+    contractor = ContractorFactory()
+    RatingFactory(contractor=contractor, stars=5)
+    RatingFactory(contractor=contractor, stars=2)
+    assignment = book(contractor, next_weekday(1), 10)
+
+    response = api.put(f"/api/jobs/{assignment.job_id}/rating", {"rating": 1}, format="json")
+
+    assert response.status_code == 201
+    [event] = events_of()
+    assert event.payload["previousRating"] == 3.5
+
+
+def test_completed_job_can_be_rated(api):
+    contractor = ContractorFactory()
+    assignment = AssignmentFactory(
+        contractor=contractor,
+        job=JobFactory(status="completed"),
+        start=ny(next_weekday(1), 10),
+        status="completed",
+    )
+
+    response = api.put(f"/api/jobs/{assignment.job_id}/rating", {"rating": 5}, format="json")
+
+    assert response.status_code == 201
+    assert [e.type for e in events_of()] == ["ContractorRated"]
+
+
+@pytest.mark.parametrize("value", [0, 6, -1, "x", 4.5, None, True, [4]])
+def test_rating_out_of_range_or_not_a_number_is_400(api, value):
+    assignment = book(ContractorFactory(), next_weekday(1), 10)
+
+    response = api.put(f"/api/jobs/{assignment.job_id}/rating", {"rating": value}, format="json")
+
+    assert response.status_code == 400
+    assert "rating" in response.json()
+    assert Rating.objects.count() == 0
+    assert events_of() == []
+
+
+def test_rating_missing_is_400(api):
+    assignment = book(ContractorFactory(), next_weekday(1), 10)
+
+    response = api.put(f"/api/jobs/{assignment.job_id}/rating", {}, format="json")
+
+    assert response.status_code == 400
+    assert "rating" in response.json()
+
+
+@pytest.mark.parametrize("status", ["open", "cancelled"])
+def test_rating_is_409_for_open_and_cancelled_jobs(api, status):
+    job = JobFactory(status=status)
+    if status == "cancelled":
+        AssignmentFactory(job=job, start=ny(next_weekday(1), 10), status="cancelled")
+
+    response = api.put(f"/api/jobs/{job.pk}/rating", {"rating": 3}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_not_rateable"
+    assert Rating.objects.count() == 0
+    assert events_of() == []
+
+
+# --- availability -----------------------------------------------------------------------------
+
+
+def windows(*pairs) -> list[dict]:
+    return [{"start": iso(a), "end": iso(b)} for a, b in pairs]
+
+
+def slots_between(first: datetime, last: datetime, minutes: int) -> list[dict]:
+    result, start = [], first
+    while start <= last:
+        result.append({"start": iso(start), "end": iso(start + timedelta(minutes=minutes))})
+        start += timedelta(minutes=15)
+    return result
+
+
+def test_availability_of_a_free_day(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+
+    response = api.get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {"from": day.isoformat(), "to": day.isoformat(), "duration": 120},
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"contractorId", "windows", "slots"}
+    assert body["contractorId"] == contractor.pk
+    assert body["windows"] == windows((ny(day, 8), ny(day, 17)))
+    assert body["slots"] == slots_between(ny(day, 8), ny(day, 15), 120)
+    assert len(body["slots"]) == 29
+
+
+def test_availability_leaves_out_bookings_with_buffer_and_time_off(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    book(contractor, day, 10)
+    TimeOffFactory(contractor=contractor, start=ny(day, 15), end=ny(day, 16))
+    cancelled = book(contractor, day, 13)
+    Assignment.objects.filter(pk=cancelled.pk).update(status="cancelled")
+
+    response = api.get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {"from": day.isoformat(), "to": day.isoformat(), "duration": 60},
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["windows"] == windows(
+        (ny(day, 8), ny(day, 9, 30)), (ny(day, 12, 30), ny(day, 15)), (ny(day, 16), ny(day, 17))
+    )
+    assert body["slots"] == (
+        slots_between(ny(day, 8), ny(day, 8, 30), 60)
+        + slots_between(ny(day, 12, 30), ny(day, 14), 60)
+        + slots_between(ny(day, 16), ny(day, 16), 60)
+    )
+
+
+def test_availability_over_several_days_skips_the_weekend(api):
+    contractor = ContractorFactory()
+    friday = next_weekday(4)
+    monday = friday + timedelta(days=3)
+
+    response = api.get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {"from": friday.isoformat(), "to": monday.isoformat(), "duration": 480},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["windows"] == windows(
+        (ny(friday, 8), ny(friday, 17)), (ny(monday, 8), ny(monday, 17))
+    )
+    assert response.json()["slots"] == (
+        slots_between(ny(friday, 8), ny(friday, 9), 480)
+        + slots_between(ny(monday, 8), ny(monday, 9), 480)
+    )
+
+
+def test_availability_duration_defaults_to_an_hour(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+
+    response = api.get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {"from": day.isoformat(), "to": day.isoformat()},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["slots"][0] == {"start": iso(ny(day, 8)), "end": iso(ny(day, 9))}
+    assert len(response.json()["slots"]) == 33
+
+
+def test_availability_accepts_sixty_days(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+
+    response = api.get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {"from": day.isoformat(), "to": (day + timedelta(days=59)).isoformat(), "duration": 480},
+    )
+
+    assert response.status_code == 200
+    assert len(response.json()["windows"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"from": "day+1", "to": "day"}, "to"),
+        ({"from": "day", "to": "day+60"}, "to"),
+        ({"from": "day", "to": "day", "duration": 29}, "duration"),
+        ({"from": "day", "to": "day", "duration": 481}, "duration"),
+        ({"from": "day", "to": "day", "duration": "long"}, "duration"),
+        ({"from": "2026-02-30", "to": "day"}, "from"),
+        ({"from": "12/01/2026", "to": "day"}, "from"),
+        ({"from": "day", "to": "soon"}, "to"),
+        ({"to": "day"}, "from"),
+        ({"from": "day"}, "to"),
+    ],
+)
+def test_availability_rejects_bad_queries(api, query, field):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    named = {
+        "day": day.isoformat(),
+        "day+1": (day + timedelta(days=1)).isoformat(),
+        "day+60": (day + timedelta(days=60)).isoformat(),
+    }
+
+    response = api.get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {k: named.get(v, v) if isinstance(v, str) else v for k, v in query.items()},
+    )
+
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_availability_of_unknown_contractor_is_404(api):
+    day = next_weekday(1).isoformat()
+
+    response = api.get("/api/contractors/999999/availability", {"from": day, "to": day})
+
+    assert response.status_code == 404
+
+
+def test_availability_past_the_end_of_the_calendar_is_400_not_500(api):
+    contractor = ContractorFactory()
+
+    response = lenient(api).get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {"from": "9999-12-30", "to": "9999-12-31"},
+    )
+
+    assert response.status_code == 400
+    assert "to" in response.json()
+
+
+def test_availability_at_the_start_of_the_calendar_east_of_utc_is_empty_not_500(api):
+    # Local midnight of 0001-01-01 in Tokyo is before the first representable UTC instant.
+    contractor = ContractorFactory(timezone="Asia/Tokyo")
+
+    response = lenient(api).get(
+        f"/api/contractors/{contractor.pk}/availability",
+        {"from": "0001-01-01", "to": "0001-01-02"},
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"contractorId": contractor.pk, "windows": [], "slots": []}
