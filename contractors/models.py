@@ -65,6 +65,11 @@ class Contractor(models.Model):
     )
     average_rating = models.FloatField(null=True, blank=True)
     rating_count = models.PositiveIntegerField(default=0)
+    schedule_version = models.PositiveBigIntegerField(
+        default=0,
+        help_text="Bumped in the same transaction as any change to hours, time off, status or "
+        "bookings; cached availability is keyed by it, so a cache entry is never stale.",
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from contractors.models import (
@@ -139,9 +140,18 @@ def _time_off_json(entry: TimeOff) -> dict[str, Any]:
     }
 
 
+def touch_schedules(*contractor_ids: int) -> None:
+    """Bump the schedule version of contractors whose availability may have changed; called
+    inside the changing transaction (cached availability is keyed by the version)."""
+    Contractor.objects.filter(pk__in=contractor_ids).update(
+        schedule_version=F("schedule_version") + 1
+    )
+
+
 def _record_schedule_updated(
     contractor: Contractor, previous: dict[str, Any], new: dict[str, Any]
 ) -> None:
+    touch_schedules(contractor.pk)
     record_event(
         ScheduleUpdated(
             contractor_id=contractor.pk,

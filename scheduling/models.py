@@ -157,3 +157,17 @@ class Assignment(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_ASSIGNMENT
+
+
+class ActiveRecommendationList(models.Model):
+    """A job's recommendation list that a dispatcher is looking at: re-ranked live (and
+    announced with RecommendationsUpdated) until the job is assigned or cancelled or it expires."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="active_list")
+    limit = models.PositiveSmallIntegerField()
+    ranking = models.JSONField(default=list, help_text="[{rank, contractorId, score}]")
+    activated_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"Active recommendations for job {self.job_id}"

@@ -10,14 +10,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from contractors.geo import haversine_miles
 from contractors.models import Contractor, ContractorStatus, Rating
 from contractors.selectors import region_for
-from contractors.services import Location, RatingResult, record_rating
-from events.catalog import JobAssigned, JobCancelled, JobCreated, JobRescheduled, JobUpdated
+from contractors.services import Location, RatingResult, record_rating, touch_schedules
+from events.catalog import (
+    JobAssigned,
+    JobCancelled,
+    JobCreated,
+    JobRescheduled,
+    JobUpdated,
+    RecommendationsUpdated,
+)
 from events.errors import Conflict, Invalid, NotFound
 from events.recorder import record_event
 from events.timefmt import time_slot
@@ -27,6 +35,7 @@ from scheduling.models import (
     MAX_DAYS_AHEAD,
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
+    ActiveRecommendationList,
     Assignment,
     AssignmentStatus,
     Job,
@@ -34,6 +43,7 @@ from scheduling.models import (
     JobType,
     Priority,
 )
+from scheduling.recommendations import Recommendation, recommend
 from scheduling.scoring import Score, score
 from scheduling.selectors import job_site, load_schedule
 
@@ -279,6 +289,8 @@ def assign_job(*, job_id: int, contractor_id: int, start: datetime, end: datetim
         score_breakdown=booked.breakdown(),
     )
     _save_slot(assignment)
+    touch_schedules(contractor.pk)
+    end_recommendations(job)
     job.status = JobStatus.ASSIGNED
     job.save(update_fields=["status", "updated_at"])
     record_event(
@@ -324,6 +336,7 @@ def reschedule_job(
     assignment.start, assignment.end = start, end
     assignment.score, assignment.score_breakdown = booked.total, booked.breakdown()
     _save_slot(assignment)
+    touch_schedules(previous_contractor_id, contractor.pk)
     rating = Rating.objects.filter(job_id=job.pk).first()
     if rating is not None and rating.contractor_id != contractor.pk:
         # The job's rating rates whoever does the job: it follows the job to its new contractor.
@@ -353,6 +366,8 @@ def cancel_job(*, job_id: int, reason: str = "") -> Job:
     if assignment is not None:
         assignment.status = AssignmentStatus.CANCELLED
         assignment.save(update_fields=["status", "updated_at"])
+        touch_schedules(assignment.contractor_id)
+    end_recommendations(job)
     job.status = JobStatus.CANCELLED
     job.cancel_reason = reason
     job.save(update_fields=["status", "cancel_reason", "updated_at"])
@@ -392,3 +407,85 @@ def rate_job(*, job_id: int, stars: int) -> JobRating:
         )
     result = record_rating(contractor=assignment.contractor, job_id=job.pk, stars=stars)
     return JobRating(job=job, result=result)
+
+
+# --- recommendations --------------------------------------------------------------------------
+
+
+def ranking_of(recommendations: list[Recommendation]) -> list[dict[str, Any]]:
+    return [
+        {"rank": rank, "contractorId": rec.contractor.pk, "score": rec.score.total}
+        for rank, rec in enumerate(recommendations, start=1)
+    ]
+
+
+def end_recommendations(job: Job) -> None:
+    """The job is assigned or cancelled: its recommendation list stops being live."""
+    ActiveRecommendationList.objects.filter(job=job).delete()
+
+
+def recommend_for_job(*, job_id: int, limit: int = 5) -> list[Recommendation]:
+    """Rank contractors for an open job and make the list active for 30 minutes.
+
+    The ranking is computed outside any transaction (it reads the Redis cache); only the
+    upsert of the active list is a (short) write. A job that is not open gets its ranking
+    without activating anything.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"Job {job_id} does not exist.")
+    recommendations = recommend(job, limit=limit)
+    if job.status == JobStatus.OPEN:
+        now = timezone.now()
+        ttl = timedelta(minutes=settings.SCHEDULING["RECOMMENDATIONS_TTL_MINUTES"])
+        with transaction.atomic():
+            ActiveRecommendationList.objects.update_or_create(
+                job=job,
+                defaults={
+                    "limit": limit,
+                    "ranking": ranking_of(recommendations),
+                    "activated_at": now,
+                    "expires_at": now + ttl,
+                },
+            )
+    return recommendations
+
+
+def rerank_active_lists(*, contractor_ids: set[int], reason: str) -> int:
+    """Re-rank the live lists these contractors may figure in; record RecommendationsUpdated
+    for each whose order or scores changed. Returns how many changed. Idempotent: a list that
+    already shows the current ranking records nothing."""
+    now = timezone.now()
+    touched = list(Contractor.objects.filter(pk__in=contractor_ids))
+    changed = 0
+    lists = ActiveRecommendationList.objects.filter(
+        expires_at__gt=now, job__status=JobStatus.OPEN
+    ).select_related("job")
+    for active in lists:
+        job = active.job
+        listed = {row["contractorId"] for row in active.ranking}
+        eligible = any(
+            c.matches_type(job.type) and c.has_skills(job.required_skills) for c in touched
+        )
+        if not (listed & contractor_ids) and not eligible:
+            continue
+        ranking = ranking_of(recommend(job, limit=active.limit, now=now))
+        if ranking == active.ranking:
+            continue
+        with transaction.atomic():
+            current = (
+                ActiveRecommendationList.objects.select_for_update()
+                .filter(pk=active.pk, expires_at__gt=now)
+                .first()
+            )
+            if current is None or current.ranking == ranking:
+                continue
+            current.ranking = ranking
+            current.save(update_fields=["ranking"])
+            record_event(
+                RecommendationsUpdated(
+                    job_id=job.pk, region=job.region, reason=reason, recommendations=ranking
+                )
+            )
+            changed += 1
+    return changed

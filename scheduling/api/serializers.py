@@ -179,3 +179,29 @@ class AvailabilitySerializer(serializers.Serializer):
     contractorId = serializers.IntegerField()
     windows = TimeSlotSerializer(many=True)
     slots = TimeSlotSerializer(many=True)
+
+
+class RecommendationQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=50, required=False, default=5)
+
+
+class ScoreBreakdownSerializer(serializers.Serializer):
+    availability = serializers.FloatField()
+    rating = serializers.FloatField()
+    distance = serializers.FloatField()
+
+
+class RecommendationSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    contractorId = serializers.IntegerField()
+    contractorName = serializers.CharField()
+    score = serializers.FloatField()
+    scoreBreakdown = ScoreBreakdownSerializer()
+    distanceMiles = serializers.FloatField()
+    slots = TimeSlotSerializer(many=True)
+    explanation = serializers.CharField()
+
+
+class RecommendationListSerializer(serializers.Serializer):
+    jobId = serializers.IntegerField()
+    recommendations = RecommendationSerializer(many=True)

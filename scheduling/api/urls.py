@@ -10,6 +10,11 @@ urlpatterns = [
     path("jobs/<id:pk>/cancel", views.CancelView.as_view(), name="job-cancel"),
     path("jobs/<id:pk>/rating", views.RatingView.as_view(), name="job-rating"),
     path(
+        "jobs/<id:pk>/recommendations",
+        views.RecommendationsView.as_view(),
+        name="job-recommendations",
+    ),
+    path(
         "contractors/<id:pk>/availability",
         views.AvailabilityView.as_view(),
         name="contractor-availability",

@@ -32,6 +32,8 @@ from scheduling.api.serializers import (
     JobSerializer,
     RatingInputSerializer,
     RatingSerializer,
+    RecommendationListSerializer,
+    RecommendationQuerySerializer,
     RescheduleInputSerializer,
 )
 from scheduling.models import Assignment, AssignmentStatus, Job
@@ -225,3 +227,36 @@ class AvailabilityView(GenericAPIView):
                 }
             ).data
         )
+
+
+class RecommendationsView(GenericAPIView):
+    permission_classes = DISPATCHERS_ONLY
+    serializer_class = RecommendationListSerializer
+
+    @extend_schema(
+        parameters=[RecommendationQuerySerializer],
+        responses=RecommendationListSerializer,
+        description="Ranked contractors; makes the job's list active (re-ranked live) for "
+        "30 minutes, until the job is assigned or cancelled.",
+    )
+    def get(self, request, pk: int):
+        _existing_job(pk)
+        query = _validated(RecommendationQuerySerializer, request.query_params)
+        recommendations = services.recommend_for_job(job_id=pk, limit=query["limit"])
+        body = {
+            "jobId": pk,
+            "recommendations": [
+                {
+                    "rank": rank,
+                    "contractorId": rec.contractor.pk,
+                    "contractorName": rec.contractor.name,
+                    "score": rec.score.total,
+                    "scoreBreakdown": rec.score.breakdown(),
+                    "distanceMiles": round(rec.miles, 1),
+                    "slots": [{"start": s, "end": e} for s, e in rec.slots],
+                    "explanation": rec.explanation(),
+                }
+                for rank, rec in enumerate(recommendations, start=1)
+            ],
+        }
+        return Response(RecommendationListSerializer(body).data)

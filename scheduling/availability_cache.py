@@ -1,0 +1,136 @@
+"""Free windows per contractor and local day, cached in Redis (django-redis).
+
+Key `avail:{contractor}:{schedule_version}:{day}`. Every change to a contractor's hours, time
+off, status or bookings bumps `schedule_version` in the changing transaction, so an entry can
+never be stale: a reader with the current version finds the entry computed for that version or
+computes it from the database. Event handlers warm the new version's days so readers find them.
+
+An entry holds the day's free windows with bookings padded by the buffer only (travel depends
+on the job's site), plus the live bookings near the day with their sites, so a reader can add
+the travel time to its own job site without touching the database.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.core.cache import cache
+
+from contractors.models import Contractor, TimeOff, WorkingHours
+from scheduling.availability import (
+    Booking,
+    Interval,
+    Rules,
+    Site,
+    padded,
+    slot_starts,
+    subtract,
+    working_windows,
+)
+from scheduling.models import LIVE_ASSIGNMENT, Assignment
+
+TTL_SECONDS = 6 * 60 * 60
+
+
+@dataclass(frozen=True)
+class DayEntry:
+    windows: tuple[Interval, ...]
+    bookings: tuple[Booking, ...]
+
+    def encode(self) -> dict:
+        return {
+            "w": [[int(s.timestamp()), int(e.timestamp())] for s, e in self.windows],
+            "b": [
+                [int(b.start.timestamp()), int(b.end.timestamp()), b.site.lat, b.site.lng]
+                for b in self.bookings
+            ],
+        }
+
+    @classmethod
+    def decode(cls, data: dict) -> "DayEntry":
+        def at(ts: int) -> datetime:
+            return datetime.fromtimestamp(ts, tz=UTC)
+
+        return cls(
+            windows=tuple((at(s), at(e)) for s, e in data["w"]),
+            bookings=tuple(Booking(at(s), at(e), Site(lat, lng)) for s, e, lat, lng in data["b"]),
+        )
+
+    def slots(
+        self, site: Site, duration: timedelta, rules: Rules, not_before: datetime
+    ) -> list[Interval]:
+        """Slot starts for a job at `site`: travel to and from each booking taken off too."""
+        blocks = [padded(b, site, rules) for b in self.bookings]
+        blocks.append((datetime.min.replace(tzinfo=UTC), not_before))
+        return slot_starts(subtract(self.windows, blocks), duration, rules.grid)
+
+
+def day_key(contractor_id: int, version: int, day: date) -> str:
+    return f"avail:{contractor_id}:{version}:{day.isoformat()}"
+
+
+def local_day_bounds(tz, day: date) -> Interval:
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+def day_entries(
+    contractors: list[Contractor], days: dict[int, list[date]]
+) -> dict[tuple[int, date], DayEntry]:
+    """Entries for each contractor's requested local days: cache first, then the database
+    in bulk (three queries whatever the number of contractors) for what was missing."""
+    wanted = {
+        day_key(c.pk, c.schedule_version, day): (c, day) for c in contractors for day in days[c.pk]
+    }
+    found = cache.get_many(list(wanted))
+    result = {(wanted[key][0].pk, wanted[key][1]): DayEntry.decode(v) for key, v in found.items()}
+    missing = [pair for key, pair in wanted.items() if key not in found]
+    if missing:
+        computed = compute_entries(missing)
+        cache.set_many(
+            {
+                day_key(c.pk, c.schedule_version, day): computed[(c.pk, day)].encode()
+                for c, day in missing
+            },
+            timeout=TTL_SECONDS,
+        )
+        result.update(computed)
+    return result
+
+
+def compute_entries(pairs: list[tuple[Contractor, date]]) -> dict[tuple[int, date], DayEntry]:
+    rules = Rules.from_settings()
+    bounds = {(c.pk, day): local_day_bounds(c.tz, day) for c, day in pairs}
+    ids = sorted({c.pk for c, _ in pairs})
+    earliest = min(start for start, _ in bounds.values()) - timedelta(days=1)
+    latest = max(end for _, end in bounds.values()) + timedelta(days=1)
+
+    hours: dict[int, list] = defaultdict(list)
+    for row in WorkingHours.objects.filter(contractor_id__in=ids).values_list(
+        "contractor_id", "weekday", "start", "end"
+    ):
+        hours[row[0]].append(row[1:])
+    time_off: dict[int, list[Interval]] = defaultdict(list)
+    for cid, start, end in TimeOff.objects.filter(
+        contractor_id__in=ids, start__lt=latest, end__gt=earliest
+    ).values_list("contractor_id", "start", "end"):
+        time_off[cid].append((start, end))
+    bookings: dict[int, list[Booking]] = defaultdict(list)
+    for cid, start, end, lat, lng in Assignment.objects.filter(
+        contractor_id__in=ids, status__in=LIVE_ASSIGNMENT, start__lt=latest, end__gt=earliest
+    ).values_list("contractor_id", "start", "end", "job__lat", "job__lng"):
+        bookings[cid].append(Booking(start, end, Site(lat, lng)))
+
+    entries = {}
+    for contractor, day in pairs:
+        start, end = bounds[(contractor.pk, day)]
+        near = tuple(
+            b
+            for b in bookings[contractor.pk]
+            if b.start < end + timedelta(days=1) and b.end > start - timedelta(days=1)
+        )
+        blocks = time_off[contractor.pk] + [padded(b, None, rules) for b in near]
+        windows = subtract(working_windows(hours[contractor.pk], contractor.tz, start, end), blocks)
+        entries[(contractor.pk, day)] = DayEntry(tuple(windows), near)
+    return entries
