@@ -13,7 +13,7 @@ from scheduling.availability_cache import day_entries
 from scheduling.services import rerank_active_lists
 
 SCHEDULE_EVENTS = ["ScheduleUpdated", "JobAssigned", "JobRescheduled", "JobCancelled"]
-RANKING_EVENTS = [*SCHEDULE_EVENTS, "ContractorRated"]
+RANKING_EVENTS = [*SCHEDULE_EVENTS, "ContractorRated", "JobUpdated"]
 
 
 def contractors_in(events: list[Event]) -> set[int]:
@@ -38,7 +38,8 @@ def warm_availability(events: list[Event]) -> None:
 
 def rerank(events: list[Event]) -> None:
     touched = contractors_in(events)
-    if not touched:
+    edited_jobs = {int(e.payload["jobId"]) for e in events if e.type == "JobUpdated"}
+    if not touched and not edited_jobs:
         return
     for contractor_id in sorted(
         {int(e.payload["contractorId"]) for e in events if e.type == "ContractorRated"}
@@ -47,4 +48,4 @@ def rerank(events: list[Event]) -> None:
         # must see the new average either way, and the recomputation is idempotent.
         refresh_rating_summary(contractor_id=contractor_id)
     reason = ", ".join(sorted({e.type for e in events}))
-    rerank_active_lists(contractor_ids=touched, reason=reason)
+    rerank_active_lists(contractor_ids=touched, job_ids=edited_jobs, reason=reason)

@@ -57,7 +57,8 @@ class Recommendation:
         else:
             jobs = "job" if count == 1 else "jobs"
             rated = f"rated {self.contractor.average_rating:.1f}/5 from {count} {jobs}"
-        return f"{free.capitalize()}; {rated}; {self.miles:.1f} miles away."
+        # Not str.capitalize(): it would lower-case the day and month names too.
+        return f"{free[0].upper()}{free[1:]}; {rated}; {self.miles:.1f} miles away."
 
 
 def candidates(job: Job) -> list[Contractor]:

@@ -451,11 +451,15 @@ def recommend_for_job(*, job_id: int, limit: int = 5) -> list[Recommendation]:
     return recommendations
 
 
-def rerank_active_lists(*, contractor_ids: set[int], reason: str) -> int:
-    """Re-rank the live lists these contractors may figure in; record RecommendationsUpdated
-    for each whose order or scores changed. Returns how many changed. Idempotent: a list that
-    already shows the current ranking records nothing."""
+def rerank_active_lists(
+    *, contractor_ids: set[int], reason: str, job_ids: set[int] = frozenset()
+) -> int:
+    """Re-rank the live lists these contractors may figure in (and those of `job_ids`, jobs
+    that were edited); record RecommendationsUpdated for each whose order or scores changed.
+    Returns how many changed. Idempotent: a list that already shows the current ranking
+    records nothing."""
     now = timezone.now()
+    ActiveRecommendationList.objects.filter(expires_at__lte=now).delete()
     touched = list(Contractor.objects.filter(pk__in=contractor_ids))
     changed = 0
     lists = ActiveRecommendationList.objects.filter(
@@ -467,7 +471,7 @@ def rerank_active_lists(*, contractor_ids: set[int], reason: str) -> int:
         eligible = any(
             c.matches_type(job.type) and c.has_skills(job.required_skills) for c in touched
         )
-        if not (listed & contractor_ids) and not eligible:
+        if not (listed & contractor_ids) and not eligible and job.pk not in job_ids:
             continue
         ranking = ranking_of(recommend(job, limit=active.limit, now=now))
         if ranking == active.ranking:

@@ -7,8 +7,7 @@ A refused request records no event; an allowed write records exactly its event.
 
 Public by design: `POST /api/auth/token` (how one signs in), `GET /healthz` and `GET /metrics`
 (probes and scrapers carry no credentials) and `GET /api/schema`, `GET /api/docs` (the docs page
-fetches the schema before anyone can authorise in it). `GET /api/jobs/{id}/recommendations` is not
-built yet and is left out.
+fetches the schema before anyone can authorise in it).
 """
 
 from dataclasses import dataclass, field
@@ -207,6 +206,8 @@ ROWS = [
         {"priority": "urgent"},
         ("JobUpdated",),
     ),
+    # activates the job's recommendation list, which is not a domain event
+    Row("recommendations", "GET", "/api/jobs/{open}/recommendations", DISPATCH_ONLY_READ),
     Row(
         "assign",
         "POST",
