@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from contractors.models import Contractor, Region
+from contractors.models import DEFAULT_REGION, Contractor, Region
 from events.groups import contractor_group, dispatch_group
 
 DISPATCHERS_GROUP = "dispatchers"
@@ -65,3 +65,34 @@ def visible_groups(user: AbstractBaseUser | AnonymousUser | None) -> set[str] | 
         contractor = linked_contractor(user)
         groups.add(contractor_group(contractor.pk))
     return groups
+
+
+class StreamForbidden(PermissionError):
+    """The user may not watch the stream asked for (websocket close code 4403)."""
+
+
+def stream_groups(user, stream: str, regions: list[str] | None) -> set[str]:
+    """The logical groups a websocket stream joins for `user`.
+
+    `dispatch`: dispatchers and admins; the regions asked for (all permitted when none), each of
+    which must be one the user watches. `contractor`: a contractor login, its own group only.
+    """
+    roles = roles_of(user)
+    if stream == "contractor":
+        contractor = linked_contractor(user) if Role.CONTRACTOR in roles else None
+        if contractor is None:
+            raise StreamForbidden("Only a contractor login has a contractor stream.")
+        return {contractor_group(contractor.pk)}
+    if stream != "dispatch" or not roles & {Role.ADMIN, Role.DISPATCHER}:
+        raise StreamForbidden("Only dispatchers may watch dispatch streams.")
+    watched = None if Role.ADMIN in roles else watched_regions(user)
+    permitted = set(watched) if watched is not None else all_region_slugs()
+    wanted = set(regions) if regions else permitted
+    refused = wanted - permitted
+    if refused:
+        raise StreamForbidden(f"Not permitted to watch: {', '.join(sorted(refused))}.")
+    return {dispatch_group(slug) for slug in wanted}
+
+
+def all_region_slugs() -> set[str]:
+    return set(Region.objects.values_list("slug", flat=True)) | {DEFAULT_REGION}

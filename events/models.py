@@ -49,6 +49,8 @@ class Event(models.Model):
             ),
             models.Index(fields=["aggregate_type", "aggregate_id", "sequence"]),
             models.Index(fields=["type", "sequence"]),
+            # Resume (events.resume) looks for events delivered after a point in time.
+            models.Index(fields=["delivered_at"], name="event_delivered_at_idx"),
         ]
 
     def __str__(self) -> str:

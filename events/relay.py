@@ -263,16 +263,20 @@ class Wakeup:
         if connection.vendor != "postgresql":
             stop.wait(self.poll_interval)
             return
-        if self.conn is None or self.conn.closed:
-            self.conn = connection.get_new_connection(connection.get_connection_params())
-            self.conn.autocommit = True
-            self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            return  # just (re)connected: drain once more before sleeping
-        for _ in self.conn.notifies(timeout=self.poll_interval, stop_after=1):
-            break
-        # Swallow the burst that arrived meanwhile; one drain serves them all.
-        for _ in self.conn.notifies(timeout=0):
-            pass
+        # The LISTEN connection is the driver's own, not Django's: translate its errors (a
+        # terminated backend, a server restart) into Django's, which the caller treats as an
+        # outage, instead of letting a raw driver error end the relay.
+        with connection.wrap_database_errors:
+            if self.conn is None or self.conn.closed:
+                self.conn = connection.get_new_connection(connection.get_connection_params())
+                self.conn.autocommit = True
+                self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                return  # just (re)connected: drain once more before sleeping
+            for _ in self.conn.notifies(timeout=self.poll_interval, stop_after=1):
+                break
+            # Swallow the burst that arrived meanwhile; one drain serves them all.
+            for _ in self.conn.notifies(timeout=0):
+                pass
 
     def close(self) -> None:
         if self.conn is not None:

@@ -44,12 +44,12 @@ class Recommendation:
     def explanation(self) -> str:
         when = self.first_slot[0].astimezone(self.contractor.tz)
         if self.days_late == 0:
-            free = f"free on the desired day from {when:%H:%M}"
+            free = f"free on the desired day from {when:%H:%M %Z}"
         else:
             plural = "s" if self.days_late != 1 else ""
             free = (
                 f"first free {self.days_late} day{plural} after the desired day "
-                f"({when:%a %d %b %H:%M})"
+                f"({when:%a %d %b %H:%M %Z})"
             )
         count = self.contractor.rating_count
         if self.contractor.average_rating is None:

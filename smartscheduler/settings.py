@@ -198,6 +198,9 @@ EVENTS_EMBEDDED_RELAY = env_bool("EMBEDDED_RELAY", not DATABASE_URL)
 # --- Domain -----------------------------------------------------------------------------------
 # Where events look up which logical groups a user may see (events imports no app).
 EVENTS_VISIBILITY_POLICY = "contractors.access.visible_groups"
+# Which groups a websocket stream joins for a user (realtime imports no app either); it raises
+# PermissionError for a stream the user may not watch.
+REALTIME_STREAM_POLICY = "contractors.access.stream_groups"
 SCHEDULING = {
     "BUFFER_MINUTES": int(os.environ.get("SCHEDULING_BUFFER_MINUTES", "30")),
     "AVERAGE_SPEED_MPH": env_float("SCHEDULING_AVERAGE_SPEED_MPH", 30.0),

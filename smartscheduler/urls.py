@@ -1,9 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from events.api.metrics import metrics_view
+from smartscheduler import board
 from smartscheduler.api.views import ObtainTokenView
 from smartscheduler.health import healthz
 
@@ -21,6 +22,8 @@ urlpatterns = [
     path("api/", include(api)),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
-    # Until the live dispatcher board lands, the front page is the admin.
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="/login/"), name="logout"),
+    path("me/", board.me, name="me"),
+    path("", board.board, name="board"),
 ]

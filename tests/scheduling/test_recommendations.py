@@ -405,16 +405,17 @@ def test_slots_are_the_first_three_that_do_not_overlap(api, monday):
     [
         (
             {"miles": 2.3, "average": 4.8, "count": 5},
-            "Free on the desired day from 08:00; rated 4.8/5 from 5 jobs; 2.3 miles away.",
+            "Free on the desired day from 08:00 {monday_tz}; rated 4.8/5 from 5 jobs; "
+            "2.3 miles away.",
         ),
         (
             {"miles": 10.0, "average": 4.0, "count": 1, "off": True},
-            "First free 1 day after the desired day ({tuesday:%a %d %b} 08:00); "
+            "First free 1 day after the desired day ({tuesday:%a %d %b} 08:00 {tuesday_tz}); "
             "rated 4.0/5 from 1 job; 10.0 miles away.",
         ),
         (
             {"miles": 50.0, "hours": [WEEKDAYS[3]]},
-            "First free 3 days after the desired day ({thursday:%a %d %b} 08:00); "
+            "First free 3 days after the desired day ({thursday:%a %d %b} 08:00 {thursday_tz}); "
             "not rated yet; 50.0 miles away.",
         ),
     ],
@@ -428,8 +429,14 @@ def test_explanation_says_when_how_rated_and_how_far(api, job, monday, setup, ex
 
     (rec,) = recommendations(api, job)
 
+    tuesday, thursday = monday + timedelta(days=1), monday + timedelta(days=3)
+    # The time is the contractor's local time, with its zone's abbreviation (EST or EDT).
     assert rec["explanation"] == expected.format(
-        tuesday=monday + timedelta(days=1), thursday=monday + timedelta(days=3)
+        tuesday=tuesday,
+        thursday=thursday,
+        monday_tz=at(monday, 8, tz=NY).strftime("%Z"),
+        tuesday_tz=at(tuesday, 8, tz=NY).strftime("%Z"),
+        thursday_tz=at(thursday, 8, tz=NY).strftime("%Z"),
     )
     assert f"{rec['distanceMiles']:.1f} miles" in rec["explanation"]
 

@@ -1,0 +1,136 @@
+"""Websocket streams of events: `ws/dispatch/` and `ws/contractor/` (SPEC section 7).
+
+connect(): authenticate, check which groups the user may join, join them, accept; then, with
+`?after=<sequence>`, replay what the client missed from the EventLog (events.resume) and send
+`{"kind": "replayed", "through": N}`. Live events follow, possibly repeating replayed ones:
+clients drop duplicates by `id`. Closing with 4401/4403 happens after accept(), because a
+handshake refused before accept() reaches the client as HTTP 403 without the code.
+"""
+
+import json
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from events.envelope import envelope
+from events.groups import channels_group_name
+from events.resume import ResumeError, missed_events
+from realtime.auth import query_params
+
+NOT_AUTHENTICATED = 4401
+FORBIDDEN = 4403
+MAX_FRAME_BYTES = 4096
+
+
+def stream_groups(user, stream: str, regions: list[str] | None) -> set[str]:
+    return import_string(settings.REALTIME_STREAM_POLICY)(user, stream, regions)
+
+
+@database_sync_to_async
+def _groups_for(user, stream: str, regions: list[str] | None) -> set[str] | str:
+    """The groups to join, or the refusal message."""
+    try:
+        return stream_groups(user, stream, regions)
+    except PermissionError as exc:
+        return str(exc) or "forbidden"
+
+
+@database_sync_to_async
+def _replay(groups: set[str], after: int):
+    replay = missed_events(groups, after)
+    return [envelope(e) for e in replay.events], replay.through
+
+
+class EventStream(AsyncWebsocketConsumer):
+    stream = ""
+
+    async def connect(self):
+        self.joined: list[str] = []
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.refuse(NOT_AUTHENTICATED, "not_authenticated", "Sign in or pass ?token=.")
+            return
+        params = query_params(self.scope)
+        regions = None
+        if self.stream == "dispatch" and params.get("regions"):
+            regions = [r.strip() for r in params["regions"][0].split(",") if r.strip()]
+        groups = await _groups_for(user, self.stream, regions)
+        if isinstance(groups, str):
+            await self.refuse(FORBIDDEN, "forbidden", groups)
+            return
+        for group in sorted(groups):
+            await self.channel_layer.group_add(channels_group_name(group), self.channel_name)
+            self.joined.append(group)
+        await self.accept()
+        if "after" in params:
+            await self.resume(params["after"][0], groups)
+
+    async def refuse(self, code: int, error: str, message: str) -> None:
+        await self.accept()
+        await self.send_frame({"kind": "error", "code": error, "message": message})
+        await self.close(code=code)
+
+    async def resume(self, raw_after: str, groups: set[str]) -> None:
+        if not raw_after.isdigit() or len(raw_after) > 18:
+            await self.send_error("bad_after", "after must be a sequence number (0 or more).")
+            return
+        try:
+            events, through = await _replay(groups, int(raw_after))
+        except ResumeError as exc:
+            await self.send_error(exc.code, exc.message)
+            return
+        for event in events:
+            await self.send_frame({"kind": "event", "event": event})
+        await self.send_frame({"kind": "replayed", "through": through})
+
+    async def disconnect(self, code):
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(channels_group_name(group), self.channel_name)
+
+    # --- frames from the client ----------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data is None:
+            await self.send_error("binary_not_supported", "Frames are JSON text.")
+            return
+        if len(text_data) > MAX_FRAME_BYTES:
+            await self.send_error("frame_too_large", f"Frames are at most {MAX_FRAME_BYTES} bytes.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_error("malformed", "Frames are JSON objects.")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("kind"), str):
+            await self.send_error("malformed", 'Frames are JSON objects with a "kind".')
+            return
+        handler = getattr(self, f"frame_{frame['kind']}", None)
+        if handler is None:
+            await self.send_error("unknown_kind", f"Unknown kind {frame['kind'][:40]!r}.")
+            return
+        await handler(frame)
+
+    async def frame_ping(self, frame: dict) -> None:
+        await self.send_frame({"kind": "pong"})
+
+    # --- frames to the client ------------------------------------------------------------
+
+    async def event_message(self, message: dict) -> None:
+        """A live event from the relay's broadcast (channel-layer type `event.message`)."""
+        await self.send_frame({"kind": "event", "event": message["event"]})
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send_frame({"kind": "error", "code": code, "message": message})
+
+    async def send_frame(self, frame: dict) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+
+class DispatchStream(EventStream):
+    stream = "dispatch"
+
+
+class ContractorStream(EventStream):
+    stream = "contractor"
