@@ -32,6 +32,7 @@ import redis
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_redis.exceptions import ConnectionInterrupted
 
 from events import handlers, metrics
 from events.models import DeliveryStatus, Event, HandlerReceipt
@@ -44,6 +45,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     InterfaceError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    ConnectionInterrupted,  # django-redis's wrapper around the two above
     ConnectionError,
     TimeoutError,
 )

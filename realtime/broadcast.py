@@ -14,11 +14,20 @@ from events.groups import channels_group_name
 from events.models import Event
 
 MESSAGE_TYPE = "event.message"
+# Sends in flight at once: well under the channel layer's Redis connection pool, which raises
+# "Too many connections" (and stalls the relay on a retried batch) when exceeded.
+MAX_CONCURRENT_SENDS = 32
 
 
 async def _send_all(messages: list[tuple[str, dict]]) -> None:
     layer = get_channel_layer()
-    await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+    limit = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
+
+    async def send(group: str, message: dict) -> None:
+        async with limit:
+            await layer.group_send(group, message)
+
+    await asyncio.gather(*(send(group, message) for group, message in messages))
 
 
 def broadcast(events: list[Event]) -> None:

@@ -73,7 +73,8 @@ class EventStream(AsyncWebsocketConsumer):
         await self.close(code=code)
 
     async def resume(self, raw_after: str, groups: set[str]) -> None:
-        if not raw_after.isdigit() or len(raw_after) > 18:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if not (raw_after.isascii() and raw_after.isdigit()) or len(raw_after) > 18:
             await self.send_error("bad_after", "after must be a sequence number (0 or more).")
             return
         try:
@@ -100,7 +101,7 @@ class EventStream(AsyncWebsocketConsumer):
             return
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than the recursion limit
             await self.send_error("malformed", "Frames are JSON objects.")
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("kind"), str):

@@ -13,7 +13,12 @@ from smartscheduler.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# Several test runs on one machine (say, two checkouts) each get their own test database.
-DATABASES["default"]["TEST"] = {  # noqa: F405
-    "NAME": "test_smartscheduler" + os.environ.get("TEST_DB_SUFFIX", ""),
-}
+# Several test runs on one machine (say, two checkouts) each get their own test database and
+# their own Redis key space (cache clears and channel groups do not reach each other).
+_RUN = os.environ.get("TEST_DB_SUFFIX", "")
+DATABASES["default"]["TEST"] = {"NAME": "test_smartscheduler" + _RUN}  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = "smartscheduler-test" + _RUN  # noqa: F405
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "smartscheduler-test" + _RUN  # noqa: F405
+
+# Browser tests run daphne without collectstatic.
+WHITENOISE_USE_FINDERS = True

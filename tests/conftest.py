@@ -31,7 +31,8 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    cache.clear()
+    # Only this run's cache keys (its KEY_PREFIX), not the whole Redis database.
+    cache.delete_pattern("*")
     yield
 
 

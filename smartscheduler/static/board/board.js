@@ -204,7 +204,13 @@
     const last = Number(root.dataset.lastSequence);
     const recent = await api(`/api/events?after=${Math.max(0, last - 30)}&limit=30`);
     recent.results.forEach(addToFeed);
-    window.boardStream = Live.stream({ path: root.dataset.stream, after: last, onEvent, onState: Live.setState });
+    window.boardStream = Live.stream({
+      path: root.dataset.stream,
+      after: last,
+      onEvent,
+      onState: Live.setState,
+      known: recent.results.map((event) => event.id),
+    });
   }
 
   load().catch((error) => Live.setState(`error: ${error.message}`));

@@ -39,12 +39,14 @@ const Live = (() => {
       .join("; ");
   }
 
-  // stream({path, after, onEvent, onState}): connects, resumes, reconnects with backoff.
-  function stream({ path, after, onEvent, onState }) {
-    const seen = new Set();
+  // stream({path, after, onEvent, onState, known}): connects, resumes, reconnects with
+  // backoff; `known` are ids the page already shows (a resume may repeat them).
+  function stream({ path, after, onEvent, onState, known = [] }) {
+    const seen = new Set(known);
     let last = Number(after) || 0;
     let delay = 500;
     let socket = null;
+    let pausedUntil = 0;
 
     function connect() {
       onState("connecting");
@@ -79,7 +81,7 @@ const Live = (() => {
           return;
         }
         onState("reconnecting");
-        setTimeout(connect, delay);
+        setTimeout(connect, Math.max(delay, pausedUntil - Date.now()));
         delay = Math.min(delay * 2, 10000);
       };
     }
@@ -90,8 +92,11 @@ const Live = (() => {
 
     connect();
     return {
-      drop() {
-        if (socket) socket.close(); // for the browser test: the stream reconnects by itself
+      // Drop the connection and stay away for `ms` (a network blip, for the browser test);
+      // the stream then reconnects with ?after= and catches up from the event log.
+      drop(ms = 0) {
+        pausedUntil = Date.now() + ms;
+        if (socket) socket.close();
       },
       stop() {
         clearInterval(keepalive);

@@ -1,0 +1,59 @@
+"""Who gets which page: the board for dispatchers, /me/ for contractors, sign-in for others."""
+
+import pytest
+from django.test import Client
+
+from contractors.services import Location
+from scheduling.services import create_job
+from tests.conftest import make_user, next_weekday
+from tests.contractors.factories import ContractorFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_anonymous_visitors_are_sent_to_sign_in():
+    response = Client().get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/login/?next=/"
+    assert Client().get("/login/").status_code == 200
+
+
+def test_a_dispatcher_gets_the_board_with_the_newest_sequence_to_resume_from():
+    dispatcher = make_user("dana", role="dispatcher")
+    job = create_job(
+        type="tile", location=Location(40.7, -74.0), desired_date=next_weekday(0),
+        duration_minutes=60,
+    )  # fmt: skip
+    response = signed_in(dispatcher).get("/")
+    assert response.status_code == 200
+    assert job.pk  # one JobCreated event exists, so the board resumes after it
+    assert 'data-last-sequence="1"' in response.content.decode().replace(" ", " ")
+    assert 'data-stream="/ws/dispatch/"' in response.content.decode()
+
+
+def test_a_contractor_is_sent_to_its_own_page():
+    user = make_user("ben", role="contractor", contractor=ContractorFactory(name="Ben Ortiz"))
+    client = signed_in(user)
+    assert client.get("/")["Location"] == "/me/"
+    page = client.get("/me/")
+    assert page.status_code == 200
+    assert "Ben Ortiz" in page.content.decode()
+
+
+def test_a_user_without_a_role_is_told_so():
+    response = signed_in(make_user("nobody")).get("/")
+    assert response.status_code == 403
+    assert "neither a dispatcher nor a contractor" in response.content.decode()
+
+
+def test_signing_in_with_the_form_lands_on_the_board():
+    make_user("dana", role="dispatcher")
+    response = Client().post("/login/", {"username": "dana", "password": "pw-dana", "next": "/"})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
