@@ -20,14 +20,20 @@ MAX_CONCURRENT_SENDS = 32
 
 
 async def _send_all(messages: list[tuple[str, dict]]) -> None:
+    """Each group gets its messages one after another, in sequence order (so a client sees a
+    batch in order); different groups are served concurrently, a bounded number at a time."""
     layer = get_channel_layer()
     limit = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
+    by_group: dict[str, list[dict]] = {}
+    for group, message in messages:
+        by_group.setdefault(group, []).append(message)
 
-    async def send(group: str, message: dict) -> None:
+    async def send_in_order(group: str, queue: list[dict]) -> None:
         async with limit:
-            await layer.group_send(group, message)
+            for message in queue:
+                await layer.group_send(group, message)
 
-    await asyncio.gather(*(send(group, message) for group, message in messages))
+    await asyncio.gather(*(send_in_order(group, queue) for group, queue in by_group.items()))
 
 
 def broadcast(events: list[Event]) -> None:

@@ -96,7 +96,7 @@ class EventStream(AsyncWebsocketConsumer):
         if text_data is None:
             await self.send_error("binary_not_supported", "Frames are JSON text.")
             return
-        if len(text_data) > MAX_FRAME_BYTES:
+        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
             await self.send_error("frame_too_large", f"Frames are at most {MAX_FRAME_BYTES} bytes.")
             return
         try:

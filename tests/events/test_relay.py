@@ -268,6 +268,29 @@ def test_a_channels_consumer_idle_longer_than_five_seconds_still_receives(privat
     assert message == {"type": "event.message", "event": expected}
 
 
+@pytest.mark.django_db
+def test_a_group_receives_one_batch_in_sequence_order(private_channel_layer):
+    """Within a batch, each group's messages go out one after another in sequence order."""
+    layer = get_channel_layer()
+
+    async def scenario() -> list[int]:
+        channel = await layer.new_channel()
+        await layer.group_add("dispatch.default", channel)
+        try:
+            await sync_to_async(create_jobs)(12)
+            await sync_to_async(Relay(name="ordered").drain)()
+            return [
+                (await asyncio.wait_for(layer.receive(channel), 10))["event"]["sequence"]
+                for _ in range(12)
+            ]
+        finally:
+            await layer.group_discard("dispatch.default", channel)
+
+    received = async_to_sync(scenario)()
+    assert received == sorted(received)
+    assert len(set(received)) == 12
+
+
 # --- metrics ----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,117 @@
+"""Fixtures for the websocket tests: the configured channel layer and streams that always close.
+
+The consumers run on channels-redis exactly as smartscheduler.settings_test configures it (the
+shared Redis, this run's key prefix, `socket_timeout: None`); only the layer instance is new for
+each test.
+"""
+
+import copy
+import json
+from dataclasses import dataclass, field
+
+import pytest
+import pytest_asyncio
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+
+from smartscheduler.asgi import application
+
+WAIT = 5.0  # seconds: bound on every wait for a frame that must arrive
+
+
+@pytest.fixture
+def channel_layer(settings):
+    """The configured channels-redis layer (its options as settings have them), as a fresh
+    instance for this test: each test runs on its own event loop, and a layer instance keeps
+    per-loop receive state."""
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    settings.CHANNEL_LAYERS = layers  # Channels drops its cached layers on setting_changed
+    return layers["default"]["CONFIG"]
+
+
+@dataclass
+class Stream:
+    """One websocket client of `smartscheduler.asgi.application`."""
+
+    communicator: WebsocketCommunicator
+    connected: bool = False
+    seen: list[dict] = field(default_factory=list)
+
+    async def connect(self) -> tuple[bool, int | str | None]:
+        result = await self.communicator.connect(timeout=WAIT)
+        self.connected = True  # a refused handshake too leaves an application to stop
+        return result
+
+    async def frame(self, timeout: float = WAIT) -> dict:
+        return await self.communicator.receive_json_from(timeout=timeout)
+
+    async def event(self, timeout: float = WAIT) -> dict:
+        """The next frame, which must be an event; returns its envelope (and remembers it)."""
+        frame = await self.frame(timeout)
+        assert frame["kind"] == "event", frame
+        self.seen.append(frame["event"])
+        return frame["event"]
+
+    async def events(self, count: int) -> list[dict]:
+        return [await self.event() for _ in range(count)]
+
+    async def nothing(self, timeout: float = 0.5) -> bool:
+        return await self.communicator.receive_nothing(timeout=timeout)
+
+    async def close_code(self) -> int | None:
+        """The next output must be the server closing the socket; returns its code."""
+        message = await self.communicator.receive_output(timeout=WAIT)
+        assert message["type"] == "websocket.close", message
+        return message.get("code")
+
+    async def send(self, text: str | None = None, *, data: bytes | None = None) -> None:
+        await self.communicator.send_to(text_data=text, bytes_data=data)
+
+    async def send_json(self, frame) -> None:
+        await self.send(json.dumps(frame))
+
+    async def ping(self) -> dict:
+        await self.send_json({"kind": "ping"})
+        return await self.frame()
+
+    async def disconnect(self) -> None:
+        if self.connected:
+            self.connected = False
+            await self.communicator.disconnect(timeout=WAIT)
+
+
+@pytest_asyncio.fixture
+async def streams(channel_layer):
+    """`await streams.open(path, headers=...)` connects a client; all are closed at teardown."""
+    opened: list[Stream] = []
+
+    class Streams:
+        @staticmethod
+        def client(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> Stream:
+            stream = Stream(WebsocketCommunicator(application, path, headers=headers))
+            opened.append(stream)
+            return stream
+
+        @classmethod
+        async def open(cls, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> Stream:
+            """A client whose handshake must be accepted."""
+            stream = cls.client(path, headers)
+            assert await stream.connect() == (True, None)
+            return stream
+
+    try:
+        yield Streams
+    finally:
+        errors = []
+        for stream in opened:
+            try:
+                await stream.disconnect()
+            except Exception as exc:  # close the others all the same
+                errors.append(exc)
+        # The consumers and the tests use the database from asgiref's sync thread; close that
+        # thread's connection so the test database can be flushed and dropped.
+        await database_sync_to_async(connections.close_all)()
+        if errors:
+            raise errors[0]
