@@ -438,6 +438,24 @@ def create_region(
     )
 
 
+@transaction.atomic
+def update_region(*, slug: str, name: str, watchers: list[AbstractBaseUser]) -> Region:
+    """Rename a region and set the dispatchers who watch it.
+
+    Its centre and radius stay: moving a region would re-derive the region of every job and
+    contractor, which is not supported. Regions are not in the event catalog (no screen shows
+    them live), so this records no event; open websocket streams keep the groups they joined.
+    """
+    region = Region.objects.select_for_update().filter(slug=slug).first()
+    if region is None:
+        raise NotFound(f"Region '{slug}' does not exist.")
+    if region.name != name:
+        region.name = name
+        region.save(update_fields=["name"])
+    region.watchers.set(watchers)
+    return region
+
+
 # --- accounts ---------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import Client
 
-from contractors.models import Contractor, TimeOff
+from contractors.models import Contractor, Region, TimeOff
 from scheduling.models import Assignment, Job
 from tests.conftest import at, events_of, make_user, next_weekday
 from tests.contractors.factories import ContractorFactory
@@ -248,3 +248,34 @@ def test_the_event_log_is_listed_but_read_only_in_the_admin(admin_client):
     assert detail.status_code == 200
     assert 'name="_save"' not in detail.content.decode()
     assert admin_client.get("/admin/events/event/add/").status_code == 403
+
+
+def test_a_region_is_added_and_its_watchers_set_in_the_admin(admin_client):
+    watcher = make_user("north-desk", role="dispatcher")
+    response = admin_client.post(
+        "/admin/contractors/region/add/",
+        {
+            "slug": "north",
+            "name": "North",
+            "center_lat": "40.9",
+            "center_lng": "-73.9",
+            "radius_miles": "25",
+            "watchers": [str(watcher.pk)],
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    region = Region.objects.get(slug="north")
+    assert list(region.watchers.all()) == [watcher]
+
+    response = admin_client.post(
+        f"/admin/contractors/region/{region.pk}/change/",
+        {"name": "North Shore", "watchers": []},
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    region.refresh_from_db()
+    assert (region.name, region.radius_miles, list(region.watchers.all())) == (
+        "North Shore",
+        25.0,
+        [],
+    )
