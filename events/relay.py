@@ -13,8 +13,9 @@ Algorithm (why nothing is lost, docs/events.md has the long form):
    backoff and jitter, or `dead` after `max_attempts`. Only rows still claimed by this relay
    are marked.
 A relay that dies mid-batch leaves claimed rows whose lease expires; any relay then takes them
-over, and receipts keep handler effects exactly-once. An outage of PostgreSQL or Redis is not
-the events' fault: the batch is released without spending an attempt and the relay backs off.
+over, and receipts keep handler effects exactly-once. An outage of PostgreSQL, Redis or the
+message bus is not the events' fault: the batch is released without spending an attempt and the
+relay backs off (handlers that do not need the missing store still run on it first).
 """
 
 import contextlib
@@ -49,6 +50,15 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+try:  # the message bus (events/bus.py, docs/bus.md): an unreachable broker is an outage too
+    import amqp.exceptions
+    import kombu.exceptions
+except ImportError:  # pragma: no cover (kombu is a dependency; the bus itself is optional)
+    pass
+else:
+    TRANSIENT_ERRORS += (kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError)
+# The database is every handler's store: when it is down nothing else can run either.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class Outage(Exception):
@@ -133,12 +143,26 @@ class Relay:
     def deliver(self, batch: list[Event]) -> dict[int, str]:
         """Run every handler on the batch; returns {sequence: error} for events that failed."""
         failures: dict[int, str] = {}
+        outage: BaseException | None = None
         for sub in handlers.subscriptions():
             events = [e for e in batch if sub.accepts(e.type)]
-            if events:
-                for sequence, error in apply_handler(sub, events).items():
-                    failures.setdefault(sequence, error)
-                    metrics.FAILURES.labels(handler=sub.name).inc()
+            if not events:
+                continue
+            try:
+                results = apply_handler(sub, events)
+            except TRANSIENT_ERRORS as exc:
+                # A store only some handlers need (Redis, the message bus) holds back only
+                # them: the others still run (their receipts keep them from running twice),
+                # then the whole batch is released as an outage.
+                if isinstance(exc, DATABASE_ERRORS):
+                    raise
+                outage = outage or exc
+                continue
+            for sequence, error in results.items():
+                failures.setdefault(sequence, error)
+                metrics.FAILURES.labels(handler=sub.name).inc()
+        if outage is not None:
+            raise outage
         return failures
 
     def mark(self, batch: list[Event], failures: dict[int, str], result: BatchResult) -> None:
