@@ -1,7 +1,9 @@
 """Who may call what: every endpoint of SPEC section 4 against every role, exact status codes.
 
 Roles: anonymous (401), dispatcher and admin (allowed; `POST /api/regions` is admin only),
-a contractor on its own data (may read its own contractor record, jobs and availability; every
+a dispatcher who watches another region (allowed alike: region links scope what a dispatcher
+*watches*, not what it may book, docs/api.md; `/api/events` hides the other regions' events), a
+contractor on its own data (may read its own contractor record, jobs and availability; every
 write is 403), another contractor (403 on someone else's data), and a signed-in user with no role.
 A refused request records no event; an allowed write records exactly its event.
 
@@ -18,13 +20,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from contractors.services import Location
 from scheduling.models import Assignment, Job
+from scheduling.services import create_job
 from tests.conftest import at, client_for, events_of, make_user, next_weekday
-from tests.contractors.factories import ContractorFactory, TimeOffFactory
+from tests.contractors.factories import ContractorFactory, RegionFactory, TimeOffFactory
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 
 NY = ZoneInfo("America/New_York")
-ROLES = ("anonymous", "dispatcher", "admin", "contractor", "other_contractor", "no_role")
+SOUTH_CENTRE = {"center_lat": 39.95, "center_lng": -75.17, "radius_miles": 25}  # Philadelphia
+ROLES = (
+    "anonymous", "dispatcher", "south_dispatcher", "admin", "contractor", "other_contractor",
+    "no_role",
+)  # fmt: skip
 
 
 def iso(moment: datetime) -> str:
@@ -58,6 +66,9 @@ def world(db):
     users = {
         "anonymous": None,
         "dispatcher": make_user("dispatch", role="dispatcher"),
+        "south_dispatcher": make_user(
+            "sol", role="dispatcher", regions=[RegionFactory(slug="south", **SOUTH_CENTRE)]
+        ),
         "admin": make_user("boss", role="admin"),
         "contractor": make_user("own", role="contractor", contractor=own),
         "other_contractor": make_user("other", role="contractor", contractor=other),
@@ -107,16 +118,16 @@ JOB = {
 }
 REGION = {"slug": "east", "name": "East", "center": {"lat": 40.7, "lng": -73.0}, "radiusMiles": 20}
 
-#                 anonymous dispatcher admin contractor other no_role
-READ_OWN = (401, 200, 200, 200, 403, 403)
-LIST = (401, 200, 200, 200, 200, 403)
-SIGNED_IN = (401, 200, 200, 200, 200, 200)
-PUBLIC = (200, 200, 200, 200, 200, 200)
-DISPATCH_ONLY_READ = (401, 200, 200, 403, 403, 403)
+#                 anonymous dispatcher south admin contractor other no_role
+READ_OWN = (401, 200, 200, 200, 200, 403, 403)
+LIST = (401, 200, 200, 200, 200, 200, 403)
+SIGNED_IN = (401, 200, 200, 200, 200, 200, 200)
+PUBLIC = (200, 200, 200, 200, 200, 200, 200)
+DISPATCH_ONLY_READ = (401, 200, 200, 200, 403, 403, 403)
 
 
 def write(code: int) -> tuple[int, ...]:
-    return (401, code, code, 403, 403, 403)
+    return (401, code, code, code, 403, 403, 403)
 
 
 @dataclass(frozen=True)
@@ -242,7 +253,7 @@ ROWS = [
     ),
     Row("events", "GET", "/api/events", SIGNED_IN),
     Row("regions-list", "GET", "/api/regions", SIGNED_IN),
-    Row("regions-create", "POST", "/api/regions", (401, 403, 201, 403, 403, 403), REGION),
+    Row("regions-create", "POST", "/api/regions", (401, 403, 403, 201, 403, 403, 403), REGION),
     Row(
         "auth-token",
         "POST",
@@ -308,3 +319,37 @@ def test_a_deleted_contractors_login_loses_its_role(world):
     assert client.get("/api/contractors").status_code == 403
     assert client.get(f"/api/jobs/{world.ids['done']}").status_code == 403
     assert client.get("/api/events").json()["results"] == []
+
+
+def test_a_dispatcher_of_another_region_works_on_its_jobs_but_does_not_watch_its_events(world):
+    """Region links scope what a dispatcher watches (`/api/events`), not what it may book."""
+    RegionFactory(slug="north")
+    north = create_job(
+        type="tile", location=Location(lat=40.9, lng=-73.9), desired_date=world.day,
+        duration_minutes=60, required_skills=["tile"],
+    )  # fmt: skip
+    south = create_job(
+        type="tile", location=Location(lat=39.95, lng=-75.17), desired_date=world.day,
+        duration_minutes=60, required_skills=["tile"],
+    )  # fmt: skip
+    south_watcher = client_for(world.users["south_dispatcher"])
+    everywhere = client_for(world.users["dispatcher"])
+
+    seen = south_watcher.get("/api/events").json()["results"]
+    asked_for_north = south_watcher.get("/api/events", {"aggregate": f"job:{north.pk}"}).json()
+    seen_by_all = everywhere.get("/api/events").json()["results"]
+
+    assert (north.region, south.region) == ("north", "south")
+    assert [(e["type"], e["aggregate"]["id"], e["groups"]) for e in seen] == [
+        ("JobCreated", str(south.pk), ["dispatch/south"])
+    ]
+    assert asked_for_north["results"] == []
+    assert [e["aggregate"]["id"] for e in seen_by_all] == [str(north.pk), str(south.pk)]
+    # ... and it may still read and edit the north job: dispatchers cover for each other.
+    assert south_watcher.get(f"/api/jobs/{north.pk}").status_code == 200
+    assert (
+        south_watcher.patch(f"/api/jobs/{north.pk}", {"priority": "urgent"}, format="json").json()[
+            "priority"
+        ]
+        == "urgent"
+    )

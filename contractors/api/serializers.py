@@ -4,6 +4,9 @@ Serializers check shape and types only; domain rules (overlapping hours, timezon
 services' job, so every entry point enforces the same ones.
 """
 
+from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -27,11 +30,24 @@ def location_of(data: dict | None) -> Location | None:
     return Location(lat=data["lat"], lng=data["lng"], address=data.get("address", ""))
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:00)?$", "example": "08:00"}
+)
+class ClockTimeField(serializers.TimeField):
+    """A local time of day in whole minutes: "08:00" (also read as "08:00:00"), shown "08:00".
+
+    Not OpenAPI's `format: time`, which is RFC 3339's full-time with seconds and an offset.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(format="%H:%M", input_formats=["%H:%M", "%H:%M:00"], **kwargs)
+
+
 class WorkingHoursSerializer(serializers.Serializer):
     weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday")
     # Whole minutes only ("08:00", "08:00:00"): seconds would be stored but not shown.
-    start = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:00"])
-    end = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:00"])
+    start = ClockTimeField()
+    end = ClockTimeField()
 
     def validate(self, attrs):
         if attrs["end"] <= attrs["start"]:
@@ -65,6 +81,11 @@ class ContractorPatchSerializer(serializers.Serializer):
 
 
 class TimeOffInputSerializer(serializers.Serializer):
+    # Dates far outside any schedule are typos; years before 1000 would even be shown without
+    # their leading zeros ("365-02-18T..."), which is not ISO 8601.
+    EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+    MAX_YEARS_AHEAD = 10
+
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -72,6 +93,12 @@ class TimeOffInputSerializer(serializers.Serializer):
     def validate(self, attrs):
         if attrs["end"] <= attrs["start"]:
             raise serializers.ValidationError({"end": "must be after start."})
+        if attrs["start"] < self.EARLIEST:
+            raise serializers.ValidationError({"start": "must be in 2000 or later."})
+        if attrs["end"] > timezone.now() + timedelta(days=365 * self.MAX_YEARS_AHEAD):
+            raise serializers.ValidationError(
+                {"end": f"must be within {self.MAX_YEARS_AHEAD} years from now."}
+            )
         return attrs
 
 
@@ -85,9 +112,11 @@ class ContractorSerializer(serializers.ModelSerializer):
     location = serializers.SerializerMethodField()
     workingHours = serializers.SerializerMethodField()
     timeOff = serializers.SerializerMethodField()
-    averageRating = serializers.FloatField(source="average_rating", read_only=True)
+    averageRating = serializers.FloatField(
+        source="average_rating", read_only=True, allow_null=True, help_text="Null until rated."
+    )
     ratingCount = serializers.IntegerField(source="rating_count", read_only=True)
-    userId = serializers.IntegerField(source="user_id", read_only=True)
+    userId = serializers.IntegerField(source="user_id", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
 

@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -31,6 +31,8 @@ from contractors.api.serializers import (
 )
 from contractors.models import Contractor, ContractorStatus, ContractorType, Region, TimeOff
 from contractors.selectors import live_contractors
+
+CONFLICT = OpenApiResponse(description="Conflicts with the current state (`code` says which).")
 
 
 def contractors_for(request) -> QuerySet[Contractor]:
@@ -132,7 +134,7 @@ class ContractorDetailView(GenericAPIView):
         )
         return Response(ContractorSerializer(readable_contractor(request, pk)).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: CONFLICT})
     def delete(self, request, pk: int):
         get_object_or_404(live_contractors(), pk=pk)
         services.delete_contractor(contractor_id=pk)
@@ -141,6 +143,7 @@ class ContractorDetailView(GenericAPIView):
 
 class WorkingHoursView(GenericAPIView):
     serializer_class = WorkingHoursSerializer
+    pagination_class = None  # the answer is the whole week, a plain list
 
     def get_permissions(self):
         return _write_permissions(self.request)
@@ -200,7 +203,7 @@ class RegionListView(GenericAPIView):
     def get(self, request):
         return Response(RegionSerializer(Region.objects.all(), many=True).data)
 
-    @extend_schema(request=RegionInputSerializer, responses={201: RegionSerializer})
+    @extend_schema(request=RegionInputSerializer, responses={201: RegionSerializer, 409: CONFLICT})
     def post(self, request):
         data = _validated(RegionInputSerializer, request.data)
         region = services.create_region(

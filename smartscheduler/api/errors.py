@@ -6,6 +6,8 @@ is a 400, never a 500.
 """
 
 from django.db import DataError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,3 +27,10 @@ def exception_handler(exc, context):
     if isinstance(exc, DataError):
         return Response({"detail": "A value is out of range.", "code": "invalid"}, status=400)
     return drf_exception_handler(exc, context)
+
+
+def page_not_found(request, exception):
+    """`handler404`: a URL under /api/ that matches no route (`/api/jobs/abc`) is JSON too."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
