@@ -14,7 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+import redis
 from django.core.cache import cache
+from django_redis.exceptions import ConnectionInterrupted
 
 from contractors.models import Contractor, TimeOff, WorkingHours
 from scheduling.availability import (
@@ -75,27 +77,54 @@ def local_day_bounds(tz, day: date) -> Interval:
     return start, end
 
 
+# Redis is unreachable (down, restarting): what django-redis and redis-py raise.
+CACHE_OUTAGE = (
+    ConnectionInterrupted,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
 def day_entries(
-    contractors: list[Contractor], days: dict[int, list[date]]
+    contractors: list[Contractor],
+    days: dict[int, list[date]],
+    *,
+    cache_optional: bool = False,
 ) -> dict[tuple[int, date], DayEntry]:
     """Entries for each contractor's requested local days: cache first, then the database
-    in bulk (three queries whatever the number of contractors) for what was missing."""
+    in bulk (three queries whatever the number of contractors) for what was missing.
+
+    With `cache_optional` (readers), an unreachable Redis counts as a miss: the database is
+    the source of truth, so a read answers from it instead of failing. The relay's warming
+    handler keeps the default, so a Redis outage stops it and its batch is retried."""
     wanted = {
         day_key(c.pk, c.schedule_version, day): (c, day) for c in contractors for day in days[c.pk]
     }
-    found = cache.get_many(list(wanted))
+    reachable = True
+    try:
+        found = cache.get_many(list(wanted))
+    except CACHE_OUTAGE:
+        if not cache_optional:
+            raise
+        found, reachable = {}, False
     result = {(wanted[key][0].pk, wanted[key][1]): DayEntry.decode(v) for key, v in found.items()}
     missing = [pair for key, pair in wanted.items() if key not in found]
     if missing:
         computed = compute_entries(missing)
-        cache.set_many(
-            {
-                day_key(c.pk, c.schedule_version, day): computed[(c.pk, day)].encode()
-                for c, day in missing
-            },
-            timeout=TTL_SECONDS,
-        )
         result.update(computed)
+        if not reachable:
+            return result
+        try:
+            cache.set_many(
+                {
+                    day_key(c.pk, c.schedule_version, day): computed[(c.pk, day)].encode()
+                    for c, day in missing
+                },
+                timeout=TTL_SECONDS,
+            )
+        except CACHE_OUTAGE:
+            if not cache_optional:
+                raise
     return result
 
 

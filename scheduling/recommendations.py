@@ -92,7 +92,7 @@ def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[
         if not looking:
             break
         days: list[date] = horizon[offset : offset + DAYS_PER_READ]
-        entries = day_entries(looking, {c.pk: days for c in looking})
+        entries = day_entries(looking, {c.pk: days for c in looking}, cache_optional=True)
         still = []
         for contractor in looking:
             slots = found.setdefault(contractor.pk, [])

@@ -94,7 +94,18 @@ TEMPLATES = [
 # --- Stores -------------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Persistent connections are checked at the start of each request: after PostgreSQL
+    # restarts or terminates a session, the next request reconnects instead of failing (500).
+    DATABASES = {
+        # No persistent connections by default: under ASGI each request may run on another
+        # thread, so kept connections pile up (Django's docs say to disable them there; the
+        # chaos soak saw the count grow). Management commands such as the relay keep theirs.
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+            conn_health_checks=True,
+        )
+    }
 else:
     DATABASES = {
         "default": {
@@ -158,13 +169,18 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "smartscheduler.api.pagination.Pagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "smartscheduler.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "smartscheduler.api.errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": "smartscheduler.api.metadata.Metadata",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("TOKEN_THROTTLE_RATE", "10/min")},
+    # Throttles count per client address. With NUM_PROXIES unset DRF would trust any
+    # X-Forwarded-For a client sends, so a password guesser could pick a new "address" per
+    # attempt; the address is REMOTE_ADDR unless trusted proxies in front say otherwise.
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
@@ -185,6 +201,8 @@ SPECTACULAR_SETTINGS = {
         "AssignmentStatusEnum": "scheduling.models.AssignmentStatus",
         "EventTypeEnum": "events.catalog.EVENT_TYPE_CHOICES",
     },
+    # `<id:...>` path segments (events.api.converters.IdConverter): digits that fit a bigint.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -194,6 +212,10 @@ SPECTACULAR_SETTINGS = {
 # The embedded default runs the relay inside the server process; the production shape runs
 # `manage.py relay` processes and leaves this off.
 EVENTS_EMBEDDED_RELAY = env_bool("EMBEDDED_RELAY", not DATABASE_URL)
+# The external message bus (docs/bus.md): when set (amqp://... or sqs://...), the relay also
+# publishes every event there through the `events.bus` handler; unset, the handler is off.
+EVENT_BUS_URL = os.environ.get("EVENT_BUS_URL", "")
+EVENT_BUS_EXCHANGE = os.environ.get("EVENT_BUS_EXCHANGE", "smartscheduler.events")
 
 # --- Domain -----------------------------------------------------------------------------------
 # Where events look up which logical groups a user may see (events imports no app).

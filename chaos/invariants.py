@@ -1,0 +1,171 @@
+"""The guarantees of SPEC section 6, checked after a run against the chaos database, with
+Django set up in this process (chaos.__main__ points it at the run's database and Redis).
+
+Each check returns a Check: what it looked at, how many failed, and the offending items."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from chaos.clients import ClientRecord
+
+
+@dataclass
+class Check:
+    name: str
+    checked: int
+    failures: int
+    offending: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failures == 0
+
+
+def delivery() -> tuple[Check, Check]:
+    """Every event delivered, and a receipt per (event, subscribed handler)."""
+    from events.handlers import subscriptions
+    from events.models import DeliveryStatus, Event, HandlerReceipt
+
+    subs = subscriptions()
+    receipts: dict[int, set[str]] = defaultdict(set)
+    for event_id, handler in HandlerReceipt.objects.values_list("event_id", "handler"):
+        receipts[event_id].add(handler)
+    not_delivered: list[str] = []
+    lost: list[str] = []
+    pairs = 0
+    rows = Event.objects.order_by("sequence").values_list("sequence", "type", "status", "event_id")
+    for sequence, event_type, status, event_id in rows:
+        expected = {s.name for s in subs if s.accepts(event_type)}
+        pairs += len(expected)
+        missing = expected - receipts.get(sequence, set())
+        if status != DeliveryStatus.DELIVERED:
+            not_delivered.append(f"#{sequence} {event_type} {event_id} status={status}")
+        if missing:
+            lost.append(f"#{sequence} {event_type} {event_id} no receipt for {sorted(missing)}")
+    total = len(rows)
+    return (
+        Check("events delivered (status)", total, len(not_delivered), not_delivered),
+        Check("receipt per (event, handler)", pairs, len(lost), lost),
+    )
+
+
+def ratings() -> Check:
+    from contractors.models import Contractor
+    from contractors.selectors import rating_summary
+
+    wrong = []
+    contractors = list(Contractor.objects.order_by("pk"))
+    for contractor in contractors:
+        truth = rating_summary(contractor.pk)
+        cached = (contractor.average_rating, contractor.rating_count)
+        if cached != truth:
+            wrong.append(f"contractor {contractor.pk}: stored {cached}, ratings table {truth}")
+    return Check("rating summary = ratings table", len(contractors), len(wrong), wrong)
+
+
+def availability_cache(days: int = 15) -> Check:
+    """Cached entries under each contractor's current schedule_version equal a fresh
+    computation from the database (entries lost with a Redis restart are simply absent)."""
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from contractors.models import Contractor
+    from scheduling.availability_cache import compute_entries, day_key
+
+    today = timezone.now().date()
+    contractors = list(Contractor.objects.order_by("pk"))
+    wanted = {
+        day_key(c.pk, c.schedule_version, today + timedelta(days=n)): (c, today + timedelta(n))
+        for c in contractors
+        for n in range(days)
+    }
+    cached = cache.get_many(list(wanted))
+    pairs = [wanted[key] for key in cached]
+    fresh = compute_entries(pairs) if pairs else {}
+    wrong = []
+    for key, value in cached.items():
+        contractor, day = wanted[key]
+        truth = fresh[(contractor.pk, day)].encode()
+        if truth != value:
+            wrong.append(f"{key}: cached {value} != database {truth}")
+    return Check("availability cache = database", len(cached), len(wrong), wrong)
+
+
+LIVE = "('scheduled', 'in_progress')"
+
+
+def assignments() -> tuple[Check, Check]:
+    from django.conf import settings
+    from django.db import connection
+
+    from scheduling.models import Assignment
+
+    buffer = timedelta(minutes=settings.SCHEDULING["BUFFER_MINUTES"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT a.id, b.id, a.contractor_id, a.start, a."end", b.start, b."end"
+            FROM scheduling_assignment a JOIN scheduling_assignment b
+              ON a.contractor_id = b.contractor_id AND a.id < b.id
+             AND a.status IN {LIVE} AND b.status IN {LIVE}
+             AND a.start < b."end" + %s AND b.start < a."end" + %s
+            """,
+            [buffer, buffer],
+        )
+        close = cursor.fetchall()
+        cursor.execute(
+            f"SELECT job_id, count(*) FROM scheduling_assignment WHERE status IN {LIVE} "
+            "GROUP BY job_id HAVING count(*) > 1"
+        )
+        doubled = cursor.fetchall()
+    live = Assignment.objects.filter(status__in=["scheduled", "in_progress"]).count()
+    overlaps = [
+        f"assignments {a} and {b} of contractor {c}: [{s1}, {e1}) vs [{s2}, {e2})"
+        for a, b, c, s1, e1, s2, e2 in close
+        if s1 < e2 and s2 < e1
+    ]
+    too_close = [
+        f"assignments {a} and {b} of contractor {c} closer than the buffer"
+        for a, b, c, s1, e1, s2, e2 in close
+        if not (s1 < e2 and s2 < e1)
+    ]
+    doubled_jobs = [f"job {job} has {n} live assignments" for job, n in doubled]
+    return (
+        Check("no overlapping live assignments", live, len(overlaps) + len(doubled_jobs),
+              overlaps + doubled_jobs),
+        Check("buffer between live assignments", live, len(too_close), too_close),
+    )  # fmt: skip
+
+
+def clients(records: list[ClientRecord]) -> tuple[Check, Check]:
+    """Each client holds every event of its groups after its first `after`, and nothing
+    from other groups."""
+    from events.models import Event, EventGroup
+
+    missing: list[str] = []
+    leaked: list[str] = []
+    expected_total = 0
+    for record in records:
+        expected = dict(
+            Event.objects.filter(
+                sequence__gt=record.first_after,
+                sequence__in=EventGroup.objects.filter(group__in=record.groups).values("event_id"),
+            ).values_list("event_id", "sequence")
+        )
+        expected = {str(k): v for k, v in expected.items()}
+        expected_total += len(expected)
+        for event_id, sequence in sorted(expected.items(), key=lambda kv: kv[1]):
+            if event_id not in record.received:
+                missing.append(f"{record.name} missed #{sequence} {event_id}")
+        for event_id, groups in record.groups_seen.items():
+            if not set(groups) & record.groups:
+                leaked.append(f"{record.name} got {event_id} of groups {groups}")
+    return (
+        Check("clients hold every event of their groups", expected_total, len(missing), missing),
+        Check("clients get no other group's event", expected_total, len(leaked), leaked),
+    )
+
+
+def run_all(records: list[ClientRecord]) -> list[Check]:
+    return [*delivery(), ratings(), availability_cache(), *assignments(), *clients(records)]

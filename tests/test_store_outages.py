@@ -1,0 +1,51 @@
+"""Requests keep working through the store faults the chaos run injects (python -m chaos):
+found by it, kept here as fast regression tests against the real stores."""
+
+import psycopg
+import pytest
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from scheduling.availability_cache import CACHE_OUTAGE, day_entries
+from tests.contractors.factories import ContractorFactory
+from tests.support import free_port, subprocess_database_url
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_after_its_database_session_was_terminated_reconnects():
+    """pg_terminate_backend (or a PostgreSQL restart) kills the persistent connection of a web
+    thread; the next request on that thread must not answer 500."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    with psycopg.connect(subprocess_database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    close_old_connections()  # what Django runs as every request starts
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [new_pid] = cursor.fetchone()
+    assert new_pid != pid
+
+
+@pytest.mark.django_db
+def test_readers_answer_from_the_database_while_redis_is_down(settings):
+    contractor = ContractorFactory()
+    days = [timezone.now().date()]
+    expected = day_entries([contractor], {contractor.pk: days}, cache_optional=True)
+
+    # Nothing listens on this port: a real connection refusal, as while Redis restarts.
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {
+                **settings.CACHES["default"].get("OPTIONS", {}),
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+            },
+        }
+    }
+    assert day_entries([contractor], {contractor.pk: days}, cache_optional=True) == expected
+    # The relay's warming handler (the default) still sees the outage, so its batch is retried.
+    with pytest.raises(CACHE_OUTAGE):
+        day_entries([contractor], {contractor.pk: days})
