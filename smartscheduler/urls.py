@@ -17,6 +17,8 @@ api = [
     path("", include("events.api.urls")),
 ]
 
+handler404 = "smartscheduler.api.errors.page_not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
