@@ -49,3 +49,34 @@ def test_readers_answer_from_the_database_while_redis_is_down(settings):
     # The relay's warming handler (the default) still sees the outage, so its batch is retried.
     with pytest.raises(CACHE_OUTAGE):
         day_entries([contractor], {contractor.pk: days})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_the_database_gives_up_on_midway_answers_503(api):
+    """The chaos run saw a few 500s for requests whose session died under them. Whatever the
+    database error (a terminated session, a restart, here a lock timeout), the transaction
+    rolled back and nothing was written, so the answer is 503 "retry", not a 500."""
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    previous = options.get("options")
+    options["options"] = "-c lock_timeout=200"
+    connection.close()  # the request's connection opens anew, with the lock timeout
+    holder = psycopg.connect(subprocess_database_url())
+    try:
+        # Another session holds the token table, so authenticating this request times out.
+        holder.execute("LOCK TABLE authtoken_token IN ACCESS EXCLUSIVE MODE")
+        response = api.get("/api/jobs")
+    finally:
+        holder.rollback()
+        holder.close()
+        if previous is None:
+            options.pop("options", None)
+        else:
+            options["options"] = previous
+        connection.close()
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json() == {
+        "detail": "The database is unavailable; retry shortly.",
+        "code": "unavailable",
+    }

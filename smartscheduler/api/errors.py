@@ -2,10 +2,12 @@
 
 Invalid -> 400 with per-field messages, NotFound -> 404, Conflict -> 409 with a `code`. A
 database error caused by input the validators let through (a value out of the column's range)
-is a 400, never a 500.
+is a 400, never a 500. A database that went away in the middle of the request (restarted, or
+the session terminated) is a 503 with Retry-After: the transaction rolled back, so the client
+may simply retry.
 """
 
-from django.db import DataError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import status
@@ -26,6 +28,12 @@ def exception_handler(exc, context):
         return Response({"detail": exc.message, "code": exc.code}, status=400)
     if isinstance(exc, DataError):
         return Response({"detail": "A value is out of range.", "code": "invalid"}, status=400)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return Response(
+            {"detail": "The database is unavailable; retry shortly.", "code": "unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
     return drf_exception_handler(exc, context)
 
 
