@@ -117,6 +117,11 @@ def test_the_board_shows_changes_live_and_catches_up_after_a_drop(stack):
             expect(card).to_have_attribute("data-status", "assigned", timeout=10_000)
             expect(card).to_contain_text("Ana Ruiz")
 
+            # A rating reaches the contractor list: the average the relay recomputed.
+            api(stack, token, "PUT", f"/api/jobs/{first.pk}/rating", {"rating": 4})
+            rating = page.locator(f'#contractors li[data-contractor-id="{contractor.pk}"] .rating')
+            expect(rating).to_have_text(" ★ 4.00 (1)", timeout=10_000)
+
             # The socket drops for 3 s while things happen; the board catches up on its own.
             page.evaluate("window.boardStream.drop(3000)")
             expect(page.locator("#conn")).to_have_text("reconnecting", timeout=5_000)
