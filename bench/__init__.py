@@ -1,0 +1,9 @@
+"""The benchmark suite for SPEC section 8's performance budgets.
+
+`python -m bench all` runs every scenario; `python -m bench relay | recommendations | booking`
+runs one. Each scenario owns its stores: a fresh PostgreSQL database `bench_<pid>_<scenario>`
+(migrated, dropped at the end) and a redis-server on a free port; the shared Redis (6379) and
+other databases are never touched. Every figure is the median of several repeats with its spread
+(min to max). The run prints a table and writes `docs/benchmarks.md` and `docs/benchmarks.json`
+(raw samples); scenarios not run this time keep their previous results there.
+"""

@@ -1,0 +1,56 @@
+"""`python -m bench all | relay | recommendations | booking [--keep]` (see bench/__init__.py)."""
+
+import argparse
+import importlib
+import shlex
+import sys
+
+from bench.cluster import BenchCluster
+from bench.harness import (
+    MARKDOWN_PATH,
+    ScenarioResult,
+    machine,
+    progress,
+    table,
+    versions,
+    write_reports,
+)
+
+SCENARIOS = ["relay", "recommendations", "booking"]
+
+
+def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:
+    module = importlib.import_module(f"bench.{name}")
+    cluster = BenchCluster(name, keep=keep)
+    try:
+        progress(f"{name}: database {cluster.database}, redis-server on {cluster.redis_port}")
+        cluster.start()
+        with cluster.sql() as conn:
+            postgres = conn.execute("SHOW server_version").fetchone()[0]
+        return module.run(cluster), postgres
+    finally:
+        cluster.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenario", choices=["all", *SCENARIOS])
+    parser.add_argument("--keep", action="store_true", help="keep the bench databases")
+    args = parser.parse_args(argv)
+    names = SCENARIOS if args.scenario == "all" else [args.scenario]
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    results: list[ScenarioResult] = []
+    context: dict = {"machine": machine()}
+    for name in names:
+        result, postgres = run_scenario(name, args.keep)
+        context["versions"] = versions(postgres)
+        results.append(result)
+        # Written after each scenario, so a later failure keeps what was measured.
+        data = write_reports([result], command=command, context=context)
+    print(table([data["scenarios"][r.scenario] for r in results]))
+    progress(f"wrote {MARKDOWN_PATH} and benchmarks.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Repeats, medians with their spread, progress lines, the results table and the report files.
+
+A `Figure` holds every sample of one measurement; it is reported as the median with the spread
+(min to max) over the repeats. Results of one scenario are a `ScenarioResult`; the report files
+keep the latest result of every scenario ever run, each with its own date and command."""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+JSON_PATH = DOCS / "benchmarks.json"
+MARKDOWN_PATH = DOCS / "benchmarks.md"
+_STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    samples: list[float]
+    note: str = ""
+    budget: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def as_json(self) -> dict:
+        return {
+            **asdict(self),
+            "median": self.median,
+            "min": min(self.samples),
+            "max": max(self.samples),
+        }
+
+
+@dataclass
+class ScenarioResult:
+    scenario: str
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    not_measured: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def add(self, name: str, unit: str, samples: list[float], **kw) -> Figure:
+        figure = Figure(name, unit, list(samples), **kw)
+        self.figures.append(figure)
+        progress(f"{self.scenario}: {name} = {fmt(figure.median)} {unit} {spread(figure)}")
+        return figure
+
+
+def repeat(times: int, what: str, run: Callable[[int], float]) -> list[float]:
+    samples = []
+    for index in range(times):
+        value = run(index)
+        progress(f"{what} {index + 1}/{times}: {fmt(value)}")
+        samples.append(value)
+    return samples
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def fmt(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def spread(figure: Figure | dict) -> str:
+    samples = figure.samples if isinstance(figure, Figure) else figure["samples"]
+    if len(samples) < 2:
+        return "(1 run)"
+    return f"({fmt(min(samples))} to {fmt(max(samples))}, n={len(samples)})"
+
+
+# --- machine and versions ----------------------------------------------------------------------
+
+
+def _command_output(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        mem_kb = int(meminfo.readline().split()[1])
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "os": platform.platform(),
+    }
+
+
+def versions(postgres: str) -> dict:
+    packages = {}
+    for name in ("Django", "channels", "channels-redis", "daphne", "psycopg", "redis"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = "not installed"
+    redis_server = _command_output(["redis-server", "--version"])
+    return {
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "redis-server": redis_server.split(" v=")[1].split()[0] if " v=" in redis_server else "?",
+        **packages,
+    }
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def table(results: list[dict]) -> str:
+    rows = [("scenario", "measurement", "median", "spread (min to max, n)", "unit", "budget")]
+    for result in results:
+        for figure in result["figures"]:
+            rows.append(
+                (
+                    result["scenario"],
+                    figure["name"],
+                    fmt(figure["median"]),
+                    spread(figure),
+                    figure["unit"],
+                    figure.get("budget", ""),
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    header = "  ".join(cell.ljust(width) for cell, width in zip(rows[0], widths, strict=True))
+    lines = [header.rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows[1:]
+    ]
+    return "\n".join(lines)
+
+
+def write_reports(results: list[ScenarioResult], *, command: str, context: dict) -> dict:
+    """Merge this run's scenarios into docs/benchmarks.json and regenerate docs/benchmarks.md."""
+    existing = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {"scenarios": {}}
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for result in results:
+        existing["scenarios"][result.scenario] = {
+            "scenario": result.scenario,
+            "date": now,
+            "command": command,
+            **context,
+            "figures": [figure.as_json() for figure in result.figures],
+            "notes": result.notes,
+            "not_measured": result.not_measured,
+            "extra": result.extra,
+        }
+    JSON_PATH.write_text(json.dumps(existing, indent=2, sort_keys=False) + "\n")
+    MARKDOWN_PATH.write_text(markdown(existing))
+    return existing
+
+
+SCENARIO_ORDER = ["relay", "recommendations", "booking"]
+PENDING = {
+    "latency": "Commit-to-websocket latency at 200 events/s (SPEC 8: p50 < 10 ms, p99 < 50 ms).",
+    "fanout": "Fan-out to 1,000 websocket clients (SPEC 8: p99 < 250 ms).",
+    "rss": "Peak RSS of the relay and daphne.",
+}
+
+
+def markdown(data: dict) -> str:
+    scenarios = [data["scenarios"][name] for name in SCENARIO_ORDER if name in data["scenarios"]]
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m bench` (see `bench/__init__.py`); do not edit by hand. Each",
+        "scenario creates its own PostgreSQL database (`bench_<pid>_<scenario>`, migrated,",
+        "dropped afterwards) and its own redis-server on a free port. Every figure is the median",
+        "of the repeats, with the spread (min to max) and the number of repeats. Raw samples:",
+        "`docs/benchmarks.json`.",
+        "",
+        "Run all: `python -m bench all`; one scenario: `python -m bench relay` (or",
+        "`recommendations`, `booking`). Budgets: `../shared/SPEC.md`, section 8.",
+        "",
+    ]
+    for result in scenarios:
+        out += [f"## {result['scenario']}", ""]
+        out += [
+            f"- Date: {result['date']}",
+            f"- Command: `{result['command']}`",
+            f"- Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
+            f"{result['machine']['memory_gib']} GiB, {result['machine']['os']}",
+            "- Versions: "
+            + ", ".join(f"{name} {version}" for name, version in result["versions"].items()),
+            "",
+            table([result]),
+            "",
+        ]
+        # The table is plain text: indent it as a code block.
+        out[-2] = "\n".join("    " + line for line in out[-2].splitlines())
+        out += [f"- {note}" for note in result["notes"]]
+        if result["not_measured"]:
+            out += ["", "Not yet measured:", ""]
+            out += [f"- {item}" for item in result["not_measured"]]
+        out.append("")
+    missing = [name for name in SCENARIO_ORDER if name not in data["scenarios"]]
+    out += ["## Not yet measured", ""]
+    out += [f"- Scenario `{name}` (not run yet)." for name in missing]
+    out += [f"- {text}" for text in PENDING.values()]
+    out.append("")
+    return "\n".join(out)

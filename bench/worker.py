@@ -1,0 +1,249 @@
+"""In-process work against the benchmark's stores, run as `python -m bench.worker COMMAND`
+by `bench.cluster.BenchCluster.worker` (Django is set up from the environment it passes).
+Prints progress to stderr and one JSON line to stdout."""
+
+import argparse
+import json
+import random
+import sys
+import time
+
+
+def log(message: str) -> None:
+    print(f"  [worker] {message}", file=sys.stderr, flush=True)
+
+
+def seed_relay(args) -> dict:
+    """Record exactly `args.events` events through the services: the demo data set (contractors,
+    time off, jobs, bookings, ratings, cancellations), topped up with job edits and new jobs."""
+    from django.db import transaction
+    from django.db.models import Count
+
+    from contractors.services import Location
+    from events.models import Event
+    from scheduling.demo import seed_demo
+    from scheduling.models import Job, JobStatus
+    from scheduling.services import create_job, update_job
+
+    started = time.perf_counter()
+    report = seed_demo(
+        seed=args.seed,
+        contractors=args.contractors,
+        jobs=args.jobs,
+        progress=lambda phase, done, total: (
+            log(f"{phase} {done}/{total}") if total and done in (total, total // 2) else None
+        ),
+    )
+    log(report.lines()[0])
+    count = Event.objects.count()
+    log(f"the seed recorded {count} events; topping up to {args.events}")
+    if count > args.events:
+        raise SystemExit(f"the seed recorded {count} events, more than {args.events}")
+    rng = random.Random(args.seed)
+    open_jobs = list(Job.objects.filter(status=JobStatus.OPEN).values_list("pk", "lat", "lng"))
+    current = dict(Job.objects.filter(status=JobStatus.OPEN).values_list("pk", "priority"))
+    priorities = ["low", "normal", "high", "urgent"]
+    with transaction.atomic():
+        while count < args.events:
+            job_id, lat, lng = rng.choice(open_jobs)
+            if count % 2:
+                # A different priority, so the edit records JobUpdated.
+                new = rng.choice([p for p in priorities if p != current.get(job_id, "normal")])
+                update_job(job_id=job_id, priority=new)
+                current[job_id] = new
+            else:
+                job = create_job(
+                    type="flooring",
+                    location=Location(lat=lat, lng=lng, address="bench"),
+                    desired_date=Job.objects.get(pk=job_id).desired_date,
+                    duration_minutes=120,
+                )
+                open_jobs.append((job.pk, job.lat, job.lng))
+            count += 1
+    mix = dict(Event.objects.values_list("type").annotate(n=Count("sequence")).order_by("-n"))
+    return {"events": Event.objects.count(), "mix": mix, "seconds": time.perf_counter() - started}
+
+
+def redis_ceiling(args) -> dict:
+    """A bare redis-py pipeline PUBLISH loop: every event's broadcast message (the same JSON
+    envelope, to each of its groups), `batch` events per pipeline round trip."""
+    import redis
+    from django.conf import settings
+
+    from events.envelope import envelope
+    from events.groups import channels_group_name
+    from events.models import Event
+
+    batches: list[list[tuple[str, bytes]]] = []
+    events = list(Event.objects.order_by("sequence")[: args.events])
+    for start in range(0, len(events), args.batch):
+        batches.append(
+            [
+                (
+                    channels_group_name(group),
+                    json.dumps({"type": "event.message", "event": envelope(event)}).encode(),
+                )
+                for event in events[start : start + args.batch]
+                for group in event.groups
+            ]
+        )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    samples = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        for batch in batches:
+            pipe = client.pipeline(transaction=False)
+            for channel, message in batch:
+                pipe.publish(channel, message)
+            pipe.execute()
+        samples.append(len(events) / (time.perf_counter() - started))
+    messages = sum(len(batch) for batch in batches)
+    size = sum(len(m) for batch in batches for _, m in batch) / max(messages, 1)
+    return {"samples": samples, "events": len(events), "messages": messages, "bytes": size}
+
+
+def recommend(args) -> dict:
+    """p50/p95 of `recommend_for_job` (what GET /api/jobs/{id}/recommendations runs) for one
+    open job, in rounds of `samples` calls: cold (own Redis flushed before every call) and
+    warm (after one call that fills the cache)."""
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from bench.harness import percentile
+    from contractors.models import Contractor, ContractorStatus
+    from contractors.services import Location, update_contractor
+    from scheduling.demo_plan import AREAS
+    from scheduling.services import create_job, recommend_for_job
+
+    # The budgets are per active contractor: the demo's inactive ones are made active (through
+    # the service, as a dispatcher would).
+    for contractor_id in Contractor.objects.exclude(status=ContractorStatus.ACTIVE).values_list(
+        "pk", flat=True
+    ):
+        update_contractor(contractor_id=contractor_id, status=ContractorStatus.ACTIVE)
+    area = AREAS[0]
+    job = create_job(
+        type="flooring",
+        location=Location(lat=area.lat, lng=area.lng, address="bench"),
+        desired_date=timezone.localdate() + timedelta(days=2),
+        duration_minutes=120,
+    )
+    active = Contractor.objects.filter(status=ContractorStatus.ACTIVE).count()
+    out: dict = {"active_contractors": active, "job_id": job.pk, "rounds": []}
+    for round_no in range(args.rounds):
+        cold, warm = [], []
+        for _ in range(args.samples):
+            cache.clear()
+            started = time.perf_counter()
+            found = recommend_for_job(job_id=job.pk, limit=5)
+            cold.append((time.perf_counter() - started) * 1000)
+        recommend_for_job(job_id=job.pk, limit=5)
+        for _ in range(args.samples):
+            started = time.perf_counter()
+            recommend_for_job(job_id=job.pk, limit=5)
+            warm.append((time.perf_counter() - started) * 1000)
+        out["rounds"].append(
+            {
+                "cold_ms": cold,
+                "warm_ms": warm,
+                "cold_p50": percentile(cold, 50),
+                "cold_p95": percentile(cold, 95),
+                "warm_p50": percentile(warm, 50),
+                "warm_p95": percentile(warm, 95),
+                "found": len(found),
+            }
+        )
+        log(
+            f"round {round_no + 1}/{args.rounds}: cold p50 {percentile(cold, 50):.1f} ms, "
+            f"warm p50 {percentile(warm, 50):.1f} ms, {len(found)} recommended"
+        )
+    return out
+
+
+def booking_plan(args) -> dict:
+    """Open jobs with a free slot each, for the booking load: one job per active contractor and
+    local day (so no two planned bookings compete for a contractor's day), at the contractor's
+    own site, in the first free slot the availability engine reports."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from contractors.models import ContractorStatus
+    from contractors.selectors import live_contractors
+    from contractors.services import Location
+    from scheduling.availability import Site
+    from scheduling.selectors import availability
+    from scheduling.services import create_job
+
+    crew = list(live_contractors().filter(status=ContractorStatus.ACTIVE).order_by("pk"))
+    duration = timedelta(minutes=120)
+    today = timezone.localdate()
+    plans: list[dict] = []
+    for offset in range(2, 2 + args.days):
+        for contractor in crew:
+            if len(plans) >= args.jobs:
+                break
+            day = today + timedelta(days=offset)
+            site = Site(contractor.lat, contractor.lng)
+            slots = availability(contractor, day, day, duration, site).slots
+            if not slots:
+                continue
+            start, end = slots[0]
+            job_type = next(t for t in ("flooring", "tile", "carpet") if contractor.matches_type(t))
+            job = create_job(
+                type=job_type,
+                location=Location(lat=contractor.lat, lng=contractor.lng, address="bench"),
+                desired_date=day,
+                duration_minutes=120,
+            )
+            plans.append(
+                {
+                    "job": job.pk,
+                    "contractorId": contractor.pk,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                }
+            )
+    with open(args.out, "w") as out:
+        json.dump(plans, out)
+    return {"planned": len(plans), "contractors": len(crew)}
+
+
+def main() -> int:
+    import django
+
+    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    seed = commands.add_parser("seed-relay")
+    seed.add_argument("--events", type=int, default=20_000)
+    seed.add_argument("--contractors", type=int, default=300)
+    seed.add_argument("--jobs", type=int, default=5000)
+    seed.add_argument("--seed", type=int, default=7)
+    ceiling = commands.add_parser("redis-ceiling")
+    ceiling.add_argument("--events", type=int, default=20_000)
+    ceiling.add_argument("--batch", type=int, default=500)
+    ceiling.add_argument("--repeats", type=int, default=3)
+    rec = commands.add_parser("recommend")
+    rec.add_argument("--samples", type=int, default=30)
+    rec.add_argument("--rounds", type=int, default=3)
+    plan = commands.add_parser("booking-plan")
+    plan.add_argument("--jobs", type=int, default=6000)
+    plan.add_argument("--days", type=int, default=25)
+    plan.add_argument("--out", required=True)
+    args = parser.parse_args()
+    django.setup()
+    commands_run = {
+        "seed-relay": seed_relay,
+        "redis-ceiling": redis_ceiling,
+        "recommend": recommend,
+        "booking-plan": booking_plan,
+    }
+    result = commands_run[args.command](args)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
