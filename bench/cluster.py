@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from chaos.cluster import ADMIN_DSN, ROOT, Process, free_port, wait_until
+from chaos.cluster import ADMIN_DSN, ROOT, Process, free_port, start_redis_server
 
 
 class BenchCluster:
@@ -73,27 +73,7 @@ class BenchCluster:
             conn.execute(f'CREATE DATABASE "{self.database}"')
         self.created_database = True
         self.manage("migrate", "--no-input", timeout=300)
-        self.redis = Process(
-            "redis",
-            [
-                "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", str(self.workdir),
-            ],
-            log_path=self.workdir / "redis.log",
-            env=dict(os.environ),
-        )  # fmt: skip
-        wait_until(self._redis_ping, timeout=10, what="redis-server to answer")
-
-    def _redis_ping(self) -> bool:
-        try:
-            client = redis.Redis(port=self.redis_port, socket_connect_timeout=0.5)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-        except redis.RedisError:
-            return False
+        self.redis = start_redis_server(self.redis_port, self.workdir)
 
     def manage(self, *args: str, timeout: float = 600) -> str:
         done = subprocess.run(

@@ -93,6 +93,34 @@ class Process:
         self._log.close()
 
 
+def start_redis_server(port: int, workdir: Path) -> Process:
+    """A private redis-server (nothing saved to disk) on `port`, answering when this returns."""
+    server = Process(
+        "redis",
+        [
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir),
+        ],
+        log_path=workdir / "redis.log",
+        env=dict(os.environ),
+    )  # fmt: skip
+    wait_until(lambda: redis_answers(port), timeout=10, what="redis-server to answer")
+    return server
+
+
+def redis_answers(port: int) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis(port=port, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
 class Cluster:
     def __init__(self, workdir: Path, *, keep: bool = False, relay_lease: float = 3.0) -> None:
         self.workdir = workdir
@@ -190,29 +218,7 @@ class Cluster:
 
     def start_redis(self) -> None:
         self.redis_starts += 1
-        self.redis = Process(
-            "redis",
-            [
-                "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", str(self.workdir),
-            ],
-            log_path=self.workdir / "redis.log",
-            env=dict(os.environ),
-        )  # fmt: skip
-        wait_until(self.redis_ping, timeout=10, what="redis-server to answer")
-
-    def redis_ping(self) -> bool:
-        import redis
-
-        try:
-            client = redis.Redis(port=self.redis_port, socket_connect_timeout=0.5)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-        except redis.RedisError:
-            return False
+        self.redis = start_redis_server(self.redis_port, self.workdir)
 
     def stop_redis(self) -> None:
         if self.redis is not None:
