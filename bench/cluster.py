@@ -15,7 +15,15 @@ from pathlib import Path
 import psycopg
 import redis
 
-from chaos.cluster import ADMIN_DSN, ROOT, Process, free_port, start_redis_server
+from chaos.cluster import (
+    ROOT,
+    Process,
+    create_database,
+    drop_database,
+    free_port,
+    run_manage,
+    start_redis_server,
+)
 
 
 class BenchCluster:
@@ -69,27 +77,13 @@ class BenchCluster:
     # --- set-up ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{self.database}"')
+        create_database(self.database)
         self.created_database = True
         self.manage("migrate", "--no-input", timeout=300)
         self.redis = start_redis_server(self.redis_port, self.workdir)
 
     def manage(self, *args: str, timeout: float = 600) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
-                f"{done.stderr}"
-            )
-        return done.stdout
+        return run_manage(self.env(), *args, timeout=timeout)
 
     def worker(self, *args: str, timeout: float = 900) -> dict:
         """Run `python -m bench.worker ARGS` (Django set up on our stores); its last stdout
@@ -124,9 +118,7 @@ class BenchCluster:
                 with contextlib.suppress(Exception):
                     process.stop()
         if self.created_database and not self.keep:
-            # Only our own database: its name carries our pid and we created it in this run.
-            with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            drop_database(self.database)
             self.created_database = False
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -93,6 +93,35 @@ class Process:
         self._log.close()
 
 
+def create_database(name: str) -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    """Only a database this run created: its name carries the creating process's pid."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_manage(env: dict[str, str], *args: str, timeout: float) -> str:
+    """`python manage.py ARGS` against the stores named in `env`; its stdout, or a RuntimeError
+    carrying both outputs."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done.stdout
+
+
 def start_redis_server(port: int, workdir: Path) -> Process:
     """A private redis-server (nothing saved to disk) on `port`, answering when this returns."""
     server = Process(
@@ -187,25 +216,11 @@ class Cluster:
     # --- set-up ----------------------------------------------------------------------------
 
     def create_database(self) -> None:
-        with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{self.database}"')
+        create_database(self.database)
         self.created_database = True
 
     def manage(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
-                f"{done.stderr}"
-            )
-        return done.stdout
+        return run_manage(self.env(), *args, timeout=timeout)
 
     def create_token(self, username: str, role: str, *extra: str) -> str:
         out = self.manage(
@@ -284,7 +299,5 @@ class Cluster:
             self.drop_database()
 
     def drop_database(self) -> None:
-        # Only our own database: its name carries our pid and we created it in this run.
-        with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        drop_database(self.database)
         self.created_database = False

@@ -40,10 +40,6 @@ def linked_contractor(user: AbstractBaseUser) -> Contractor | None:
     return Contractor.objects.filter(user=user, deleted_at__isnull=True).first()
 
 
-def is_staff_or_dispatcher(user: AbstractBaseUser | AnonymousUser | None) -> bool:
-    return bool(roles_of(user) & {Role.ADMIN, Role.DISPATCHER})
-
-
 def watched_regions(user: AbstractBaseUser) -> list[str] | None:
     """Region slugs a dispatcher watches; None means every region."""
     slugs = list(Region.objects.filter(watchers=user).values_list("slug", flat=True))

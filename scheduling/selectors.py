@@ -53,10 +53,6 @@ def load_schedule(
     )
 
 
-def live_assignment(job: Job) -> Assignment | None:
-    return job.assignments.filter(status__in=LIVE_ASSIGNMENT).first()
-
-
 @dataclass(frozen=True)
 class Availability:
     windows: list[Interval]
