@@ -1,0 +1,170 @@
+"""What a Django team would otherwise build instead of the EventLog and its relay, delivering the
+same events to the same handlers and groups (issue 6, scenario 1; the latency scenario too):
+
+- "relay": ours. `record_event` writes the event in the caller's transaction; `manage.py relay`
+  delivers it (batches, receipts, retries).
+- "on_commit": `transaction.on_commit` in the recording process runs every subscribed handler on
+  [event] right after the commit, including the broadcast's `group_send`. No durability: an
+  event whose delivery fails or whose process dies after the commit is lost (the callback is
+  `robust`, so a failed delivery is logged and does not fail the committed request).
+- "procrastinate": a PostgreSQL job queue. One job per event is deferred in the recording
+  transaction (procrastinate's Django connector uses Django's connection), and a procrastinate
+  worker runs every subscribed handler on [event] per job.
+
+The hook is Django's `post_save` signal on `events.models.Event` (public; `record_event` creates
+the row with `Event.objects.create` in the caller's transaction), so product code is unchanged.
+Handlers run as the relay runs them, minus receipts: a transactional handler in its own
+transaction, the others outside any. Events recorded by the handlers (RecommendationsUpdated) are
+delivered the same way, as the relay delivers them.
+
+This module imports Django models only inside functions: the bench orchestrator imports it
+without Django set up.
+"""
+
+import functools
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.cluster import BenchCluster
+    from chaos.cluster import Process
+    from events.models import Event
+
+MODES = ("relay", "on_commit", "procrastinate")
+PROCRASTINATE_SETTINGS = "bench.settings_procrastinate"
+RELAY_BATCH = 500
+PROCRASTINATE_QUEUE = "events"
+# The worker's database connections are kept between jobs (the product's default, 0, is for
+# ASGI requests); without it every job would open a new PostgreSQL connection.
+WORKER_CONN_MAX_AGE = "600"
+
+
+def _check(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+
+
+def env(mode: str) -> dict[str, str]:
+    """Extra environment for every Django process of this mode (e.g. a bench settings module
+    that adds procrastinate's Django app). {} for "relay" and "on_commit"."""
+    _check(mode)
+    if mode == "procrastinate":
+        return {"DJANGO_SETTINGS_MODULE": PROCRASTINATE_SETTINGS}
+    return {}
+
+
+def prepare(cluster: "BenchCluster", mode: str) -> None:
+    """Once per database, before use: e.g. apply procrastinate's schema/migrations. No-op for
+    the others. Idempotent."""
+    _check(mode)
+    if mode == "procrastinate":
+        from chaos.cluster import run_manage
+
+        run_manage(cluster.env(**env(mode)), "migrate", "procrastinate", "--no-input", timeout=300)
+
+
+def deliver(events: "list[Event]") -> None:
+    """Run every subscribed handler on `events`, here and now: a transactional handler in its
+    own transaction, the others outside any. No receipts, no retries: an exception propagates."""
+    from django.db import transaction
+
+    from events.handlers import subscriptions
+
+    for sub in subscriptions():
+        accepted = [event for event in events if sub.accepts(event.type)]
+        if not accepted:
+            continue
+        if sub.transactional:
+            with transaction.atomic():
+                sub.func(accepted)
+        else:
+            sub.func(accepted)
+
+
+def _deliver_on_commit(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    from django.db import transaction
+
+    if created and not raw:
+        transaction.on_commit(functools.partial(deliver, [instance]), robust=True)
+
+
+def _defer_job(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        from bench.procrastinate_tasks import deliver_event
+
+        deliver_event.defer(sequence=instance.sequence)
+
+
+_RECEIVERS = {"on_commit": _deliver_on_commit, "procrastinate": _defer_job}
+
+
+def install(mode: str) -> None:
+    """In a process where Django is set up (with env(mode)): make every event recorded from now
+    on (record_event writes an events.Event row in the caller's transaction) be delivered the
+    alternative's way: "on_commit": transaction.on_commit -> run the same subscribed handlers
+    (events.handlers.subscriptions()) on [event], including the broadcast's group_send, in this
+    process, no durability; "procrastinate": defer one procrastinate job per event in the same
+    transaction. "relay": nothing (the relay process delivers). Idempotent."""
+    _check(mode)
+    if mode == "relay":
+        return
+    from django.db.models.signals import post_save
+
+    from events.models import Event
+
+    post_save.connect(
+        _RECEIVERS[mode], sender=Event, weak=False, dispatch_uid=f"bench.alternatives.{mode}"
+    )
+
+
+def uninstall(mode: str) -> None:
+    """Undo `install(mode)` (tests)."""
+    _check(mode)
+    if mode == "relay":
+        return
+    from django.db.models.signals import post_save
+
+    from events.models import Event
+
+    post_save.disconnect(sender=Event, dispatch_uid=f"bench.alternatives.{mode}")
+
+
+def on_procrastinate_ready(app) -> None:
+    """PROCRASTINATE_ON_APP_READY of bench.settings_procrastinate: every process of the
+    "procrastinate" mode defers jobs, the worker included (its handlers record events too)."""
+    install("procrastinate")
+
+
+def worker_argv(mode: str, *, concurrency: int = 1, one_shot: bool = False) -> list[str]:
+    """The command line of what delivers outside the recording process (see start_worker)."""
+    _check(mode)
+    if mode == "relay":
+        argv = [sys.executable, "manage.py", "relay", "--batch-size", str(RELAY_BATCH)]
+        return [*argv, "--once"] if one_shot else argv
+    if mode == "procrastinate":
+        argv = [
+            sys.executable, "manage.py", "procrastinate", "worker",
+            "--concurrency", str(concurrency), "--queues", PROCRASTINATE_QUEUE,
+        ]  # fmt: skip
+        return [*argv, "--one-shot"] if one_shot else argv
+    raise ValueError("on_commit delivers in the recording process: no worker")
+
+
+def worker_env(mode: str) -> dict[str, str]:
+    """env(mode) plus what the worker process needs (kept database connections)."""
+    extra = env(mode)
+    if mode == "procrastinate":
+        extra["DB_CONN_MAX_AGE"] = WORKER_CONN_MAX_AGE
+    return extra
+
+
+def start_worker(cluster: "BenchCluster", mode: str, *, concurrency: int = 1) -> "Process | None":
+    """Start what delivers outside the recording process: "relay" -> `manage.py relay` (batch
+    500), "procrastinate" -> a procrastinate worker running the handlers (`concurrency` jobs at
+    once, default 1), "on_commit" -> None. Returns the chaos.cluster.Process (via cluster.spawn,
+    so cluster.close() stops it)."""
+    _check(mode)
+    if mode == "on_commit":
+        return None
+    name = "relay" if mode == "relay" else "procrastinate-worker"
+    return cluster.spawn(name, worker_argv(mode, concurrency=concurrency), **worker_env(mode))
