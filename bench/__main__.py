@@ -16,7 +16,7 @@ from bench.harness import (
     write_reports,
 )
 
-SCENARIOS = ["relay", "recommendations", "booking"]
+SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout"]
 
 
 def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:

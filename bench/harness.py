@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 JSON_PATH = DOCS / "benchmarks.json"
 MARKDOWN_PATH = DOCS / "benchmarks.md"
+PLOTS_DIR = DOCS / "benchmarks"  # PNGs drawn from the JSON by bench/plots.py
 _STARTED = time.monotonic()
 
 
@@ -189,11 +190,14 @@ def write_reports(results: list[ScenarioResult], *, command: str, context: dict)
             "extra": result.extra,
         }
     JSON_PATH.write_text(json.dumps(existing, indent=2, sort_keys=False) + "\n")
-    MARKDOWN_PATH.write_text(markdown(existing))
+    from bench.plots import write_plots
+
+    plots = write_plots(existing, PLOTS_DIR)
+    MARKDOWN_PATH.write_text(markdown(existing, plots))
     return existing
 
 
-SCENARIO_ORDER = ["relay", "recommendations", "booking"]
+SCENARIO_ORDER = ["relay", "recommendations", "booking", "latency", "fanout"]
 PENDING = {
     "latency": "Commit-to-websocket latency at 200 events/s (SPEC 8: p50 < 10 ms, p99 < 50 ms).",
     "fanout": "Fan-out to 1,000 websocket clients (SPEC 8: p99 < 250 ms).",
@@ -201,7 +205,10 @@ PENDING = {
 }
 
 
-def markdown(data: dict) -> str:
+def markdown(data: dict, plots: dict[str, list[tuple[str, str]]] | None = None) -> str:
+    """The report; `plots` (per scenario [(title, file name in PLOTS_DIR)]) are linked under
+    their scenario."""
+    plots = plots or {}
     scenarios = [data["scenarios"][name] for name in SCENARIO_ORDER if name in data["scenarios"]]
     out = [
         "# Benchmarks",
@@ -232,6 +239,8 @@ def markdown(data: dict) -> str:
         # The table is plain text: indent it as a code block.
         out[-2] = "\n".join("    " + line for line in out[-2].splitlines())
         out += [f"- {note}" for note in result["notes"]]
+        for title, name in plots.get(result["scenario"], []):
+            out += ["", f"![{title}]({PLOTS_DIR.name}/{name})"]
         if result["not_measured"]:
             out += ["", "Not yet measured:", ""]
             out += [f"- {item}" for item in result["not_measured"]]
@@ -239,6 +248,6 @@ def markdown(data: dict) -> str:
     missing = [name for name in SCENARIO_ORDER if name not in data["scenarios"]]
     out += ["## Not yet measured", ""]
     out += [f"- Scenario `{name}` (not run yet)." for name in missing]
-    out += [f"- {text}" for text in PENDING.values()]
+    out += [f"- {text}" for key, text in PENDING.items() if key not in data["scenarios"]]
     out.append("")
     return "\n".join(out)

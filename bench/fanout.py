@@ -1,0 +1,215 @@
+"""Scenario `fanout`: 1,000 websocket clients connected at once (SPEC 8: every event reaches
+every member of its group, p99 commit to frame < 250 ms), and the peak RSS of daphne and the
+relay meanwhile.
+
+The clients: 900 contractor logins, each on `ws/contractor/` (its own group), and 100
+dispatchers on `ws/dispatch/`, every fifth watching every region and the others one region
+each, spread over the regions. One daphne, one relay (`manage.py relay`, ours). Per run: all
+clients connect, then a recording process alternates job edits (JobUpdated to the job's region)
+and contractor renames (ScheduleUpdated to the region and the contractor) through the services
+at a steady rate; afterwards every client reconnects with `?after=` the sequence before the run,
+so the report shows what arrived live and what after resume. The clients run in several
+processes; their event-loop lag is reported so a client that could not keep up is visible.
+"""
+
+import json
+import time
+
+from bench import alternatives
+from bench.cluster import BenchCluster
+from bench.harness import ScenarioResult, percentile, progress
+from bench.latency import quantiles, run_worker
+from bench.wsclients import (
+    ClientGroup,
+    delivery,
+    expected_ids,
+    latencies_ms,
+    peak_rss_mib,
+    start_daphne,
+)
+
+CONTRACTORS = 900
+DISPATCHERS = 100
+WATCH_ALL = 5  # every fifth dispatcher watches every region
+RATE = 50
+SECONDS = 30
+WARMUP = 3
+REPEATS = 3
+CLIENT_PROCESSES = 2
+SETTLE = 5.0
+
+
+def account(clients: list[dict], rows: list[list], reports: list[dict]) -> dict:
+    """Per client: the measured events meant for it against those it received, live and after
+    resume; and every (client, event) commit-to-frame latency."""
+    events = [(event_id, groups) for event_id, groups, _, warm in rows if not warm]
+    commits = {event_id: at for event_id, _, at, warm in rows if not warm}
+    logs = {log["name"]: log for report in reports for log in report["clients"]}
+    latencies: list[float] = []
+    complete_live = complete_resumed = expected_total = live_total = 0
+    errors: list[str] = []
+    for client in clients:
+        log = logs[client["name"]]
+        expected = expected_ids(client["groups"], events)
+        got = delivery(expected, log["received"], log["resumed"])
+        expected_total += got.expected
+        live_total += got.live
+        complete_live += got.complete_live
+        complete_resumed += got.complete_after_resume
+        latencies += latencies_ms({i: commits[i] for i in expected}, log["received"])
+        errors += [f"{client['name']}: {error}" for error in log["errors"]]
+    return {
+        "clients": len(clients),
+        "complete_live": complete_live,
+        "complete_after_resume": complete_resumed,
+        "deliveries_expected": expected_total,
+        "deliveries_live": live_total,
+        "latencies": latencies,
+        "errors": errors,
+    }
+
+
+def one_run(cluster: BenchCluster, clients: list[dict], base: str, label: str, relay) -> dict:
+    with cluster.sql() as conn:
+        after = conn.execute("SELECT max(sequence) FROM events_event").fetchone()[0] or 0
+    group = ClientGroup(
+        cluster, f"clients-{label}", base, clients, processes=CLIENT_PROCESSES, after=after
+    )
+    started = time.perf_counter()
+    connected = group.wait_connected()
+    progress(
+        f"fanout {label}: {connected} clients connected in {time.perf_counter() - started:.1f} s"
+    )
+    if connected < len(clients):
+        raise RuntimeError(f"only {connected} of {len(clients)} clients connected")
+    events_path = cluster.workdir / f"events-{label}.json"
+    recorded = run_worker(
+        cluster, "relay", "record-steady", "--kind", "mix", "--rate", str(RATE),
+        "--seconds", str(SECONDS), "--warmup", str(WARMUP),
+        "--contractors", str(CONTRACTORS), "--out", str(events_path),
+    )  # fmt: skip
+    time.sleep(SETTLE)
+    started = time.perf_counter()
+    reports = group.finish()
+    resume_seconds = time.perf_counter() - started
+    rows = json.loads(events_path.read_text())
+    out = account(clients, rows, reports)
+    out["recorded"] = recorded
+    out["resume_seconds"] = resume_seconds
+    out["connect_seconds"] = max(report["connect_seconds"] for report in reports)
+    out["loop_lag_p99_ms"] = [percentile(r["loop_lag_ms"] or [0.0], 99) for r in reports]
+    progress(
+        f"fanout {label}: p99 {percentile(out['latencies'], 99):.0f} ms, "
+        f"{out['complete_live']}/{len(clients)} clients got every event live, "
+        f"{out['complete_after_resume']}/{len(clients)} after resume; recorded at "
+        f"{recorded['rate']:.0f}/s; client loop lag p99 "
+        + "/".join(f"{lag:.0f}" for lag in out["loop_lag_p99_ms"])
+        + " ms"
+    )
+    return out
+
+
+def run(cluster: BenchCluster) -> ScenarioResult:
+    result = ScenarioResult("fanout")
+    accounts_path = cluster.workdir / "accounts.json"
+    progress(f"fanout: demo data, {CONTRACTORS} contractor and {DISPATCHERS} dispatcher logins")
+    made = run_worker(
+        cluster, "relay", "ws-accounts", "--seed-contractors", str(CONTRACTORS),
+        "--contractors", str(CONTRACTORS), "--dispatchers", str(DISPATCHERS),
+        "--watch-all", str(WATCH_ALL), "--out", str(accounts_path),
+    )  # fmt: skip
+    clients = json.loads(accounts_path.read_text())
+    relay = alternatives.start_worker(cluster, "relay")
+    daphne, base = start_daphne(cluster, "daphne")
+    runs = []
+    try:
+        # The seed's events are delivered before the first run.
+        wait_drained(cluster)
+        for repeat in range(REPEATS):
+            progress(f"fanout: run {repeat + 1}/{REPEATS}")
+            runs.append(one_run(cluster, clients, base, f"run-{repeat}", relay))
+            runs[-1]["daphne_rss_mib"] = peak_rss_mib(daphne.pid)
+            runs[-1]["relay_rss_mib"] = peak_rss_mib(relay.pid)
+    finally:
+        relay.stop()
+        daphne.stop()
+
+    result.add(
+        "commit to frame p99, every client and event",
+        "ms",
+        [percentile(r["latencies"], 99) for r in runs],
+        budget="< 250 ms",
+    )
+    result.add("commit to frame p50", "ms", [percentile(r["latencies"], 50) for r in runs])
+    result.add(
+        "clients that got every event meant for them, live",
+        "%",
+        [100 * r["complete_live"] / r["clients"] for r in runs],
+    )
+    result.add(
+        "clients that got every event meant for them, after resume",
+        "%",
+        [100 * r["complete_after_resume"] / r["clients"] for r in runs],
+        budget="100%",
+    )
+    result.add(
+        "deliveries received live",
+        "%",
+        [100 * r["deliveries_live"] / r["deliveries_expected"] for r in runs],
+    )
+    result.add("daphne peak RSS (VmHWM), 1,000 clients", "MiB", [r["daphne_rss_mib"] for r in runs])
+    result.add("relay peak RSS (VmHWM)", "MiB", [r["relay_rss_mib"] for r in runs])
+    result.add("connecting 1,000 clients", "s", [r["connect_seconds"] for r in runs])
+    result.add("resume of 1,000 clients (`?after=`)", "s", [r["resume_seconds"] for r in runs])
+    result.notes += [
+        f"{len(clients):,} clients ({made['clients']} logins): {CONTRACTORS} contractors on "
+        f"`ws/contractor/`, {DISPATCHERS} dispatchers on `ws/dispatch/` (every {WATCH_ALL}th "
+        f"watching every region, the others one of {', '.join(made['regions'])}); one daphne, "
+        f"one relay (`manage.py relay --batch-size {alternatives.RELAY_BATCH}`), "
+        f"{CLIENT_PROCESSES} client processes.",
+        f"Per run: {RATE} events/s for {WARMUP} s of warm-up and {SECONDS} s measured, "
+        "alternating `update_job` (JobUpdated to the job's region) and `update_contractor` "
+        "(ScheduleUpdated to the region and the contractor's group). An event is meant for a "
+        "client when their groups intersect; only the recorded events count. Per run: "
+        + "; ".join(
+            f"{r['deliveries_expected']:,} deliveries meant, {r['deliveries_live']:,} live, "
+            f"recorded at {r['recorded']['rate']:.0f}/s"
+            for r in runs
+        )
+        + ".",
+        "After each run every client reconnects with `?after=` the last sequence before the "
+        "run and reads the replay up to `replayed`.",
+        "Client event-loop lag p99 per process and run (ms, sampled every 50 ms): "
+        + "; ".join("/".join(f"{lag:.0f}" for lag in r["loop_lag_p99_ms"]) for r in runs)
+        + ".",
+        "Client errors: "
+        + (
+            "; ".join(sorted({e for r in runs for e in r["errors"]})[:5])
+            if any(r["errors"] for r in runs)
+            else "none"
+        )
+        + ".",
+    ]
+    result.extra = {
+        "latency_ms_quantiles": quantiles([v for r in runs for v in r["latencies"]]),
+        "runs": [
+            {key: value for key, value in r.items() if key not in ("latencies", "errors")}
+            for r in runs
+        ],
+    }
+    return result
+
+
+def wait_drained(cluster: BenchCluster, timeout: float = 300) -> None:
+    from chaos.cluster import wait_until
+
+    def drained() -> bool:
+        with cluster.sql() as conn:
+            return (
+                conn.execute(
+                    "SELECT count(*) FROM events_event WHERE status = 'pending'"
+                ).fetchone()[0]
+                == 0
+            )
+
+    wait_until(drained, timeout=timeout, what="the relay to drain the seed's events", interval=1)

@@ -1,0 +1,195 @@
+"""Scenario `latency`: commit to websocket frame at a steady 200 events/s (SPEC 8: p50 < 10 ms,
+p99 < 50 ms), for ours ("relay") and the alternatives of `bench.alternatives`.
+
+Per run: daphne and the mode's delivering process start on the scenario's stores; one dispatcher
+watching every region connects to `ws/dispatch/`; a recording process edits open jobs through
+`scheduling.services.update_job` at 200/s for 3 s of warm-up and 30 s measured, stamping each
+event's commit (`time.time()` in the first on_commit callback); the client stamps each frame's
+receipt. Same machine, same clock. The modes take turns within each repeat, so the machine's
+noise falls on all of them alike.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+from bench import alternatives
+from bench.cluster import BenchCluster
+from bench.harness import ScenarioResult, percentile, progress
+from bench.wsclients import ClientGroup, latencies_ms, peak_rss_mib, start_daphne
+from chaos.cluster import ROOT
+
+RATE = 200
+SECONDS = 30
+WARMUP = 3
+REPEATS = 3
+SETTLE = 3.0  # seconds after the last commit for the last frames to arrive
+QUANTILES = 1000  # the latency distribution kept in the report, per mode
+
+
+def run_worker(cluster: BenchCluster, mode: str, *args: str, timeout: float = 900) -> dict:
+    """`python -m bench.wsworker ARGS` with the mode's environment; its last stdout line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.wsworker", *args],
+        cwd=ROOT,
+        env=cluster.env(**alternatives.env(mode)),
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.wsworker {' '.join(args)} failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def outbox_settled(cluster: BenchCluster) -> None:
+    """Nothing pending from an earlier run: a relay starts on an empty outbox in every mode."""
+    with cluster.sql() as conn:
+        conn.execute("UPDATE events_event SET status = 'delivered' WHERE status != 'delivered'")
+
+
+def quantiles(values: list[float], count: int = QUANTILES) -> list[float]:
+    """`count + 1` evenly spaced percentiles (0 to 100) of `values`, rounded to 1 microsecond."""
+    return [round(percentile(values, 100 * i / count), 3) for i in range(count + 1)]
+
+
+def one_run(cluster: BenchCluster, mode: str, client: dict, label: str) -> dict:
+    outbox_settled(cluster)
+    daphne, base = start_daphne(cluster, f"daphne-{label}", **alternatives.env(mode))
+    worker = alternatives.start_worker(cluster, mode)
+    try:
+        with cluster.sql() as conn:
+            after = conn.execute("SELECT max(sequence) FROM events_event").fetchone()[0] or 0
+        clients = ClientGroup(cluster, f"clients-{label}", base, [client], after=after)
+        clients.wait_connected()
+        events_path = cluster.workdir / f"events-{label}.json"
+        recorded = run_worker(
+            cluster, mode, "record-steady", "--mode", mode, "--rate", str(RATE),
+            "--seconds", str(SECONDS), "--warmup", str(WARMUP), "--out", str(events_path),
+        )  # fmt: skip
+        time.sleep(SETTLE)
+        rss = {"daphne_mib": peak_rss_mib(daphne.pid)}
+        if worker is not None:
+            rss["worker_mib"] = peak_rss_mib(worker.pid)
+        (report,) = clients.finish()
+    finally:
+        if worker is not None:
+            worker.stop()
+        daphne.stop()
+    rows = json.loads(events_path.read_text())
+    commits = {event_id: at for event_id, _, at, warm in rows if not warm}
+    (log,) = report["clients"]
+    latencies = latencies_ms(commits, log["received"])
+    if not latencies:
+        raise RuntimeError(
+            f"latency {label}: none of {len(commits)} events arrived live "
+            f"(client errors: {log['errors'][:3]})\n{daphne.tail()}"
+            + (f"\n{worker.tail()}" if worker is not None else "")
+        )
+    missing = len(commits) - len(latencies)
+    resumed_missing = len(set(commits) - set(log["received"]) - set(log["resumed"]))
+    progress(
+        f"latency {label}: p50 {percentile(latencies, 50):.1f} ms, "
+        f"p99 {percentile(latencies, 99):.1f} ms, {len(latencies)}/{len(commits)} received live, "
+        f"recorded at {recorded['rate']:.0f}/s ({recorded['late_over_1ms']} late > 1 ms), "
+        f"daphne peak RSS {rss['daphne_mib']:.0f} MiB"
+    )
+    return {
+        "latencies": latencies,
+        "measured": len(commits),
+        "missing_live": missing,
+        "missing_after_resume": resumed_missing,
+        "recorded": recorded,
+        "rss": rss,
+        "client_loop_lag_p99_ms": percentile(report["loop_lag_ms"] or [0.0], 99),
+        "errors": log["errors"],
+    }
+
+
+def run(cluster: BenchCluster) -> ScenarioResult:
+    result = ScenarioResult("latency")
+    accounts = cluster.workdir / "accounts.json"
+    progress("latency: demo data and one dispatcher login watching every region")
+    run_worker(cluster, "relay", "ws-accounts", "--dispatchers", "1", "--out", str(accounts))
+    (client,) = json.loads(accounts.read_text())
+    for mode in alternatives.MODES:
+        alternatives.prepare(cluster, mode)
+    runs: dict[str, list[dict]] = {mode: [] for mode in alternatives.MODES}
+    for repeat in range(REPEATS):
+        for mode in alternatives.MODES:
+            progress(f"latency: {mode}, run {repeat + 1}/{REPEATS} ({WARMUP + SECONDS} s)")
+            runs[mode].append(one_run(cluster, mode, client, f"{mode}-{repeat}"))
+
+    budgets = {50: "< 10 ms", 99: "< 50 ms"}
+    for mode, mode_runs in runs.items():
+        for pct in (50, 95, 99):
+            result.add(
+                f"{mode}: commit to frame p{pct}",
+                "ms",
+                [percentile(r["latencies"], pct) for r in mode_runs],
+                budget=budgets.get(pct, "") if mode == "relay" else "",
+            )
+    for mode in alternatives.MODES[1:]:
+        for pct in (50, 99):
+            result.add(
+                f"ratio relay / {mode}, p{pct}",
+                "x",
+                [
+                    percentile(ours["latencies"], pct) / percentile(theirs["latencies"], pct)
+                    for ours, theirs in zip(runs["relay"], runs[mode], strict=True)
+                ],
+            )
+    result.add(
+        "daphne peak RSS (VmHWM), relay mode",
+        "MiB",
+        [r["rss"]["daphne_mib"] for r in runs["relay"]],
+    )
+    result.add(
+        "relay peak RSS (VmHWM) at 200 events/s",
+        "MiB",
+        [r["rss"]["worker_mib"] for r in runs["relay"]],
+    )
+    lost = {mode: sum(r["missing_live"] for r in mode_runs) for mode, mode_runs in runs.items()}
+    after_resume = {
+        mode: sum(r["missing_after_resume"] for r in mode_runs) for mode, mode_runs in runs.items()
+    }
+    measured = sum(r["measured"] for r in runs["relay"])
+    result.notes += [
+        f"Per run: {RATE} events/s through `scheduling.services.update_job` (a priority edit of "
+        f"an open job: JobUpdated to its region's group) for {WARMUP} s of warm-up and "
+        f"{SECONDS} s measured ({RATE * SECONDS:,} events); {REPEATS} runs per mode, the modes "
+        "taking turns. Figures: the percentile of each run; median and spread over the runs.",
+        "Commit: `time.time()` in the recording transaction's first on_commit callback (before "
+        "anything an alternative hooks on commit). Frame: `time.time()` when the client's "
+        "`recv()` returns, one dispatcher on `ws/dispatch/` (every region) through daphne. "
+        "Same machine, same clock.",
+        "Modes (`bench/alternatives.py`): relay = `manage.py relay` (NOTIFY wake-up, batch "
+        f"{alternatives.RELAY_BATCH}); on_commit = the handlers and `group_send` in "
+        "`transaction.on_commit` of the recording process; procrastinate = one job per event, "
+        "deferred in the recording transaction, run by a procrastinate worker.",
+        "Not received live, of the measured events: "
+        + ", ".join(f"{mode} {count}" for mode, count in lost.items())
+        + f" ({measured:,} per mode); missing after the client resumed with `?after=`: "
+        + ", ".join(f"{mode} {count}" for mode, count in after_resume.items())
+        + " (on_commit and procrastinate leave the EventLog rows undelivered; resume reads "
+        "the EventLog, so it sends them too).",
+        "Client event-loop lag, p99 per run: "
+        + ", ".join(
+            f"{mode} " + "/".join(f"{r['client_loop_lag_p99_ms']:.1f}" for r in mode_runs)
+            for mode, mode_runs in runs.items()
+        )
+        + " ms (sampled every 50 ms; small against the latencies means the client kept up).",
+    ]
+    result.extra = {
+        "latency_ms_quantiles": {
+            mode: quantiles([v for r in mode_runs for v in r["latencies"]])
+            for mode, mode_runs in runs.items()
+        },
+        "recorded": {mode: [r["recorded"] for r in mode_runs] for mode, mode_runs in runs.items()},
+        "peak_rss_mib": {mode: [r["rss"] for r in mode_runs] for mode, mode_runs in runs.items()},
+        "client_errors": {
+            mode: [e for r in mode_runs for e in r["errors"]] for mode, mode_runs in runs.items()
+        },
+    }
+    return result

@@ -1,0 +1,302 @@
+"""Websocket clients for the `latency` and `fanout` scenarios, and their accounting.
+
+Run as `python -m bench.wsclients SPEC OUT`: connects every client of SPEC (a JSON file) to
+daphne, a bounded number of handshakes at a time, writes SPEC's `ready` file once all are
+connected, and stamps `time.time()` on every event frame received (by event id) until SPEC's
+`stop` file appears. Then each client reconnects with `?after=<SPEC's after>` and reads the
+replay up to its `replayed` frame, so the report shows what arrived live and what after resume.
+The report (OUT) also holds the event loop's lag, sampled every 50 ms: if the clients' own loop
+lags, the latencies measure the clients, not the server.
+
+Invariant of the accounting: an event is meant for a client when their groups intersect, and
+only events the scenario recorded itself count (`expected_ids`), so events that handlers record
+on the side neither inflate nor hide a client's losses.
+"""
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.cluster import BenchCluster
+    from chaos.cluster import Process
+
+LAG_INTERVAL = 0.05
+
+
+@dataclass
+class ClientSpec:
+    name: str
+    path: str  # e.g. "/ws/dispatch/?token=..." (no `after`)
+    groups: list[str]  # the logical groups this client's stream joins
+
+
+@dataclass
+class ClientLog:
+    name: str
+    groups: list[str]
+    received: dict[str, float] = field(default_factory=dict)  # event id -> receipt time.time()
+    resumed: set[str] = field(default_factory=set)
+    frames: int = 0  # event frames, duplicates included
+    errors: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "groups": self.groups,
+            "received": self.received,
+            "resumed": sorted(self.resumed),
+            "frames": self.frames,
+            "errors": self.errors,
+        }
+
+
+# --- accounting ---------------------------------------------------------------------------------
+
+
+def expected_ids(groups: Iterable[str], events: Iterable[tuple[str, Iterable[str]]]) -> set[str]:
+    """Ids of the recorded events (id, groups) meant for a client that joined `groups`."""
+    mine = set(groups)
+    return {event_id for event_id, event_groups in events if mine.intersection(event_groups)}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    expected: int
+    live: int  # expected events received while connected
+    after_resume: int  # expected events received live or in the replay
+
+    @property
+    def complete_live(self) -> bool:
+        return self.live == self.expected
+
+    @property
+    def complete_after_resume(self) -> bool:
+        return self.after_resume == self.expected
+
+
+def delivery(expected: set[str], received: Iterable[str], resumed: Iterable[str]) -> Delivery:
+    live = expected.intersection(received)
+    return Delivery(len(expected), len(live), len(live | expected.intersection(resumed)))
+
+
+def latencies_ms(commits: dict[str, float], received: dict[str, float]) -> list[float]:
+    """Commit-to-frame latency of every recorded event the client received live."""
+    return [(at - commits[eid]) * 1000 for eid, at in received.items() if eid in commits]
+
+
+# --- the clients ------------------------------------------------------------------------------
+
+
+async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Semaphore, open_):
+    """Connect (at most `gate` handshakes at a time), put the connection in `open_`, then
+    record event frames until the connection is closed by the caller."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        async with gate:
+            try:
+                ws = await connect(base + spec.path, max_size=2**20, open_timeout=120)
+            except BaseException:
+                open_.append(None)  # settled, not connected
+                raise
+        open_.append(ws)
+        async for raw in ws:
+            at = time.time()
+            frame = json.loads(raw)
+            if frame.get("kind") == "event":
+                log.frames += 1
+                log.received.setdefault(frame["event"]["id"], at)
+            elif frame.get("kind") == "error":
+                log.errors.append(f"live: {frame.get('code')}")
+    except ConnectionClosed as exc:
+        if exc.rcvd is None or exc.rcvd.code != 1000:
+            log.errors.append(f"live: closed {exc}")
+    except Exception as exc:  # reported per client, not fatal to the others
+        log.errors.append(f"live: {type(exc).__name__}: {exc}")
+
+
+async def resume(base: str, spec: ClientSpec, log: ClientLog, after: int) -> None:
+    from websockets.asyncio.client import connect
+
+    separator = "&" if "?" in spec.path else "?"
+    try:
+        async with connect(
+            f"{base}{spec.path}{separator}after={after}", max_size=2**20, open_timeout=60
+        ) as ws:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
+                if frame.get("kind") == "event":
+                    log.resumed.add(frame["event"]["id"])
+                elif frame.get("kind") == "replayed":
+                    return
+                elif frame.get("kind") == "error":
+                    log.errors.append(f"resume: {frame.get('code')}")
+                    return
+    except Exception as exc:
+        log.errors.append(f"resume: {type(exc).__name__}: {exc}")
+
+
+async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(LAG_INTERVAL)
+        samples.append((time.perf_counter() - started - LAG_INTERVAL) * 1000)
+
+
+async def run_clients(spec: dict) -> dict:
+    base = spec["base"]
+    clients = [ClientSpec(**c) for c in spec["clients"]]
+    logs = [ClientLog(c.name, c.groups) for c in clients]
+    stop = asyncio.Event()
+    lag: list[float] = []
+    lag_task = asyncio.create_task(loop_lag(lag, stop))
+    gate = asyncio.Semaphore(spec.get("connect_concurrency", 50))
+    open_: list = []
+    started = time.perf_counter()
+    tasks = [
+        asyncio.create_task(listen(base, client, log, gate, open_))
+        for client, log in zip(clients, logs, strict=True)
+    ]
+    while len(open_) < len(tasks):
+        await asyncio.sleep(0.05)
+    connect_seconds = time.perf_counter() - started
+    connected = [ws for ws in open_ if ws is not None]
+    Path(spec["ready"]).write_text(json.dumps({"connected": len(connected)}))
+    stop_file = Path(spec["stop"])
+    while not stop_file.exists():
+        await asyncio.sleep(0.1)
+    live_lag = list(lag)
+    stop.set()
+    await asyncio.gather(*(ws.close() for ws in connected))
+    await asyncio.gather(*tasks, lag_task)
+    started = time.perf_counter()
+    if spec.get("after") is not None:
+
+        async def one(client: ClientSpec, log: ClientLog) -> None:
+            async with gate:
+                await resume(base, client, log, spec["after"])
+
+        await asyncio.gather(*(one(c, log) for c, log in zip(clients, logs, strict=True)))
+    return {
+        "clients": [log.as_json() for log in logs],
+        "connected": len(connected),
+        "connect_seconds": connect_seconds,
+        "resume_seconds": time.perf_counter() - started,
+        "loop_lag_ms": live_lag,
+    }
+
+
+# --- driving them from a scenario (no Django in this process) ------------------------------------
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of a live process: its peak resident set size."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Process", str]:
+    """daphne on a free port of the cluster's stores; returns it and its ws:// base address."""
+    import urllib.error
+    import urllib.request
+
+    from chaos.cluster import free_port, wait_until
+
+    port = free_port()
+    daphne = cluster.spawn(
+        name,
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "smartscheduler.asgi:application"],
+        **env,
+    )  # fmt: skip
+
+    def answers() -> bool:
+        if not daphne.alive():
+            raise RuntimeError("daphne exited\n" + daphne.tail())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    wait_until(answers, timeout=60, what="daphne to answer /healthz")
+    return daphne, f"ws://127.0.0.1:{port}"
+
+
+class ClientGroup:
+    """`python -m bench.wsclients` processes sharing the clients round-robin."""
+
+    def __init__(self, cluster: "BenchCluster", name: str, base: str, clients: list[dict],
+                 *, processes: int = 1, after: int | None = None) -> None:  # fmt: skip
+        self.dir = cluster.workdir / name
+        self.dir.mkdir(exist_ok=True)
+        self.procs: list[Process] = []
+        self.outs: list[Path] = []
+        self.readies: list[Path] = []
+        for index in range(processes):
+            spec = {
+                "base": base,
+                "clients": clients[index::processes],
+                "ready": str(self.dir / f"ready-{index}"),
+                "stop": str(self.dir / "stop"),
+                "after": after,
+            }
+            spec_path = self.dir / f"spec-{index}.json"
+            spec_path.write_text(json.dumps(spec))
+            self.outs.append(self.dir / f"out-{index}.json")
+            self.readies.append(Path(spec["ready"]))
+            self.procs.append(
+                cluster.spawn(
+                    f"{name}-{index}",
+                    [sys.executable, "-m", "bench.wsclients", str(spec_path), str(self.outs[-1])],
+                )
+            )
+
+    def wait_connected(self, timeout: float = 300) -> int:
+        from chaos.cluster import wait_until
+
+        def ready() -> bool:
+            for proc in self.procs:
+                if not proc.alive() and proc.proc.returncode != 0:
+                    raise RuntimeError("websocket clients failed\n" + proc.tail())
+            return all(path.exists() for path in self.readies)
+
+        wait_until(ready, timeout=timeout, what="websocket clients to connect")
+        return sum(json.loads(path.read_text())["connected"] for path in self.readies)
+
+    def finish(self, timeout: float = 600) -> list[dict]:
+        """Stop listening, let every client resume, and return the processes' reports."""
+        (self.dir / "stop").write_text("")
+        reports = []
+        for proc, out in zip(self.procs, self.outs, strict=True):
+            try:
+                proc.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError("websocket clients did not finish\n" + proc.tail()) from None
+            if proc.proc.returncode != 0:
+                raise RuntimeError("websocket clients failed\n" + proc.tail())
+            reports.append(json.loads(out.read_text()))
+        return reports
+
+
+def main(argv: list[str]) -> int:
+    spec_path, out_path = argv
+    spec = json.loads(Path(spec_path).read_text())
+    report = asyncio.run(run_clients(spec))
+    Path(out_path).write_text(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

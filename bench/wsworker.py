@@ -1,0 +1,211 @@
+"""In-process work for the websocket scenarios (`latency`, `fanout`), run as
+`python -m bench.wsworker COMMAND` with Django set up from the environment the scenario passes
+(the mode's, see `bench.alternatives.env`). Prints progress to stderr and one JSON line to
+stdout, as `bench.worker` does; kept apart from it so the scenarios' engineers do not edit one
+file at once."""
+
+import argparse
+import json
+import sys
+import time
+
+from bench.worker import log
+
+
+def ws_accounts(args) -> dict:
+    """Websocket clients for the latency and fan-out scenarios: the demo data set (regions,
+    contractors, open jobs), then `args.contractors` contractor logins (the first contractors,
+    each on its own stream) and `args.dispatchers` dispatcher logins spread over the regions
+    (every `args.watch_all`-th one watches every region). Writes the clients' specs (stream
+    path with token, and the logical groups the stream joins) to `args.out`."""
+    from django.test import override_settings
+
+    from contractors.access import stream_groups
+    from contractors.accounts import create_account
+    from contractors.models import Contractor, Region
+    from scheduling.demo import seed_demo
+
+    started = time.perf_counter()
+    report = seed_demo(seed=args.seed, contractors=args.seed_contractors, jobs=args.jobs)
+    log(report.lines()[0])
+    regions = sorted(Region.objects.values_list("slug", flat=True))
+    contractors = list(Contractor.objects.order_by("pk").values_list("pk", flat=True))
+    if len(contractors) < args.contractors:
+        raise SystemExit(f"{len(contractors)} contractors seeded, {args.contractors} wanted")
+    clients: list[dict] = []
+    # The tokens authenticate the streams; the passwords are never used, so the slow default
+    # hasher would only cost minutes here.
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        for index in range(args.dispatchers):
+            watches = [] if index % args.watch_all == 0 else [regions[index % len(regions)]]
+            account = create_account(
+                username=f"bench-dispatcher-{index}",
+                role="dispatcher",
+                password="bench-password",
+                regions=watches,
+                check_password=False,
+            )
+            clients.append(
+                {
+                    "name": account.user.username,
+                    "path": f"/ws/dispatch/?token={account.token_key}",
+                    "groups": sorted(stream_groups(account.user, "dispatch", None)),
+                }
+            )
+        for contractor_id in contractors[: args.contractors]:
+            account = create_account(
+                username=f"bench-contractor-{contractor_id}",
+                role="contractor",
+                password="bench-password",
+                contractor_id=contractor_id,
+                check_password=False,
+            )
+            clients.append(
+                {
+                    "name": account.user.username,
+                    "path": f"/ws/contractor/?token={account.token_key}",
+                    "groups": sorted(stream_groups(account.user, "contractor", None)),
+                }
+            )
+            if len(clients) % 200 == 0:
+                log(f"{len(clients)} logins")
+    with open(args.out, "w") as out:
+        json.dump(clients, out)
+    return {"clients": len(clients), "regions": regions, "seconds": time.perf_counter() - started}
+
+
+def record_steady(args) -> dict:
+    """Record events through the services at a steady `args.rate` per second for
+    `args.warmup + args.seconds`, on a schedule that does not drift: event i is due at
+    start + i / rate; a late event is recorded at once, never skipped. `args.threads` threads
+    (each with its own database connection) take the events round-robin, so one slow commit
+    does not hold back the next event. Each event's commit time is `time.time()` taken by the
+    first on_commit callback of its transaction, registered before the service runs, so it
+    precedes any delivery an alternative hooks on commit.
+
+    Kinds: `jobs` (priority edits of open jobs: JobUpdated to the job's region) or `mix` (those,
+    alternating with contractor renames: ScheduleUpdated to the region and the contractor's own
+    group, over the first `args.contractors` contractors). Writes [event id, groups, commit
+    time, warm-up] per event to `args.out`; events of the first `args.warmup` seconds are
+    warm-up (connections, caches), not measured."""
+    import threading
+
+    from django.db import connection, transaction
+    from django.db.models.signals import post_save
+
+    from contractors.models import Contractor
+    from contractors.services import update_contractor
+    from events.models import Event
+    from scheduling.models import Job, JobStatus
+    from scheduling.services import update_job
+
+    if args.mode != "relay":
+        from bench import alternatives
+
+        alternatives.install(args.mode)
+    local = threading.local()
+
+    def remember(sender, instance, created, **kwargs):
+        if created:
+            local.recorded.append(instance)
+
+    post_save.connect(remember, sender=Event, weak=False)
+    jobs = list(Job.objects.filter(status=JobStatus.OPEN).values_list("pk", "priority"))
+    contractors = list(Contractor.objects.order_by("pk").values_list("pk", flat=True))
+    contractors = contractors[: args.contractors or None]
+    connection.close()
+    priorities = ["low", "normal", "high", "urgent"]
+    total = int(args.rate * (args.warmup + args.seconds))
+    warmup = int(args.rate * args.warmup)
+    rows: list[list] = []
+    late: list[float] = []
+    failures: list[str] = []
+    started = time.perf_counter() + 0.1
+
+    def recorder(thread: int) -> None:
+        # Each thread edits its own jobs and contractors: no two threads wait on one row lock.
+        mine = dict(jobs[thread :: args.threads])
+        job_ids = list(mine)
+        people = contractors[thread :: args.threads]
+        local.recorded = []
+        try:
+            for number, index in enumerate(range(thread, total, args.threads)):
+                wait = started + index / args.rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                elif wait < -0.001:
+                    late.append(-wait * 1000)
+                stamp: list[float] = []
+                local.recorded.clear()
+                with transaction.atomic():
+                    transaction.on_commit(lambda stamp=stamp: stamp.append(time.time()))
+                    if args.kind == "mix" and index % 2:
+                        contractor_id = people[number % len(people)]
+                        update_contractor(contractor_id=contractor_id, name=f"Bench {index}")
+                    else:
+                        job_id = job_ids[number % len(job_ids)]
+                        step = priorities.index(mine[job_id]) + 1
+                        mine[job_id] = priorities[step % len(priorities)]
+                        update_job(job_id=job_id, priority=mine[job_id])
+                for event in local.recorded:
+                    rows.append([str(event.event_id), list(event.groups), stamp[0], index < warmup])
+                if thread == 0 and number and number % int(args.rate * 10 / args.threads) == 0:
+                    log(f"recorded {index}/{total}")
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=recorder, args=(t,)) for t in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit(f"recording failed: {failures[0]}")
+    seconds = time.perf_counter() - started
+    rows.sort(key=lambda row: row[2])
+    with open(args.out, "w") as out:
+        json.dump(rows, out)
+    return {
+        "events": len(rows),
+        "seconds": seconds,
+        "rate": len(rows) / seconds,
+        "threads": args.threads,
+        "late_over_1ms": len(late),
+        "max_late_ms": max(late, default=0.0),
+    }
+
+
+def main() -> int:
+    import django
+
+    parser = argparse.ArgumentParser(prog="python -m bench.wsworker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    accounts = commands.add_parser("ws-accounts")
+    accounts.add_argument("--seed-contractors", type=int, default=40)
+    accounts.add_argument("--jobs", type=int, default=200)
+    accounts.add_argument("--contractors", type=int, default=0)
+    accounts.add_argument("--dispatchers", type=int, default=1)
+    accounts.add_argument("--watch-all", type=int, default=1)
+    accounts.add_argument("--seed", type=int, default=7)
+    accounts.add_argument("--out", required=True)
+    steady = commands.add_parser("record-steady")
+    steady.add_argument("--mode", default="relay")
+    steady.add_argument("--kind", choices=["jobs", "mix"], default="jobs")
+    steady.add_argument("--rate", type=float, default=200)
+    steady.add_argument("--seconds", type=float, default=30)
+    steady.add_argument("--warmup", type=float, default=0)
+    steady.add_argument("--contractors", type=int, default=0)
+    steady.add_argument("--threads", type=int, default=4)
+    steady.add_argument("--out", required=True)
+    args = parser.parse_args()
+    django.setup()
+    run = {"ws-accounts": ws_accounts, "record-steady": record_steady}[args.command]
+    print(json.dumps(run(args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
