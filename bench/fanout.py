@@ -13,6 +13,7 @@ processes; their event-loop lag is reported so a client that could not keep up i
 """
 
 import json
+import os
 import time
 
 from bench import alternatives
@@ -69,7 +70,8 @@ def account(clients: list[dict], rows: list[list], reports: list[dict]) -> dict:
     }
 
 
-def one_run(cluster: BenchCluster, clients: list[dict], base: str, label: str, relay) -> dict:
+def one_run(cluster: BenchCluster, clients: list[dict], base: str, label: str) -> dict:
+    load_before = os.getloadavg()[0]
     with cluster.sql() as conn:
         after = conn.execute("SELECT max(sequence) FROM events_event").fetchone()[0] or 0
     group = ClientGroup(
@@ -98,6 +100,7 @@ def one_run(cluster: BenchCluster, clients: list[dict], base: str, label: str, r
     out["resume_seconds"] = resume_seconds
     out["connect_seconds"] = max(report["connect_seconds"] for report in reports)
     out["loop_lag_p99_ms"] = [percentile(r["loop_lag_ms"] or [0.0], 99) for r in reports]
+    out["load_1min"] = [load_before, os.getloadavg()[0]]
     progress(
         f"fanout {label}: p99 {percentile(out['latencies'], 99):.0f} ms, "
         f"{out['complete_live']}/{len(clients)} clients got every event live, "
@@ -114,7 +117,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
     accounts_path = cluster.workdir / "accounts.json"
     progress(f"fanout: demo data, {CONTRACTORS} contractor and {DISPATCHERS} dispatcher logins")
     made = run_worker(
-        cluster, "relay", "ws-accounts", "--seed-contractors", str(CONTRACTORS),
+        cluster, "relay", "ws-accounts", "--seed-contractors", str(CONTRACTORS + 10),
         "--contractors", str(CONTRACTORS), "--dispatchers", str(DISPATCHERS),
         "--watch-all", str(WATCH_ALL), "--out", str(accounts_path),
     )  # fmt: skip
@@ -127,7 +130,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         wait_drained(cluster)
         for repeat in range(REPEATS):
             progress(f"fanout: run {repeat + 1}/{REPEATS}")
-            runs.append(one_run(cluster, clients, base, f"run-{repeat}", relay))
+            runs.append(one_run(cluster, clients, base, f"run-{repeat}"))
             runs[-1]["daphne_rss_mib"] = peak_rss_mib(daphne.pid)
             runs[-1]["relay_rss_mib"] = peak_rss_mib(relay.pid)
     finally:
@@ -157,10 +160,11 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "%",
         [100 * r["deliveries_live"] / r["deliveries_expected"] for r in runs],
     )
-    result.add("daphne peak RSS (VmHWM), 1,000 clients", "MiB", [r["daphne_rss_mib"] for r in runs])
+    count = f"{len(clients):,} clients"
+    result.add(f"daphne peak RSS (VmHWM), {count}", "MiB", [r["daphne_rss_mib"] for r in runs])
     result.add("relay peak RSS (VmHWM)", "MiB", [r["relay_rss_mib"] for r in runs])
-    result.add("connecting 1,000 clients", "s", [r["connect_seconds"] for r in runs])
-    result.add("resume of 1,000 clients (`?after=`)", "s", [r["resume_seconds"] for r in runs])
+    result.add(f"connecting {count}", "s", [r["connect_seconds"] for r in runs])
+    result.add(f"resume of {count} (`?after=`)", "s", [r["resume_seconds"] for r in runs])
     result.notes += [
         f"{len(clients):,} clients ({made['clients']} logins): {CONTRACTORS} contractors on "
         f"`ws/contractor/`, {DISPATCHERS} dispatchers on `ws/dispatch/` (every {WATCH_ALL}th "
@@ -181,6 +185,10 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "run and reads the replay up to `replayed`.",
         "Client event-loop lag p99 per process and run (ms, sampled every 50 ms): "
         + "; ".join("/".join(f"{lag:.0f}" for lag in r["loop_lag_p99_ms"]) for r in runs)
+        + ".",
+        "Machine load (1-minute load average before/after each run, 2 cores, shared with other "
+        "work): "
+        + "; ".join(f"{r['load_1min'][0]:.1f}/{r['load_1min'][1]:.1f}" for r in runs)
         + ".",
         "Client errors: "
         + (

@@ -10,6 +10,7 @@ noise falls on all of them alike.
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -55,6 +56,7 @@ def quantiles(values: list[float], count: int = QUANTILES) -> list[float]:
 
 
 def one_run(cluster: BenchCluster, mode: str, client: dict, label: str) -> dict:
+    load_before = os.getloadavg()[0]
     outbox_settled(cluster)
     daphne, base = start_daphne(cluster, f"daphne-{label}", **alternatives.env(mode))
     worker = alternatives.start_worker(cluster, mode)
@@ -103,6 +105,7 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str) -> dict:
         "recorded": recorded,
         "rss": rss,
         "client_loop_lag_p99_ms": percentile(report["loop_lag_ms"] or [0.0], 99),
+        "load_1min": [load_before, os.getloadavg()[0]],
         "errors": log["errors"],
     }
 
@@ -180,6 +183,18 @@ def run(cluster: BenchCluster) -> ScenarioResult:
             for mode, mode_runs in runs.items()
         )
         + " ms (sampled every 50 ms; small against the latencies means the client kept up).",
+        "Machine load (1-minute load average before/after each run, 2 cores, shared with other "
+        "work): "
+        + "; ".join(
+            f"{mode} " + ", ".join(f"{r['load_1min'][0]:.1f}/{r['load_1min'][1]:.1f}" for r in rs)
+            for mode, rs in runs.items()
+        )
+        + ". The recorder's achieved rate per run: "
+        + "; ".join(
+            f"{mode} " + "/".join(f"{r['recorded']['rate']:.0f}" for r in rs) + " events/s"
+            for mode, rs in runs.items()
+        )
+        + f" (target {RATE}; a recorder behind schedule records at once, in bursts).",
     ]
     result.extra = {
         "latency_ms_quantiles": {

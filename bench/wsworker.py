@@ -29,9 +29,11 @@ def ws_accounts(args) -> dict:
     report = seed_demo(seed=args.seed, contractors=args.seed_contractors, jobs=args.jobs)
     log(report.lines()[0])
     regions = sorted(Region.objects.values_list("slug", flat=True))
-    contractors = list(Contractor.objects.order_by("pk").values_list("pk", flat=True))
+    # The demo links one contractor to its own login; the others are free to link.
+    unlinked = Contractor.objects.filter(user__isnull=True).order_by("pk")
+    contractors = list(unlinked.values_list("pk", flat=True))
     if len(contractors) < args.contractors:
-        raise SystemExit(f"{len(contractors)} contractors seeded, {args.contractors} wanted")
+        raise SystemExit(f"{len(contractors)} contractors to link, {args.contractors} wanted")
     clients: list[dict] = []
     # The tokens authenticate the streams; the passwords are never used, so the slow default
     # hasher would only cost minutes here.
@@ -85,9 +87,9 @@ def record_steady(args) -> dict:
 
     Kinds: `jobs` (priority edits of open jobs: JobUpdated to the job's region) or `mix` (those,
     alternating with contractor renames: ScheduleUpdated to the region and the contractor's own
-    group, over the first `args.contractors` contractors). Writes [event id, groups, commit
-    time, warm-up] per event to `args.out`; events of the first `args.warmup` seconds are
-    warm-up (connections, caches), not measured."""
+    group, over the first `args.contractors` contractors with a bench login). Writes [event id,
+    groups, commit time, warm-up] per event to `args.out`; events of the first `args.warmup`
+    seconds are warm-up (connections, caches), not measured."""
     import threading
 
     from django.db import connection, transaction
@@ -111,7 +113,9 @@ def record_steady(args) -> dict:
 
     post_save.connect(remember, sender=Event, weak=False)
     jobs = list(Job.objects.filter(status=JobStatus.OPEN).values_list("pk", "priority"))
-    contractors = list(Contractor.objects.order_by("pk").values_list("pk", flat=True))
+    # Renames go to the contractors with a bench login (ws-accounts), so they reach a client.
+    with_login = Contractor.objects.filter(user__username__startswith="bench-contractor-")
+    contractors = list(with_login.order_by("pk").values_list("pk", flat=True))
     contractors = contractors[: args.contractors or None]
     connection.close()
     priorities = ["low", "normal", "high", "urgent"]
