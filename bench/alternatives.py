@@ -23,6 +23,7 @@ without Django set up.
 
 import functools
 import sys
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -168,3 +169,69 @@ def start_worker(cluster: "BenchCluster", mode: str, *, concurrency: int = 1) ->
         return None
     name = "relay" if mode == "relay" else "procrastinate-worker"
     return cluster.spawn(name, worker_argv(mode, concurrency=concurrency), **worker_env(mode))
+
+
+# --- throughput runs (bench/relay.py), as `python -m bench.alternatives COMMAND` --------------
+
+
+def _recorded(last: int) -> "list[Event]":
+    from events.models import Event
+
+    return list(Event.objects.filter(sequence__lte=last).order_by("sequence"))
+
+
+def deliver_on_commit(args) -> dict:
+    """What the requests that recorded events 1..last would have done after their commits: per
+    event, every subscribed handler on [event], one event after another, in this one process.
+    Events the handlers record are delivered the same way (on_commit installed). Timed: the
+    deliveries only (the events are loaded before)."""
+    from events.models import Event
+
+    install("on_commit")
+    events = _recorded(args.last)
+    started = time.perf_counter()
+    for event in events:
+        deliver([event])
+    seconds = time.perf_counter() - started
+    recorded = Event.objects.filter(sequence__gt=args.last).count()
+    return {"events": len(events), "seconds": seconds, "handler_events": recorded}
+
+
+def defer_jobs(args) -> dict:
+    """One procrastinate job per event 1..last, deferred as `install("procrastinate")` defers it
+    (one INSERT through Django's connection), `chunk` events per transaction. Timed."""
+    from django.db import transaction
+
+    from bench.procrastinate_tasks import deliver_event
+
+    sequences = [event.sequence for event in _recorded(args.last)]
+    started = time.perf_counter()
+    for start in range(0, len(sequences), args.chunk):
+        with transaction.atomic():
+            for sequence in sequences[start : start + args.chunk]:
+                deliver_event.defer(sequence=sequence)
+    return {"jobs": len(sequences), "seconds": time.perf_counter() - started}
+
+
+def main() -> int:
+    import argparse
+    import json
+
+    import django
+
+    parser = argparse.ArgumentParser(prog="python -m bench.alternatives")
+    commands = parser.add_subparsers(dest="command", required=True)
+    on_commit = commands.add_parser("deliver-on-commit")
+    on_commit.add_argument("--last", type=int, required=True)
+    defer = commands.add_parser("defer-jobs")
+    defer.add_argument("--last", type=int, required=True)
+    defer.add_argument("--chunk", type=int, default=500)
+    args = parser.parse_args()
+    django.setup()
+    run = {"deliver-on-commit": deliver_on_commit, "defer-jobs": defer_jobs}[args.command]
+    print(json.dumps(run(args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -201,7 +201,7 @@ SCENARIO_ORDER = ["relay", "recommendations", "booking", "latency", "fanout"]
 PENDING = {
     "latency": "Commit-to-websocket latency at 200 events/s (SPEC 8: p50 < 10 ms, p99 < 50 ms).",
     "fanout": "Fan-out to 1,000 websocket clients (SPEC 8: p99 < 250 ms).",
-    "rss": "Peak RSS of the relay and daphne.",
+    "rss": "Peak RSS of daphne (the relay's: scenario relay).",
 }
 
 

@@ -1,18 +1,26 @@
-"""Scenario `relay`: EventLog delivery throughput against its ceilings.
+"""Scenario `relay`: EventLog delivery throughput against its ceilings and its alternatives.
 
 20,000 events of the demo's mix are recorded through the services, then drained by
 `manage.py relay --once --batch-size 500` (one process, then two in parallel), with handlers and
 group sends. The Django start-up of `relay --once` (measured on an empty outbox) is subtracted.
-In the same run: a bare SQL claim-and-mark loop over the same table and batch size, and a bare
-redis-py PUBLISH loop of the same messages."""
+In the same run: a bare SQL claim-and-mark loop over the same table and batch size, a bare
+redis-py PUBLISH loop of the same messages, and the alternatives of `bench.alternatives` on the
+same 20,000 events and handlers: `transaction.on_commit` delivery in the recording process, and
+a procrastinate job per event drained by one procrastinate worker. Peak RSS of every relay and
+worker process is read from `os.wait4` (ru_maxrss)."""
 
+import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 
 import psycopg
 
+from bench import alternatives
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, progress, repeat
 from chaos.cluster import ROOT
@@ -20,6 +28,11 @@ from chaos.cluster import ROOT
 EVENTS = 20_000
 BATCH = 500
 REPEATS = 3
+# Jobs one procrastinate worker runs at once (its default is 1). Each job costs two commits
+# of its own (fetch, finish) around a few milliseconds of handlers in a thread; 4 overlaps
+# those waits (on a 1,500-event trial it was 1.2x to 2.4x faster than 1), so the alternative is
+# measured in its better configuration.
+PROCRASTINATE_CONCURRENCY = 4
 
 RESET_SQL = [
     # Events recorded by handlers during a drain (e.g. RecommendationsUpdated) go, so every
@@ -39,7 +52,48 @@ def reset(cluster: BenchCluster, last: int) -> None:
             conn.execute(statement, {"last": last})
         conn.execute("VACUUM ANALYZE events_event")
         conn.execute("VACUUM ANALYZE events_handlerreceipt")
+        if procrastinate_ready(conn):
+            # CASCADE: procrastinate's own tables that reference jobs (its job events).
+            conn.execute("TRUNCATE procrastinate_jobs CASCADE")
     cluster.redis_client().flushall()
+
+
+def procrastinate_ready(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()[0]
+
+
+@dataclass
+class Exited:
+    seconds: float  # wall time from start to exit
+    stdout: str
+    rss_mib: float  # peak resident set size (ru_maxrss)
+
+
+class Child:
+    """A child process with its output in temporary files, reaped with `os.wait4` so its peak
+    RSS is known (ru_maxrss of that one process; `python manage.py` is exec'd directly)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115 (closed in wait())
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in wait())
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.out, stderr=self.err)
+
+    def wait(self) -> Exited:
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        seconds = time.perf_counter() - self.started
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        outputs = []
+        for stream in (self.out, self.err):
+            stream.seek(0)
+            outputs.append(stream.read().decode(errors="replace"))
+            stream.close()
+        if self.proc.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(self.proc.args)} failed ({self.proc.returncode}):\n"
+                + "\n".join(outputs)
+            )
+        return Exited(seconds, outputs[0], usage.ru_maxrss / 1024)
 
 
 def relay_argv(name: str) -> list[str]:
@@ -49,27 +103,40 @@ def relay_argv(name: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run_relays(cluster: BenchCluster, count: int) -> tuple[float, int]:
-    """Start `count` relays at once; returns (wall seconds until all exited, events drained)."""
+def run_relays(cluster: BenchCluster, count: int) -> tuple[float, int, list[float]]:
+    """Start `count` relays at once; returns (wall seconds until all exited, events drained,
+    peak RSS of each relay in MiB)."""
     started = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            relay_argv(f"bench-relay-{i}"),
-            cwd=ROOT,
-            env=cluster.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+    children = [Child(relay_argv(f"bench-relay-{i}"), cluster.env()) for i in range(count)]
+    exits = [child.wait() for child in children]
+    drained = sum(int(re.search(r"drained (\d+) event", e.stdout)[1]) for e in exits)
+    return time.perf_counter() - started, drained, [e.rss_mib for e in exits]
+
+
+def run_alternative(cluster: BenchCluster, command: str, last: int) -> dict:
+    """`python -m bench.alternatives COMMAND --last LAST` in the mode's environment."""
+    mode = "on_commit" if command == "deliver-on-commit" else "procrastinate"
+    child = Child(
+        [sys.executable, "-m", "bench.alternatives", command, "--last", str(last)],
+        cluster.env(**alternatives.env(mode)),
+    )
+    done = child.wait()
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "rss_mib": done.rss_mib}
+
+
+def run_procrastinate_worker(cluster: BenchCluster) -> Exited:
+    """One procrastinate worker (`--one-shot`: it exits when the queue is empty)."""
+    argv = alternatives.worker_argv(
+        "procrastinate", concurrency=PROCRASTINATE_CONCURRENCY, one_shot=True
+    )
+    return Child(argv, cluster.env(**alternatives.worker_env("procrastinate"))).wait()
+
+
+def procrastinate_jobs(cluster: BenchCluster) -> dict[str, int]:
+    with cluster.sql() as conn:
+        return dict(
+            conn.execute("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1")
         )
-        for i in range(count)
-    ]
-    drained = 0
-    for proc in procs:
-        out, err = proc.communicate(timeout=900)
-        if proc.returncode != 0:
-            raise RuntimeError(f"relay failed ({proc.returncode}):\n{out}\n{err}")
-        drained += int(re.search(r"drained (\d+) event", out)[1])
-    return time.perf_counter() - started, drained
 
 
 def sql_ceiling(cluster: BenchCluster) -> float:
@@ -113,29 +180,69 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         last = conn.execute("SELECT max(sequence) FROM events_event").fetchone()[0]
     mix = ", ".join(f"{kind} {count:,}" for kind, count in seeded["mix"].items())
     progress(f"relay: mix {mix}")
+    alternatives.prepare(cluster, "procrastinate")
+    med = statistics_median
 
-    # Start-up of `relay --once` on an empty outbox (Django set-up, imports, one empty claim).
+    # Start-up of `relay --once` on an empty outbox (Django set-up, imports, one empty claim),
+    # and of a one-shot procrastinate worker on an empty queue.
     with cluster.sql() as conn:
         conn.execute("UPDATE events_event SET status = 'delivered'")
     startup = repeat(REPEATS, "relay start-up (empty outbox)", lambda i: run_relays(cluster, 1)[0])
+    worker_startup = repeat(
+        REPEATS,
+        "procrastinate worker start-up (empty queue)",
+        lambda i: run_procrastinate_worker(cluster).seconds,
+    )
 
-    def one(count: int) -> tuple[list[float], list[float]]:
-        net, wall = [], []
+    # Ours and the alternatives side by side: each round runs all three on the same events, so
+    # the shared machine's drift hits them alike.
+    one_net, one_wall, one_rss, on_commit, deferral = [], [], [], [], []
+    queue_net, queue_wall, queue_rss = [], [], []
+    handler_events: dict[str, list[int]] = {"relay": [], "on_commit": [], "procrastinate": []}
+    for round_no in range(REPEATS):
+        reset(cluster, last)
+        seconds, drained, rss = run_relays(cluster, 1)
+        if drained < EVENTS:
+            raise RuntimeError(f"1 relay drained {drained} of {EVENTS}")
+        one_wall.append(EVENTS / seconds)
+        one_net.append(EVENTS / (seconds - med(startup)))
+        one_rss += rss
+        handler_events["relay"].append(drained - EVENTS)
 
-        def sample(i: int) -> float:
-            reset(cluster, last)
-            seconds, drained = run_relays(cluster, count)
-            if drained < EVENTS:
-                raise RuntimeError(f"{count} relay(s) drained {drained} of {EVENTS}")
-            wall.append(EVENTS / seconds)
-            net.append(EVENTS / (seconds - statistics_median(startup)))
-            return net[-1]
+        reset(cluster, last)
+        done = run_alternative(cluster, "deliver-on-commit", last)
+        on_commit.append(done["events"] / done["seconds"])
+        handler_events["on_commit"].append(done["handler_events"])
 
-        repeat(REPEATS, f"{count} relay(s) draining {EVENTS:,} events", sample)
-        return net, wall
+        reset(cluster, last)
+        deferred = run_alternative(cluster, "defer-jobs", last)
+        deferral.append(deferred["jobs"] / deferred["seconds"])
+        exited = run_procrastinate_worker(cluster)
+        jobs = procrastinate_jobs(cluster)
+        if set(jobs) != {"succeeded"} or jobs["succeeded"] < EVENTS:
+            raise RuntimeError(f"the procrastinate worker left jobs: {jobs}")
+        queue_wall.append(EVENTS / exited.seconds)
+        queue_net.append(EVENTS / (exited.seconds - med(worker_startup)))
+        queue_rss.append(exited.rss_mib)
+        handler_events["procrastinate"].append(jobs["succeeded"] - EVENTS)
+        progress(
+            f"round {round_no + 1}/{REPEATS}: 1 relay {one_net[-1]:,.0f}, on_commit "
+            f"{on_commit[-1]:,.0f}, procrastinate {queue_net[-1]:,.0f} events/s"
+        )
 
-    one_net, one_wall = one(1)
-    two_net, two_wall = one(2)
+    two_net, two_wall, two_rss = [], [], []
+
+    def two_sample(i: int) -> float:
+        reset(cluster, last)
+        seconds, drained, rss = run_relays(cluster, 2)
+        if drained < EVENTS:
+            raise RuntimeError(f"2 relays drained {drained} of {EVENTS}")
+        two_wall.append(EVENTS / seconds)
+        two_net.append(EVENTS / (seconds - med(startup)))
+        two_rss.extend(rss)
+        return two_net[-1]
+
+    repeat(REPEATS, f"2 relays draining {EVENTS:,} events", two_sample)
 
     def sql_sample(i: int) -> float:
         reset(cluster, last)
@@ -147,6 +254,9 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "redis-ceiling", "--events", str(EVENTS), "--batch", str(BATCH), "--repeats", str(REPEATS)
     )
 
+    def ratio(ours: list[float], theirs: list[float]) -> list[float]:
+        return [a / b for a, b in zip(ours, theirs, strict=True)]
+
     result.add(
         "1 relay, end to end (start-up subtracted)",
         "events/s",
@@ -157,23 +267,28 @@ def run(cluster: BenchCluster) -> ScenarioResult:
     result.add("2 relays in parallel (start-up subtracted)", "events/s", two_net)
     result.add("2 relays, wall clock incl. start-up", "events/s", two_wall)
     result.add("relay --once start-up (empty outbox)", "s", startup)
+    result.add("alternative: on_commit delivery in the request", "events/s", on_commit)
+    result.add(
+        f"alternative: procrastinate, 1 worker (concurrency {PROCRASTINATE_CONCURRENCY}), "
+        "start-up subtracted",
+        "events/s",
+        queue_net,
+    )
+    result.add("alternative: procrastinate, wall clock incl. start-up", "events/s", queue_wall)
+    result.add("procrastinate worker start-up (empty queue)", "s", worker_startup)
+    result.add("procrastinate deferral, one job per event (not in the above)", "jobs/s", deferral)
     result.add("ceiling: bare SQL claim-and-mark", "events/s", sql)
     result.add("ceiling: bare Redis PUBLISH (pipelined)", "events/s", published["samples"])
-    med = statistics_median
-    result.add(
-        "ratio 1 relay / SQL ceiling",
-        "x",
-        [a / b for a, b in zip(one_net, sql, strict=True)],
-    )
-    result.add(
-        "ratio 1 relay / Redis ceiling",
-        "x",
-        [a / b for a, b in zip(one_net, published["samples"], strict=True)],
-    )
-    result.add(
-        "ratio 2 relays / 1 relay",
-        "x",
-        [a / b for a, b in zip(two_net, one_net, strict=True)],
+    result.add("ratio 1 relay / on_commit", "x", ratio(one_net, on_commit))
+    result.add("ratio 1 relay / procrastinate worker", "x", ratio(one_net, queue_net))
+    result.add("ratio 1 relay / SQL ceiling", "x", ratio(one_net, sql))
+    result.add("ratio 1 relay / Redis ceiling", "x", ratio(one_net, published["samples"]))
+    result.add("ratio 2 relays / 1 relay", "x", ratio(two_net, one_net))
+    result.add("peak RSS, 1 relay draining", "MiB", one_rss)
+    result.add("peak RSS, each of 2 relays draining", "MiB", two_rss)
+    result.add("peak RSS, procrastinate worker draining", "MiB", queue_rss)
+    spawned = ", ".join(
+        f"{mode} {med(counts):,.0f}" for mode, counts in handler_events.items() if counts
     )
     result.notes += [
         f"{EVENTS:,} events recorded through the services (demo seed: 300 contractors, 5,000 "
@@ -182,9 +297,25 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         f"Relays: `manage.py relay --once --batch-size {BATCH}`, every handler subscribed "
         "(broadcast group sends, availability cache warming, re-ranking, rating summaries). "
         "Between repeats: delivery state reset to pending, receipts deleted, events the "
-        "handlers recorded deleted, VACUUM ANALYZE, own Redis flushed.",
+        "handlers recorded deleted, procrastinate's jobs deleted, VACUUM ANALYZE, own Redis "
+        "flushed.",
         f"Start-up subtracted: the median wall time of `relay --once` on an empty outbox "
-        f"({med(startup):.2f} s), measured in the same run.",
+        f"({med(startup):.2f} s), measured in the same run; likewise the procrastinate "
+        f"worker's ({med(worker_startup):.2f} s on an empty queue).",
+        "Alternatives (`bench/alternatives.py`), same events, same subscribed handlers and "
+        "groups, measured in rounds alternating with 1 relay (ratios pair each round): "
+        "on_commit = what the requests would run after their commits, every handler on "
+        "[event] one event at a time in one process (the broadcast's group_send through the "
+        "same channel layer), timed over the deliveries only, no receipts, no retries, no "
+        "durability; procrastinate = one job per event (`bench.deliver_event`, deferred "
+        "through Django's connection, 500 per transaction, timed separately as the deferral "
+        "figure), then `manage.py procrastinate worker --one-shot --concurrency "
+        f"{PROCRASTINATE_CONCURRENCY}` (procrastinate {procrastinate_version()}, kept database "
+        "connections) draining the queue: each job loads its event and runs every handler "
+        "on [event]; wall time until it exits, start-up subtracted.",
+        "Events the handlers record (RecommendationsUpdated) are delivered too, each way's own "
+        f"way, and are not counted in events/s; recorded per drain (median): {spawned}.",
+        "Peak RSS: ru_maxrss from os.wait4 of each relay / worker process, per drain.",
         f"Redis ceiling: {published['messages']:,} messages (one per event and group, mean "
         f"{published['bytes']:.0f} bytes, the broadcast's JSON envelope) in pipelines of "
         f"{BATCH} events; events/s counts events, not messages.",
@@ -192,12 +323,20 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         f"columns ... FOR UPDATE SKIP LOCKED LIMIT {BATCH}, UPDATE ... SET status = "
         "'delivered'.",
     ]
-    result.not_measured += [
-        "Alternative: `transaction.on_commit` + `group_send` in the request.",
-        "Alternative: a PostgreSQL job queue (procrastinate).",
-    ]
-    result.extra = {"mix": seeded["mix"], "startup_s": startup, "seed_seconds": seeded["seconds"]}
+    result.extra = {
+        "mix": seeded["mix"],
+        "startup_s": startup,
+        "procrastinate_startup_s": worker_startup,
+        "handler_events": handler_events,
+        "seed_seconds": seeded["seconds"],
+    }
     return result
+
+
+def procrastinate_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("procrastinate")
 
 
 def statistics_median(values: list[float]) -> float:
