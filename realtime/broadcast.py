@@ -2,11 +2,22 @@
 
 At least once, and lossy by nature downstream (a channel layer drops past capacity), so clients
 resume from the EventLog; this handler only has to have handed every message to the layer.
+
+Most groups of a batch usually have nobody listening (a contractor group while the contractor
+is offline, a region nobody watches). channels_redis's `group_send` spends two Redis round
+trips on such a group only to find it empty, so the groups of a batch are first looked up
+together, one pipelined round trip per Redis host, and only groups with members are sent to.
+That changes no outcome: `group_send` itself reads the members first and sends to those, so a
+consumer joining after the look-up misses the message exactly as one joining after
+`group_send`'s own read would; consumers join before they replay from the EventLog, so they
+find it there (docs/realtime.md).
 """
 
 import asyncio
+import time
 
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 
 from events import asyncbridge
 from events.envelope import envelope
@@ -19,6 +30,27 @@ MESSAGE_TYPE = "event.message"
 MAX_CONCURRENT_SENDS = 32
 
 
+async def groups_with_members(layer, groups: list[str]) -> set[str]:
+    """The groups that have at least one unexpired member. Layers other than channels_redis's
+    `RedisChannelLayer` (the in-memory one of the embedded default) are not asked: every group
+    counts as having members."""
+    if not isinstance(layer, RedisChannelLayer):
+        return set(groups)
+    by_host: dict[int, list[str]] = {}
+    for group in groups:
+        by_host.setdefault(layer.consistent_hash(group), []).append(group)
+    # The members `group_send` would keep: it first drops those older than `group_expiry`.
+    fresh = f"({int(time.time()) - layer.group_expiry}"
+    found: set[str] = set()
+    for index, names in by_host.items():
+        async with layer.connection(index).pipeline(transaction=False) as pipe:
+            for group in names:
+                pipe.zcount(layer._group_key(group), fresh, "+inf")
+            counts = await pipe.execute()
+        found.update(group for group, count in zip(names, counts, strict=True) if count)
+    return found
+
+
 async def _send_all(messages: list[tuple[str, dict]]) -> None:
     """Each group gets its messages one after another, in sequence order (so a client sees a
     batch in order); different groups are served concurrently, a bounded number at a time."""
@@ -27,13 +59,16 @@ async def _send_all(messages: list[tuple[str, dict]]) -> None:
     by_group: dict[str, list[dict]] = {}
     for group, message in messages:
         by_group.setdefault(group, []).append(message)
+    listened = await groups_with_members(layer, list(by_group))
 
     async def send_in_order(group: str, queue: list[dict]) -> None:
         async with limit:
             for message in queue:
                 await layer.group_send(group, message)
 
-    await asyncio.gather(*(send_in_order(group, queue) for group, queue in by_group.items()))
+    await asyncio.gather(
+        *(send_in_order(group, queue) for group, queue in by_group.items() if group in listened)
+    )
 
 
 def broadcast(events: list[Event]) -> None:

@@ -16,10 +16,12 @@ from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import DeliveryStatus, Event, HandlerReceipt
 from events.relay import Relay, RelayConfig
+from realtime.broadcast import groups_with_members
 from tests.events.support import counts_by_status, create_jobs, handlers_for, receipts_by_event
 
 
@@ -80,6 +82,41 @@ def test_transactions_committing_against_sequence_order_are_both_delivered():
         slow["sequence"]: handlers_for("JobCreated"),
         fast.sequence: handlers_for("JobCreated"),
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_skips_rows_another_claim_holds_and_stamps_its_own_in_one_statement(clock):
+    jobs = create_jobs(3)
+    held, others = event_of(jobs[0]), [event_of(job).sequence for job in jobs[1:]]
+    locked, done = threading.Event(), threading.Event()
+
+    def other_relay() -> None:
+        try:
+            with transaction.atomic():
+                Event.objects.select_for_update().get(sequence=held.sequence)
+                locked.set()
+                done.wait(timeout=20)
+        finally:
+            locked.set()
+            connection.close()
+
+    holder = threading.Thread(target=other_relay)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        with CaptureQueriesContext(connection) as captured:
+            batch = Relay(RelayConfig(batch_size=10), name="skipper").claim()
+    finally:
+        done.set()
+        holder.join(timeout=10)
+
+    assert len(captured.captured_queries) == 1
+    assert [e.sequence for e in batch] == others  # in sequence order, the held row skipped
+    assert [(e.attempts, e.claimed_by) for e in batch] == [(1, "skipper")] * 2
+    rows = Event.objects.in_bulk([held.sequence, *others])
+    assert [rows[s].claimed_by for s in others] == ["skipper"] * 2
+    assert all(rows[s].lease_expires_at == clock.now + RelayConfig().lease for s in others)
+    assert (rows[held.sequence].claimed_by, rows[held.sequence].attempts) == ("", 0)
 
 
 # --- failures: retry with backoff, then dead --------------------------------------------------
@@ -289,6 +326,34 @@ def test_a_group_receives_one_batch_in_sequence_order(private_channel_layer):
     received = async_to_sync(scenario)()
     assert received == sorted(received)
     assert len(set(received)) == 12
+
+
+@pytest.mark.django_db
+def test_the_broadcast_sends_only_to_groups_with_members(private_channel_layer):
+    """Empty groups are found with one pipelined look-up per batch and skipped; the look-up
+    reads the keys channels_redis itself keeps, so a member is always found."""
+    layer = get_channel_layer()
+
+    async def scenario() -> tuple[set[str], list[int]]:
+        channel = await layer.new_channel()
+        await layer.group_add("dispatch.default", channel)
+        try:
+            found = await groups_with_members(
+                layer, ["contractor.1", "dispatch.default", "dispatch.nobody"]
+            )
+            await sync_to_async(create_jobs)(3)
+            await sync_to_async(Relay(name="members").drain)()
+            received = [
+                (await asyncio.wait_for(layer.receive(channel), 10))["event"]["sequence"]
+                for _ in range(3)
+            ]
+            return found, received
+        finally:
+            await layer.group_discard("dispatch.default", channel)
+
+    found, received = async_to_sync(scenario)()
+    assert found == {"dispatch.default"}
+    assert received == sorted(received) and len(set(received)) == 3
 
 
 # --- metrics ----------------------------------------------------------------------------------
