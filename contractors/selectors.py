@@ -33,6 +33,21 @@ def rating_summary(contractor_id: int) -> tuple[float | None, int]:
     return (round(float(average), 3) if average is not None else None, row["count"])
 
 
+def rating_summaries(contractor_ids: list[int]) -> dict[int, tuple[float | None, int]]:
+    """`rating_summary` for many contractors in one query; a contractor without ratings is
+    `(None, 0)`."""
+    summaries: dict[int, tuple[float | None, int]] = dict.fromkeys(contractor_ids, (None, 0))
+    rows = (
+        Rating.objects.filter(contractor_id__in=contractor_ids)
+        .values("contractor_id")
+        .annotate(average=Avg("stars"), count=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        summaries[row["contractor_id"]] = (round(float(row["average"]), 3), row["count"])
+    return summaries
+
+
 @cache
 def known_timezones() -> frozenset[str]:
     return frozenset(available_timezones())

@@ -17,7 +17,12 @@ from contractors.services.contractors import (
     link_user,
     update_contractor,
 )
-from contractors.services.ratings import RatingResult, record_rating, refresh_rating_summary
+from contractors.services.ratings import (
+    RatingResult,
+    record_rating,
+    refresh_rating_summaries,
+    refresh_rating_summary,
+)
 from contractors.services.regions import create_region, update_region
 from contractors.services.schedules import add_time_off, remove_time_off, set_working_hours
 
@@ -31,6 +36,7 @@ __all__ = [
     "delete_contractor",
     "link_user",
     "record_rating",
+    "refresh_rating_summaries",
     "refresh_rating_summary",
     "remove_time_off",
     "set_working_hours",

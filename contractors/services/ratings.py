@@ -3,12 +3,13 @@
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from contractors.models import (
     Contractor,
     Rating,
 )
-from contractors.selectors import rating_summary
+from contractors.selectors import rating_summaries, rating_summary
 from events.catalog import ContractorRated
 from events.errors import Invalid
 from events.recorder import record_event
@@ -86,3 +87,28 @@ def refresh_rating_summary(*, contractor_id: int) -> Contractor | None:
             contractor.rating_count = count
             contractor.save(update_fields=["average_rating", "rating_count", "updated_at"])
         return contractor
+
+
+def refresh_rating_summaries(*, contractor_ids: set[int] | list[int]) -> int:
+    """`refresh_rating_summary` for many contractors at once (the relay's batches): lock them in
+    id order (as `record_rating` does), read every average in one query, write the changed
+    ones in one statement. Returns how many changed. Idempotent."""
+    ids = sorted(set(contractor_ids))
+    if not ids:
+        return 0
+    with transaction.atomic():
+        contractors = list(Contractor.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+        summaries = rating_summaries([c.pk for c in contractors])
+        now = timezone.now()
+        changed = []
+        for contractor in contractors:
+            average, count = summaries[contractor.pk]
+            if contractor.average_rating != average or contractor.rating_count != count:
+                contractor.average_rating, contractor.rating_count = average, count
+                contractor.updated_at = now  # bulk_update does not apply auto_now
+                changed.append(contractor)
+        if changed:
+            Contractor.objects.bulk_update(
+                changed, ["average_rating", "rating_count", "updated_at"], batch_size=500
+            )
+        return len(changed)

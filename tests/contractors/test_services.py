@@ -5,6 +5,8 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
 from contractors.services import (
@@ -14,6 +16,7 @@ from contractors.services import (
     create_contractor,
     create_region,
     delete_contractor,
+    refresh_rating_summaries,
     refresh_rating_summary,
     remove_time_off,
     set_working_hours,
@@ -893,3 +896,35 @@ def test_refresh_rating_summary_of_an_unknown_contractor_does_nothing():
     assert refresh_rating_summary(contractor_id=MISSING_ID) is None
 
     assert db_state() == before
+
+
+def test_refresh_rating_summaries_recomputes_a_batch_in_a_fixed_number_of_queries():
+    """The relay's handlers refresh a whole batch of contractors at once: same results as one
+    at a time, unknown ids ignored, and the query count does not grow with the batch."""
+    rated = [ContractorFactory(average_rating=1.5, rating_count=9) for _ in range(4)]
+    for contractor, stars in zip(rated, ([5, 4], [4, 4, 5], [1], []), strict=True):
+        for value in stars:
+            RatingFactory(contractor=contractor, stars=value)
+    fresh = ContractorFactory()  # no ratings, and a summary that already says so
+
+    with CaptureQueriesContext(connection) as captured:
+        changed = refresh_rating_summaries(
+            contractor_ids={*(c.pk for c in rated), fresh.pk, MISSING_ID}
+        )
+
+    assert changed == 4
+    saved = Contractor.objects.in_bulk([c.pk for c in rated])
+    assert [(saved[c.pk].average_rating, saved[c.pk].rating_count) for c in rated] == [
+        (4.5, 2),
+        (4.333, 3),
+        (1.0, 1),
+        (None, 0),
+    ]
+    assert all(saved[c.pk].updated_at > c.updated_at for c in rated)
+    # lock, aggregate, one UPDATE (besides the transaction's own statements)
+    assert len([q for q in captured.captured_queries if "contractors_" in q["sql"]]) == 3
+    assert events_of() == []
+    after_first = db_state()
+
+    assert refresh_rating_summaries(contractor_ids={c.pk for c in rated}) == 0
+    assert db_state() == after_first  # idempotent: not even updated_at moves

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -25,9 +26,11 @@ from contractors.geo import EARTH_RADIUS_MILES
 from contractors.models import Contractor, TimeOff
 from contractors.services import Window, add_time_off, set_working_hours
 from events.errors import Conflict
+from events.models import Event
 from events.relay import Relay
 from scheduling.availability import Rules, Site, check_slot, free_windows, slot_starts
 from scheduling.availability_cache import DayEntry, day_entries, day_key, local_day_bounds
+from scheduling.handlers import cold_days, warm_availability
 from scheduling.models import Assignment, Job
 from scheduling.recommendations import DAYS_PER_READ, recommend
 from scheduling.selectors import load_schedule
@@ -304,3 +307,34 @@ def test_cached_slots_are_the_slots_the_database_allows(who, monday, bookings, o
     finally:  # each example starts from the bare contractor
         Assignment.objects.filter(contractor=who).delete()
         TimeOff.objects.filter(contractor=who).delete()
+
+
+def test_cold_days_are_those_not_cached_for_the_current_version(who, monday):
+    """The warming handler computes only what is missing: the rest is checked with one MGET
+    of the very keys the readers use."""
+    tuesday = monday + timedelta(days=1)
+    both = {who.pk: [monday, tuesday]}
+    assert cold_days([who], both) == both
+
+    day_entries([who], {who.pk: [monday]})
+    assert cold_days([who], both) == {who.pk: [tuesday]}
+
+    day_entries([who], both)
+    assert cold_days([who], both) == {}
+    who.schedule_version += 1  # a schedule change: the next version is cold again
+    assert cold_days([who], both) == both
+
+
+def test_warming_contractors_already_warm_reads_no_schedule(who, monday):
+    today = timezone.now().date()
+    horizon = [
+        today + timedelta(days=n) for n in range(django_settings.SCHEDULING["HORIZON_DAYS"] + 1)
+    ]
+    day_entries([who], {who.pk: horizon})
+    touched = Event(type="ScheduleUpdated", payload={"contractorId": who.pk})
+
+    with CaptureQueriesContext(connection) as captured:
+        warm_availability([touched])
+
+    assert [q["sql"] for q in captured.captured_queries if "workinghours" in q["sql"]] == []
+    assert len(captured.captured_queries) == 1  # the contractors themselves
