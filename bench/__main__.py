@@ -1,4 +1,5 @@
-"""`python -m bench all | relay | recommendations | booking [--keep]` (see bench/__init__.py)."""
+"""`python -m bench all | relay | recommendations | booking | latency | fanout [--keep]` (see
+bench/__init__.py)."""
 
 import argparse
 import importlib

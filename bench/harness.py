@@ -220,7 +220,8 @@ def markdown(data: dict, plots: dict[str, list[tuple[str, str]]] | None = None) 
         "`docs/benchmarks.json`.",
         "",
         "Run all: `python -m bench all`; one scenario: `python -m bench relay` (or",
-        "`recommendations`, `booking`). Budgets: `../shared/SPEC.md`, section 8.",
+        "`recommendations`, `booking`, `latency`, `fanout`). Budgets: `../shared/SPEC.md`,",
+        "section 8.",
         "",
     ]
     for result in scenarios:
