@@ -6,6 +6,8 @@ tie-breaks follow SPEC section 3 (`scheduling.scoring`). The suggested slots are
 three that do not overlap each other, so a dispatcher sees distinct options. Cached day entries
 are read in bulk a couple of days at a time, and a contractor stops being looked at once it has
 three slots, so the work is proportional to the candidates, not to candidates x horizon.
+Availability is only worked out for candidates whose best possible score (free on the desired
+day) could still reach the list: the ranking is the one ranking every candidate would give.
 """
 
 from dataclasses import dataclass
@@ -19,11 +21,13 @@ from contractors.models import Contractor, ContractorStatus, ContractorType
 from scheduling.availability import Interval, Rules
 from scheduling.availability_cache import day_entries
 from scheduling.models import Job
-from scheduling.scoring import Score, score
+from scheduling.scoring import Score, best_total, score, weights
 from scheduling.selectors import job_site
 
 SLOTS_SHOWN = 3
 DAYS_PER_READ = 2
+# How many of the best-placed candidates are looked at before the bound is checked.
+FIRST_LOOK = 100
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,27 @@ class Recommendation:
         return f"{free[0].upper()}{free[1:]}; {rated}; {self.miles:.1f} miles away."
 
 
-def candidates(job: Job) -> list[Contractor]:
+# What ranking and explaining need (skills are matched in SQL: decoding them is costly), in
+# the model's field order, as `Model.from_db` wants them.
+CANDIDATE_FIELDS = (
+    "id", "name", "type", "lat", "lng", "timezone", "average_rating", "rating_count",
+    "schedule_version",
+)  # fmt: skip
+_ID, _LAT, _LNG, _RATING = (
+    CANDIDATE_FIELDS.index(f) for f in ("id", "lat", "lng", "average_rating")
+)
+
+
+def _eligible(job: Job):
     eligible = Contractor.objects.filter(
         status=ContractorStatus.ACTIVE,
         deleted_at__isnull=True,
         type__in=[job.type, ContractorType.MULTI],
-    ).only(
-        "id", "name", "type", "skills", "lat", "lng", "timezone", "average_rating",
-        "rating_count", "schedule_version",
-    )  # fmt: skip
-    required = set(job.required_skills)
-    return [c for c in eligible if required <= set(c.skills)]
+    ).order_by()
+    if job.required_skills:
+        # jsonb @> on a list of strings: every required skill is in the contractor's list.
+        eligible = eligible.filter(skills__contains=list(job.required_skills))
+    return eligible
 
 
 def horizon_days() -> int:
@@ -79,12 +93,47 @@ def horizon_days() -> int:
 
 
 def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[Recommendation]:
+    """The best `limit` contractors, in the order of `Recommendation.sort_key`.
+
+    A contractor's score is at most its score for a slot on the desired day (`best`), which
+    needs no availability. Candidates are looked at best first: the FIRST_LOOK best, then, if
+    the list is not settled, every other one whose best could still reach the list. A
+    contractor whose best is below the `limit`-th score found cannot reach it, not even by a
+    tie, so skipping it leaves the ranking exactly what ranking everyone would give."""
     now = now or timezone.now()
+    w = weights()
+    eligible = _eligible(job)
+    pool = []
+    for row in eligible.values_list(*CANDIDATE_FIELDS):
+        miles = haversine_miles(row[_LAT], row[_LNG], job.lat, job.lng)
+        best = best_total(average_rating=row[_RATING], miles=miles, w=w)
+        pool.append((-best, miles, row[_ID], row))
+    pool.sort()
+
+    def look(rows: list[tuple]) -> list[Recommendation]:
+        contractors = [Contractor.from_db(eligible.db, CANDIDATE_FIELDS, row) for row in rows]
+        return rank(job, contractors, now=now, w=w)
+
+    ranked = look([row for *_, row in pool[:FIRST_LOOK]])
+    rest = pool[FIRST_LOOK:]
+    if rest:
+        ranked.sort(key=Recommendation.sort_key)
+        if len(ranked) >= limit:
+            bar = ranked[limit - 1].score.total
+            rest = [entry for entry in rest if -entry[0] >= bar]
+        ranked += look([row for *_, row in rest])
+    ranked.sort(key=Recommendation.sort_key)
+    return ranked[:limit]
+
+
+def rank(
+    job: Job, pool: list[Contractor], *, now: datetime, w: dict[str, float]
+) -> list[Recommendation]:
+    """Every contractor of `pool` with a feasible slot in the horizon, scored, unsorted."""
     rules = Rules.from_settings()
     site = job_site(job)
     duration = timedelta(minutes=job.duration_minutes)
     found: dict[int, list[Interval]] = {}
-    pool = candidates(job)
     by_id = {c.pk: c for c in pool}
     looking = pool
     horizon = [job.desired_date + timedelta(days=n) for n in range(horizon_days())]
@@ -118,12 +167,14 @@ def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[
             Recommendation(
                 contractor=contractor,
                 score=score(
-                    days_late=days_late, average_rating=contractor.average_rating, miles=miles
+                    days_late=days_late,
+                    average_rating=contractor.average_rating,
+                    miles=miles,
+                    w=w,
                 ),
                 miles=miles,
                 slots=slots[:SLOTS_SHOWN],
                 days_late=days_late,
             )
         )
-    ranked.sort(key=Recommendation.sort_key)
-    return ranked[:limit]
+    return ranked

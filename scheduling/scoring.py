@@ -2,7 +2,9 @@
 
 availability = max(0, 1 - 0.1 x days between the desired date and the slot),
 rating = average / 5 (0.5 unrated), distance = clamp(1 - miles / 50, 0, 1).
-Weights come from settings and must sum to 1.
+Weights come from settings and must sum to 1. A score never rises as the slot gets later, so
+the score for a slot on the desired day bounds every score a contractor can get (the ranking
+uses that to skip contractors who cannot make the list).
 """
 
 import math
@@ -41,10 +43,34 @@ def weights() -> dict[str, float]:
     return configured
 
 
-def score(*, days_late: int, average_rating: float | None, miles: float) -> Score:
-    w = weights()
+def score(
+    *,
+    days_late: int,
+    average_rating: float | None,
+    miles: float,
+    w: dict[str, float] | None = None,
+) -> Score:
+    """`w`: the checked `weights()`, for callers scoring many contractors at once."""
+    w = weights() if w is None else w
     availability = max(0.0, 1.0 - 0.1 * max(0, days_late))
-    rating = UNRATED if average_rating is None else average_rating / 5.0
-    distance = min(1.0, max(0.0, 1.0 - miles / DISTANCE_ZERO_MILES))
+    rating, distance = _rating(average_rating), _distance(miles)
+    return Score(_total(w, availability, rating, distance), availability, rating, distance)
+
+
+def best_total(*, average_rating: float | None, miles: float, w: dict[str, float]) -> float:
+    """`score(days_late=0, ...).total`, the most this contractor can score for any slot:
+    the same arithmetic, and rounding never reverses an order."""
+    return _total(w, 1.0, _rating(average_rating), _distance(miles))
+
+
+def _rating(average_rating: float | None) -> float:
+    return UNRATED if average_rating is None else average_rating / 5.0
+
+
+def _distance(miles: float) -> float:
+    return min(1.0, max(0.0, 1.0 - miles / DISTANCE_ZERO_MILES))
+
+
+def _total(w: dict[str, float], availability: float, rating: float, distance: float) -> float:
     total = w["availability"] * availability + w["rating"] * rating + w["distance"] * distance
-    return Score(round(total, 4), availability, rating, distance)
+    return round(total, 4)
