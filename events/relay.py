@@ -63,6 +63,13 @@ else:
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
+# What delivery reads of a claimed event: the envelope, the handlers' inputs, the attempts.
+CLAIMED_COLUMNS = (
+    "sequence", "event_id", "type", "version", "aggregate_type", "aggregate_id", "payload",
+    "groups", "occurred_at", "attempts", "claimed_by",
+)  # fmt: skip
+
+
 class Outage(Exception):
     """A store the relay needs is unreachable; the batch was released, not failed."""
 
@@ -103,7 +110,9 @@ class Relay:
         lease_expires_at = now + self.config.lease
         if connection.vendor == "postgresql":
             # One statement, one round trip: lock and stamp together (what the transaction
-            # below does in four: BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT).
+            # below does in four: BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT). Only the
+            # columns delivery reads come back (the others are deferred): converting the
+            # delivery-state timestamps of every row was a tenth of the relay's time.
             table = Event._meta.db_table
             claimed = Event.objects.raw(
                 f"""WITH picked AS (
@@ -117,7 +126,7 @@ class Relay:
                     UPDATE {table} AS event
                     SET claimed_by = %s, lease_expires_at = %s, attempts = event.attempts + 1
                     FROM picked WHERE event.sequence = picked.sequence
-                    RETURNING event.*""",
+                    RETURNING {", ".join(f"event.{column}" for column in CLAIMED_COLUMNS)}""",
                 [DeliveryStatus.PENDING, now, now, self.config.batch_size, self.name,
                  lease_expires_at],
             )  # fmt: skip
