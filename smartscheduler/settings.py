@@ -94,8 +94,9 @@ TEMPLATES = [
 # --- Stores -------------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # Persistent connections are checked at the start of each request: after PostgreSQL
-    # restarts or terminates a session, the next request reconnects instead of failing (500).
+    # Connections are checked before use (health checks; for the pool, psycopg_pool's
+    # check_connection): after PostgreSQL restarts or terminates a session, the next request
+    # reconnects instead of failing (500).
     DATABASES = {
         # No persistent connections by default: under ASGI each request may run on another
         # thread, so kept connections pile up (Django's docs say to disable them there; the
@@ -106,6 +107,18 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    # Instead, a pool per process (Django's answer for ASGI): a request borrows a connection
+    # and gives it back as it ends, rather than starting a PostgreSQL session (a server process)
+    # per request (docs/profiles/booking.md). Each server process runs its sync views on one
+    # thread, so a few connections per process are plenty. DB_POOL_MAX_SIZE=0 turns it off.
+    _POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "4"))
+    if _POOL_MAX_SIZE and not DATABASES["default"]["CONN_MAX_AGE"]:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": _POOL_MAX_SIZE,
+            # Waiting longer for a free connection than this answers 503 (OperationalError).
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+        }
 else:
     DATABASES = {
         "default": {

@@ -28,6 +28,43 @@ def test_a_request_after_its_database_session_was_terminated_reconnects():
     assert new_pid != pid
 
 
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_borrow_pooled_connections_instead_of_opening_one_each():
+    """The settings pool connections (docs/profiles/booking.md): a request gives its
+    connection back as it ends (close_old_connections), and later requests borrow the pool's
+    few sessions again instead of each opening one."""
+    assert connection.pool is not None
+    sessions = set()
+    for _ in range(10):
+        sessions.add(_backend_pid())
+        close_old_connections()
+        assert connection.connection is None  # given back
+    assert len(sessions) <= connection.pool.max_size < 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pooled_sessions_the_database_terminated_are_replaced(api):
+    """pg_terminate_backend (or a PostgreSQL restart) kills the idle sessions in the pool; the
+    pool checks a connection before lending it, so the next request gets a live one."""
+    _backend_pid()
+    close_old_connections()  # back in the pool, idle
+    with psycopg.connect(subprocess_database_url(), autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert killed
+
+    response = api.get("/api/jobs")
+    assert response.status_code == 200
+
+
 @pytest.mark.django_db
 def test_readers_answer_from_the_database_while_redis_is_down(settings):
     contractor = ContractorFactory()
@@ -60,6 +97,7 @@ def test_a_request_the_database_gives_up_on_midway_answers_503(api):
     previous = options.get("options")
     options["options"] = "-c lock_timeout=200"
     connection.close()  # the request's connection opens anew, with the lock timeout
+    connection.close_pool()  # (a new pool: the old one's sessions lack it)
     holder = psycopg.connect(subprocess_database_url())
     try:
         # Another session holds the token table, so authenticating this request times out.
@@ -73,6 +111,7 @@ def test_a_request_the_database_gives_up_on_midway_answers_503(api):
         else:
             options["options"] = previous
         connection.close()
+        connection.close_pool()
 
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
