@@ -6,7 +6,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -150,8 +150,13 @@ class AssignView(GenericAPIView):
         request=AssignInputSerializer, responses={201: AssignmentSerializer, 409: CONFLICT}
     )
     def post(self, request, pk: int):
-        _existing_job(pk)
-        data = _validated(AssignInputSerializer, request.data)
+        # An unknown job is 404 whatever the body (as on every job endpoint); the service
+        # looks the job up under its lock anyway, so the happy path skips a query here.
+        serializer = AssignInputSerializer(data=request.data)
+        if not serializer.is_valid():
+            _existing_job(pk)
+            raise ValidationError(serializer.errors)
+        data = serializer.validated_data
         assignment = services.assign_job(
             job_id=pk, contractor_id=data["contractorId"], start=data["start"], end=data["end"]
         )

@@ -3,7 +3,7 @@ in id order), against the database."""
 
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from contractors.geo import haversine_miles
@@ -121,10 +121,10 @@ def score_booking(contractor: Contractor, job: Job, start: datetime) -> Score:
 
 
 def save_slot(assignment: Assignment) -> None:
-    """Save inside a savepoint: the exclusion constraint answers 409, not a broken transaction."""
+    """The exclusion constraints answer 409. No savepoint: every caller lets the Conflict end
+    its transaction (rolled back), so the two round trips a savepoint costs buy nothing."""
     try:
-        with transaction.atomic():
-            assignment.save()
+        assignment.save()
     except IntegrityError as exc:
         if "one_live_assignment_per_job" in str(exc):
             raise Conflict("The job already has a live assignment.", code="job_not_open") from exc
