@@ -37,6 +37,7 @@ SECONDS = 30
 WARMUP = 3
 REPEATS = 3
 CLIENT_PROCESSES = 2
+CONNECT_CONCURRENCY = 25  # handshakes in flight per client process
 SETTLE = 5.0
 
 
@@ -75,15 +76,20 @@ def one_run(cluster: BenchCluster, clients: list[dict], base: str, label: str) -
     with cluster.sql() as conn:
         after = conn.execute("SELECT max(sequence) FROM events_event").fetchone()[0] or 0
     group = ClientGroup(
-        cluster, f"clients-{label}", base, clients, processes=CLIENT_PROCESSES, after=after
-    )
+        cluster, f"clients-{label}", base, clients,
+        processes=CLIENT_PROCESSES, after=after, connect_concurrency=CONNECT_CONCURRENCY,
+    )  # fmt: skip
     started = time.perf_counter()
     connected = group.wait_connected()
     progress(
         f"fanout {label}: {connected} clients connected in {time.perf_counter() - started:.1f} s"
     )
+    retries = sum(ready["retries"] for ready in group.ready)
+    why = sorted({reason for ready in group.ready for reason in ready["why"]})
+    if retries:
+        progress(f"fanout {label}: {retries} handshakes retried: {why[:3]}")
     if connected < len(clients):
-        raise RuntimeError(f"only {connected} of {len(clients)} clients connected")
+        raise RuntimeError(f"only {connected} of {len(clients)} clients connected: {why[:3]}")
     events_path = cluster.workdir / f"events-{label}.json"
     recorded = run_worker(
         cluster, "relay", "record-steady", "--kind", "mix", "--rate", str(RATE),
@@ -99,6 +105,8 @@ def one_run(cluster: BenchCluster, clients: list[dict], base: str, label: str) -
     out["recorded"] = recorded
     out["resume_seconds"] = resume_seconds
     out["connect_seconds"] = max(report["connect_seconds"] for report in reports)
+    out["connect_retries"] = retries
+    out["connect_retry_reasons"] = why
     out["loop_lag_p99_ms"] = [percentile(r["loop_lag_ms"] or [0.0], 99) for r in reports]
     out["load_1min"] = [load_before, os.getloadavg()[0]]
     progress(
@@ -183,6 +191,16 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         + ".",
         "After each run every client reconnects with `?after=` the last sequence before the "
         "run and reads the replay up to `replayed`.",
+        f"Handshakes: at most {CONNECT_CONCURRENCY} in flight per client process; a refused or "
+        "timed-out handshake is retried with backoff (1, 2, 4, 8 s), as the board reconnects. "
+        "Retries per run: "
+        + "/".join(str(r["connect_retries"]) for r in runs)
+        + (
+            f" ({'; '.join(sorted({w for r in runs for w in r['connect_retry_reasons']})[:2])})"
+            if any(r["connect_retries"] for r in runs)
+            else ""
+        )
+        + ".",
         "Client event-loop lag p99 per process and run (ms, sampled every 50 ms): "
         + "; ".join("/".join(f"{lag:.0f}" for lag in r["loop_lag_p99_ms"]) for r in runs)
         + ".",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chaos.cluster import Process
 
 LAG_INTERVAL = 0.05
+CONNECT_ATTEMPTS = 5  # with backoff 1, 2, 4, 8 s, as a reconnecting board would
 
 
 @dataclass
@@ -45,6 +46,7 @@ class ClientLog:
     resumed: set[str] = field(default_factory=set)
     frames: int = 0  # event frames, duplicates included
     errors: list[str] = field(default_factory=list)
+    connect_retries: list[str] = field(default_factory=list)  # why a handshake was retried
 
     def as_json(self) -> dict:
         return {
@@ -54,6 +56,7 @@ class ClientLog:
             "resumed": sorted(self.resumed),
             "frames": self.frames,
             "errors": self.errors,
+            "connect_retries": self.connect_retries,
         }
 
 
@@ -94,19 +97,33 @@ def latencies_ms(commits: dict[str, float], received: dict[str, float]) -> list[
 # --- the clients ------------------------------------------------------------------------------
 
 
+async def open_with_retries(url: str, log: ClientLog, gate: asyncio.Semaphore):
+    """A connection, at most `gate` handshakes at a time; a refused or timed-out handshake is
+    retried with backoff (1, 2, 4, 8 s), as a reconnecting board would. None if it gave up."""
+    from websockets.asyncio.client import connect
+
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        async with gate:
+            try:
+                return await connect(url, max_size=2**20, open_timeout=120)
+            except Exception as exc:  # the server refused or timed out: back off, try again
+                log.connect_retries.append(f"{type(exc).__name__}: {exc}"[:160])
+        if attempt < CONNECT_ATTEMPTS:
+            await asyncio.sleep(2 ** (attempt - 1))
+    log.errors.append(f"connect: gave up after {CONNECT_ATTEMPTS} attempts ({url.split('?')[0]})")
+    return None
+
+
 async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Semaphore, open_):
     """Connect (at most `gate` handshakes at a time), put the connection in `open_`, then
     record event frames until the connection is closed by the caller."""
-    from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
+    ws = await open_with_retries(base + spec.path, log, gate)
+    if ws is None:
+        open_.append(None)  # settled, not connected
+        return
     try:
-        async with gate:
-            try:
-                ws = await connect(base + spec.path, max_size=2**20, open_timeout=120)
-            except BaseException:
-                open_.append(None)  # settled, not connected
-                raise
         open_.append(ws)
         async for raw in ws:
             at = time.time()
@@ -123,14 +140,13 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
         log.errors.append(f"live: {type(exc).__name__}: {exc}")
 
 
-async def resume(base: str, spec: ClientSpec, log: ClientLog, after: int) -> None:
-    from websockets.asyncio.client import connect
-
+async def resume(base: str, spec: ClientSpec, log: ClientLog, after: int, gate) -> None:
     separator = "&" if "?" in spec.path else "?"
+    ws = await open_with_retries(f"{base}{spec.path}{separator}after={after}", log, gate)
+    if ws is None:
+        return
     try:
-        async with connect(
-            f"{base}{spec.path}{separator}after={after}", max_size=2**20, open_timeout=60
-        ) as ws:
+        async with ws:
             while True:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
                 if frame.get("kind") == "event":
@@ -152,6 +168,8 @@ async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
 
 
 async def run_clients(spec: dict) -> dict:
+    from websockets.protocol import State
+
     base = spec["base"]
     clients = [ClientSpec(**c) for c in spec["clients"]]
     logs = [ClientLog(c.name, c.groups) for c in clients]
@@ -169,7 +187,13 @@ async def run_clients(spec: dict) -> dict:
         await asyncio.sleep(0.05)
     connect_seconds = time.perf_counter() - started
     connected = [ws for ws in open_ if ws is not None]
-    Path(spec["ready"]).write_text(json.dumps({"connected": len(connected)}))
+    still_open = sum(ws.state is State.OPEN for ws in connected)
+    retries = [reason for log in logs for reason in log.connect_retries]
+    Path(spec["ready"]).write_text(
+        json.dumps(
+            {"connected": still_open, "retries": len(retries), "why": sorted(set(retries))[:5]}
+        )
+    )
     stop_file = Path(spec["stop"])
     while not stop_file.exists():
         await asyncio.sleep(0.1)
@@ -181,13 +205,12 @@ async def run_clients(spec: dict) -> dict:
     if spec.get("after") is not None:
 
         async def one(client: ClientSpec, log: ClientLog) -> None:
-            async with gate:
-                await resume(base, client, log, spec["after"])
+            await resume(base, client, log, spec["after"], gate)
 
         await asyncio.gather(*(one(c, log) for c, log in zip(clients, logs, strict=True)))
     return {
         "clients": [log.as_json() for log in logs],
-        "connected": len(connected),
+        "connected": still_open,
         "connect_seconds": connect_seconds,
         "resume_seconds": time.perf_counter() - started,
         "loop_lag_ms": live_lag,
@@ -238,7 +261,8 @@ class ClientGroup:
     """`python -m bench.wsclients` processes sharing the clients round-robin."""
 
     def __init__(self, cluster: "BenchCluster", name: str, base: str, clients: list[dict],
-                 *, processes: int = 1, after: int | None = None) -> None:  # fmt: skip
+                 *, processes: int = 1, after: int | None = None,
+                 connect_concurrency: int = 50) -> None:  # fmt: skip
         self.dir = cluster.workdir / name
         self.dir.mkdir(exist_ok=True)
         self.procs: list[Process] = []
@@ -251,6 +275,7 @@ class ClientGroup:
                 "ready": str(self.dir / f"ready-{index}"),
                 "stop": str(self.dir / "stop"),
                 "after": after,
+                "connect_concurrency": connect_concurrency,
             }
             spec_path = self.dir / f"spec-{index}.json"
             spec_path.write_text(json.dumps(spec))
@@ -273,7 +298,8 @@ class ClientGroup:
             return all(path.exists() for path in self.readies)
 
         wait_until(ready, timeout=timeout, what="websocket clients to connect")
-        return sum(json.loads(path.read_text())["connected"] for path in self.readies)
+        self.ready = [json.loads(path.read_text()) for path in self.readies]
+        return sum(ready["connected"] for ready in self.ready)
 
     def finish(self, timeout: float = 600) -> list[dict]:
         """Stop listening, let every client resume, and return the processes' reports."""

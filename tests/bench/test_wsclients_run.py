@@ -1,0 +1,81 @@
+"""bench.wsclients against a small websocket server standing in for daphne: frames are stamped
+by event id (duplicates once), the replay is read up to `replayed`, a refused handshake is
+retried (live and on resume), and the ready file counts only clients still connected."""
+
+import asyncio
+import json
+import threading
+
+from websockets.asyncio.server import serve
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from bench import wsclients
+
+
+def event(event_id: str) -> str:
+    return json.dumps({"kind": "event", "event": {"id": event_id}})
+
+
+def test_clients_record_live_frames_then_the_replay(tmp_path, monkeypatch):
+    monkeypatch.setattr(wsclients, "CONNECT_ATTEMPTS", 3)
+    handshakes: list[str] = []
+
+    def refuse_first_try(connection, request):
+        handshakes.append(request.path)
+        if request.path.startswith("/flaky") and handshakes.count(request.path) == 1:
+            return Response(500, "Internal Server Error", Headers(), b"")
+        return None
+
+    async def handler(ws):
+        if "after=" in ws.request.path:
+            await ws.send(event("e1"))
+            await ws.send(event("e2"))
+            await ws.send(json.dumps({"kind": "replayed", "through": 2}))
+            await ws.wait_closed()
+            return
+        if ws.request.path.startswith("/closed"):
+            await ws.close(code=4403)
+            return
+        while not (tmp_path / "ready").exists():
+            await asyncio.sleep(0.01)
+        await ws.send(event("e1"))
+        await ws.send(event("e1"))  # a duplicate: stamped once
+        await ws.wait_closed()
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0, process_request=refuse_first_try) as server:
+            port = server.sockets[0].getsockname()[1]
+            spec = {
+                "base": f"ws://127.0.0.1:{port}",
+                "clients": [
+                    {"name": "a", "path": "/ok/?token=a", "groups": ["g"]},
+                    {"name": "b", "path": "/flaky/?token=b", "groups": ["g"]},
+                    {"name": "c", "path": "/closed/?token=c", "groups": ["g"]},
+                ],
+                "ready": str(tmp_path / "ready"),
+                "stop": str(tmp_path / "stop"),
+                "after": 0,
+            }
+
+            def stop_later():
+                while not (tmp_path / "ready").exists():
+                    threading.Event().wait(0.01)
+                threading.Event().wait(0.5)
+                (tmp_path / "stop").write_text("")
+
+            threading.Thread(target=stop_later, daemon=True).start()
+            return await wsclients.run_clients(spec)
+
+    report = asyncio.run(main())
+    logs = {log["name"]: log for log in report["clients"]}
+    assert json.loads((tmp_path / "ready").read_text())["connected"] == 2  # not "c"
+    assert set(logs["a"]["received"]) == {"e1"}
+    assert logs["a"]["frames"] == 2
+    assert logs["a"]["resumed"] == ["e1", "e2"]
+    # The live handshake and the resume's were each refused once, then retried.
+    assert len(logs["b"]["connect_retries"]) == 2
+    assert set(logs["b"]["received"]) == {"e1"}
+    assert logs["b"]["resumed"] == ["e1", "e2"]
+    assert logs["a"]["errors"] == [] and logs["b"]["errors"] == []
+    assert any("4403" in error for error in logs["c"]["errors"])
