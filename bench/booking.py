@@ -1,12 +1,15 @@
-"""Scenario `booking`: POST /api/jobs/{id}/assign against daphne from 20 concurrent clients.
+"""Scenario `booking`: POST /api/jobs/{id}/assign against the web server from 20 concurrent
+clients.
 
 300 contractors (demo seed), then open jobs each with a free slot of its own (one per
-contractor and day, see `bench.worker.booking_plan`). daphne serves; one relay runs beside it,
-as in production. 20 threads, each with its own keep-alive HTTP connection, book planned jobs
-back to back for the round's duration; every request's latency and status are recorded."""
+contractor and day, see `bench.worker.booking_plan`). The production shape serves (daphne,
+see `server_argv`); one relay runs beside it. 20 threads, each with its own keep-alive
+HTTP connection, book planned jobs back to back for the round's duration, one request in ten a
+deliberate conflict; every request's latency and status are recorded."""
 
 import http.client
 import json
+import os
 import re
 import statistics
 import sys
@@ -19,8 +22,24 @@ from bench.harness import ScenarioResult, percentile, progress
 from chaos.cluster import free_port, wait_until
 
 CLIENTS = 20
-ROUND_SECONDS = 20.0
+ROUND_SECONDS = float(os.environ.get("BOOKING_ROUND_SECONDS", "20"))
 ROUNDS = 3
+CONFLICT_EVERY = 10  # one request in ten is a deliberate conflict
+# The production shape (README): daphne, one process, with its connection pool. Others, for
+# comparison: BOOKING_SERVER=uvicorn WEB_CONCURRENCY=2 (worker processes), DB_POOL_MAX_SIZE=0
+# (a connection per request); `python -m bench.booking --compare` runs them side by side.
+SERVER = os.environ.get("BOOKING_SERVER", "daphne")
+WORKERS = int(os.environ.get("WEB_CONCURRENCY", "2"))
+
+
+def server_argv(port: int, server: str = SERVER, workers: int = WORKERS) -> list[str]:
+    app = "smartscheduler.asgi:application"
+    if server == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    return [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--lifespan", "off", "--no-proxy-headers", "--no-access-log",
+    ]  # fmt: skip
 
 
 def _answers(port: int) -> bool:
@@ -32,23 +51,76 @@ def _answers(port: int) -> bool:
         return False
 
 
-def load_round(port: int, token: str, plans: list[dict], seconds: float) -> dict:
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and its live descendants (Linux /proc): the server's CPU
+    per request is a count that does not depend on how busy the shared machine is."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu seconds)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, total = {root}, 0.0
+    for pid in sorted(stats):  # children have higher pids than their parents, mostly
+        if pid in tree or stats[pid][0] in tree:
+            tree.add(pid)
+            total += stats[pid][1]
+    return total
+
+
+def _body(plan: dict, slot: dict | None = None) -> str:
+    slot = slot or plan
+    body = {"contractorId": plan["contractorId"], "start": slot["start"], "end": slot["end"]}
+    return json.dumps(body)
+
+
+def load_round(
+    port: int, token: str, plans: list[dict], seconds: float, watched: dict[str, int]
+) -> dict:
+    """Every CONFLICT_EVERY-th request is a deliberate conflict (409 expected), alternately a
+    job booked already, sent again, and a planned job sent into a slot its contractor has just
+    been booked in (that job goes back to the plan). The rest book planned jobs (201 expected)."""
     lock = threading.Lock()
     latencies: list[float] = []
-    statuses: Counter = Counter()
+    outcomes: Counter = Counter()  # (kind, status)
+    booked: list[dict] = []
+    sent = 0
     deadline = time.perf_counter() + seconds
+
+    def next_request() -> tuple[str, dict, str, dict | None] | None:
+        """(kind, plan, body, plan to put back); the caller holds the lock."""
+        nonlocal sent
+        sent += 1
+        if sent % CONFLICT_EVERY == 0 and booked:
+            done = booked[-1 - (sent // CONFLICT_EVERY) % min(len(booked), 50)]
+            if (sent // CONFLICT_EVERY) % 2:
+                return "assigned job", done, _body(done), None
+            same = next(
+                (i for i in range(len(plans) - 1, -1, -1)
+                 if plans[i]["contractorId"] == done["contractorId"]),
+                None,
+            )  # fmt: skip
+            if same is not None:
+                other = plans.pop(same)
+                return "taken slot", other, _body(other, done), other
+        if not plans:
+            return None
+        plan = plans.pop()
+        return "book", plan, _body(plan), None
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         while time.perf_counter() < deadline:
             with lock:
-                if not plans:
-                    return
-                plan = plans.pop()
-            body = json.dumps(
-                {"contractorId": plan["contractorId"], "start": plan["start"], "end": plan["end"]}
-            )
+                request = next_request()
+            if request is None:
+                return
+            kind, plan, body, put_back = request
             started = time.perf_counter()
             try:
                 conn.request("POST", f"/api/jobs/{plan['job']}/assign", body, headers)
@@ -62,8 +134,13 @@ def load_round(port: int, token: str, plans: list[dict], seconds: float) -> dict
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
                 latencies.append(elapsed)
-                statuses[outcome] += 1
+                outcomes[kind, outcome] += 1
+                if kind == "book" and outcome == "201":
+                    booked.append(plan)
+                if put_back is not None:
+                    plans.insert(0, put_back)
 
+    cpu = {name: _tree_cpu_seconds(pid) for name, pid in watched.items()}
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     for thread in threads:
@@ -71,6 +148,10 @@ def load_round(port: int, token: str, plans: list[dict], seconds: float) -> dict
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    cpu = {name: _tree_cpu_seconds(pid) - cpu[name] for name, pid in watched.items()}
+    statuses: Counter = Counter()
+    for (_, status), count in outcomes.items():
+        statuses[status] += count
     return {
         "requests": len(latencies),
         "seconds": wall,
@@ -79,6 +160,17 @@ def load_round(port: int, token: str, plans: list[dict], seconds: float) -> dict
         "p95": percentile(latencies, 95),
         "p99": percentile(latencies, 99),
         "statuses": dict(statuses),
+        "conflicts": sum(n for (kind, _), n in outcomes.items() if kind != "book"),
+        # A booking that is not 201, or a deliberate conflict that is not 409.
+        "unexpected": sum(
+            n
+            for (kind, status), n in outcomes.items()
+            if status != ("201" if kind == "book" else "409")
+        ),
+        "outcomes": {f"{kind}: {status}": n for (kind, status), n in sorted(outcomes.items())},
+        "cpu_ms_per_request": {
+            name: seconds * 1000 / max(len(latencies), 1) for name, seconds in cpu.items()
+        },
     }
 
 
@@ -92,47 +184,137 @@ def run(cluster: BenchCluster) -> ScenarioResult:
     plans = json.loads(plan_path.read_text())
     progress(f"booking: {planned['planned']:,} jobs planned")
     port = free_port()
-    web = cluster.spawn(
-        "daphne",
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "smartscheduler.asgi:application"],
-    )  # fmt: skip
-    cluster.spawn(
+    web = cluster.spawn(SERVER, server_argv(port))
+    relay = cluster.spawn(
         "relay", [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", "bench"]
     )
-    wait_until(lambda: _answers(port), timeout=30, what="daphne to answer /healthz")
+    wait_until(lambda: _answers(port), timeout=60, what=f"{SERVER} to answer /healthz")
     rounds = []
     for index in range(ROUNDS):
         if not web.alive():
-            raise RuntimeError("daphne exited\n" + web.tail())
-        stats = load_round(port, token, plans, ROUND_SECONDS)
+            raise RuntimeError(f"{SERVER} exited\n" + web.tail())
+        watched = {SERVER: web.pid, "relay": relay.pid}
+        stats = load_round(port, token, plans, ROUND_SECONDS, watched)
         rounds.append(stats)
         progress(
             f"booking round {index + 1}/{ROUNDS}: {stats['requests']} requests, "
-            f"{stats['throughput']:.0f}/s, p95 {stats['p95']:.1f} ms, {stats['statuses']}"
+            f"{stats['throughput']:.0f}/s, p95 {stats['p95']:.1f} ms, {stats['outcomes']}, "
+            + ", ".join(
+                f"{name} CPU {ms:.1f} ms/request"
+                for name, ms in stats["cpu_ms_per_request"].items()
+            )
         )
     result.add("throughput", "requests/s", [r["throughput"] for r in rounds])
     result.add("p50", "ms", [r["p50"] for r in rounds])
     result.add("p95", "ms", [r["p95"] for r in rounds], budget="< 50 ms")
     result.add("p99", "ms", [r["p99"] for r in rounds])
-    errors = [
-        sum(n for code, n in r["statuses"].items() if code != "201") / max(r["requests"], 1) * 100
-        for r in rounds
-    ]
-    result.add("non-201 responses", "%", errors)
+    for name in (SERVER, "relay"):
+        result.add(
+            f"{name} CPU per request",
+            "ms",
+            [r["cpu_ms_per_request"][name] for r in rounds],
+            note="user + system CPU of its processes over the round / requests",
+        )
+    result.add(
+        "conflicts sent", "%", [r["conflicts"] / max(r["requests"], 1) * 100 for r in rounds]
+    )
+    # 201 for a booking and 409 for a deliberate conflict are expected; anything else is an error.
+    result.add(
+        "errors", "%", [r["unexpected"] / max(r["requests"], 1) * 100 for r in rounds], budget="0"
+    )
     mix: Counter = Counter()
+    outcomes: Counter = Counter()
     for r in rounds:
         mix.update(r["statuses"])
+        outcomes.update(r["outcomes"])
+    shape = (
+        "one daphne process" if SERVER == "daphne" else f"uvicorn with {WORKERS} worker processes"
+    )
     result.notes += [
         f"{CLIENTS} client threads, one keep-alive connection each, {ROUNDS} rounds of "
-        f"{ROUND_SECONDS:.0f} s against one daphne process, one relay running beside it.",
-        f"Each request books a different open job into a free slot planned beforehand "
-        f"({planned['planned']:,} planned; {planned['contractors']} active contractors).",
+        f"{ROUND_SECONDS:.0f} s against {shape}, one relay running beside it.",
+        f"Nine requests in ten book a different open job into a free slot planned beforehand "
+        f"({planned['planned']:,} planned; {planned['contractors']} active contractors); one in "
+        "ten is a deliberate conflict, alternately a booked job sent again and a planned job "
+        "sent into a slot its contractor was just booked in (409 expected).",
         "Status mix over all rounds: "
-        + ", ".join(f"{code}: {count:,}" for code, count in sorted(mix.items())),
-        "The 20 client threads run on the same machine as daphne, the relay, PostgreSQL "
-        "and Redis, and share its CPUs.",
+        + ", ".join(f"{code}: {count:,}" for code, count in sorted(mix.items()))
+        + "; by kind: "
+        + ", ".join(f"{key} {count:,}" for key, count in sorted(outcomes.items())),
+        f"The {CLIENTS} client threads run on the same machine as the server, the relay, "
+        "PostgreSQL and Redis, and share its CPUs.",
         f"Median requests per round: {statistics.median(r['requests'] for r in rounds):,.0f}.",
     ]
     result.extra = {"rounds": rounds}
     return result
+
+
+# --- python -m bench.booking --compare: server shapes side by side ---------------------------
+
+SHAPES = [  # (label, server, workers, DB_POOL_MAX_SIZE)
+    ("daphne, a connection per request", "daphne", 1, "0"),
+    ("daphne, pool", "daphne", 1, "4"),
+    ("uvicorn x1, pool", "uvicorn", 1, "4"),
+    ("uvicorn x2, pool", "uvicorn", 2, "4"),
+    ("uvicorn x4, pool", "uvicorn", 4, "4"),
+]
+
+
+def compare(repeats: int, seconds: float) -> None:
+    """Interleave the shapes on one database and one relay, round after round, so each sees
+    the same (shared, noisy) machine; print each shape's median over its rounds."""
+    cluster = BenchCluster("bookingshapes")
+    try:
+        cluster.start()
+        out = cluster.manage("seed_demo", "--contractors", "300", "--jobs", "0")
+        token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
+        plan_path = cluster.workdir / "plans.json"
+        cluster.worker("booking-plan", "--out", str(plan_path))
+        plans = json.loads(plan_path.read_text())
+        relay = cluster.spawn(
+            "relay", [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", "b"]
+        )
+        results: dict[str, list[dict]] = {label: [] for label, *_ in SHAPES}
+        for repeat in range(repeats):
+            for label, server, workers, pool in SHAPES:
+                port = free_port()
+                web = cluster.spawn(
+                    f"{server}-{repeat}-{workers}-{pool}",
+                    server_argv(port, server, workers),
+                    DB_POOL_MAX_SIZE=pool,
+                )
+                wait_until(lambda port=port: _answers(port), timeout=60, what=f"{label} up")
+                time.sleep(5)  # the first worker answers while the others still start
+                watched = {"web": web.pid, "relay": relay.pid}
+                stats = load_round(port, token, plans, seconds, watched)
+                web.stop()
+                results[label].append(stats)
+                progress(
+                    f"{label}: {stats['throughput']:.0f}/s, p95 {stats['p95']:.0f} ms, "
+                    f"web CPU {stats['cpu_ms_per_request']['web']:.1f} ms/request, "
+                    f"unexpected {stats['unexpected']}"
+                )
+        print(f"{'shape':<34} {'req/s':>6} {'p50 ms':>7} {'p95 ms':>7} {'web CPU ms/req':>15}")
+        for label, rounds in results.items():
+            med = {
+                key: statistics.median(r[key] for r in rounds)
+                for key in ("throughput", "p50", "p95")
+            }
+            cpu = statistics.median(r["cpu_ms_per_request"]["web"] for r in rounds)
+            print(
+                f"{label:<34} {med['throughput']:>6.0f} {med['p50']:>7.0f} {med['p95']:>7.0f} "
+                f"{cpu:>15.1f}"
+            )
+    finally:
+        cluster.close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.booking")
+    parser.add_argument("--compare", action="store_true", required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    compare(args.repeats, args.seconds)

@@ -165,47 +165,55 @@ def recommend(args) -> dict:
 def booking_plan(args) -> dict:
     """Open jobs with a free slot each, for the booking load: one job per active contractor and
     local day (so no two planned bookings compete for a contractor's day), at the contractor's
-    own site, in the first free slot the availability engine reports."""
+    own site, in the first free slot the availability engine reports (one availability call per
+    contractor over all the days). The jobs are inserted in bulk, without their JobCreated
+    events: `create_job` for each took minutes at this size, and its events would keep the
+    relay busy through the first load round; the bookings record their events as usual."""
     from datetime import timedelta
 
     from django.utils import timezone
 
     from contractors.models import ContractorStatus
-    from contractors.selectors import live_contractors
-    from contractors.services import Location
+    from contractors.selectors import live_contractors, region_for
     from scheduling.availability import Site
+    from scheduling.models import Job
     from scheduling.selectors import availability
-    from scheduling.services import create_job
 
     crew = list(live_contractors().filter(status=ContractorStatus.ACTIVE).order_by("pk"))
     duration = timedelta(minutes=120)
     today = timezone.localdate()
-    plans: list[dict] = []
-    for offset in range(2, 2 + args.days):
-        for contractor in crew:
-            if len(plans) >= args.jobs:
-                break
-            day = today + timedelta(days=offset)
-            site = Site(contractor.lat, contractor.lng)
-            slots = availability(contractor, day, day, duration, site).slots
-            if not slots:
-                continue
-            start, end = slots[0]
-            job_type = next(t for t in ("flooring", "tile", "carpet") if contractor.matches_type(t))
-            job = create_job(
-                type=job_type,
-                location=Location(lat=contractor.lat, lng=contractor.lng, address="bench"),
-                desired_date=day,
-                duration_minutes=120,
-            )
-            plans.append(
-                {
-                    "job": job.pk,
-                    "contractorId": contractor.pk,
-                    "start": start.isoformat(),
-                    "end": end.isoformat(),
-                }
-            )
+    first, last = today + timedelta(days=2), today + timedelta(days=1 + args.days)
+    by_day: dict = {}  # local day -> [(contractor, start, end)], contractors in id order
+    for contractor in crew:
+        site = Site(contractor.lat, contractor.lng)
+        seen: set = set()
+        for start, end in availability(contractor, first, last, duration, site).slots:
+            day = start.astimezone(contractor.tz).date()
+            if day not in seen:
+                seen.add(day)
+                by_day.setdefault(day, []).append((contractor, start, end))
+    picked = [entry for day in sorted(by_day) for entry in by_day[day]][: args.jobs]
+    jobs = Job.objects.bulk_create(
+        Job(
+            type=next(t for t in ("flooring", "tile", "carpet") if contractor.matches_type(t)),
+            lat=contractor.lat,
+            lng=contractor.lng,
+            address="bench",
+            region=region_for(contractor.lat, contractor.lng),
+            desired_date=start.astimezone(contractor.tz).date(),
+            duration_minutes=120,
+        )
+        for contractor, start, _ in picked
+    )
+    plans = [
+        {
+            "job": job.pk,
+            "contractorId": contractor.pk,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        }
+        for job, (contractor, start, end) in zip(jobs, picked, strict=True)
+    ]
     with open(args.out, "w") as out:
         json.dump(plans, out)
     return {"planned": len(plans), "contractors": len(crew)}
@@ -229,8 +237,8 @@ def main() -> int:
     rec.add_argument("--samples", type=int, default=30)
     rec.add_argument("--rounds", type=int, default=3)
     plan = commands.add_parser("booking-plan")
-    plan.add_argument("--jobs", type=int, default=6000)
-    plan.add_argument("--days", type=int, default=25)
+    plan.add_argument("--jobs", type=int, default=40_000)
+    plan.add_argument("--days", type=int, default=150)
     plan.add_argument("--out", required=True)
     args = parser.parse_args()
     django.setup()
