@@ -36,6 +36,7 @@ class ClientSpec:
     name: str
     path: str  # e.g. "/ws/dispatch/?token=..." (no `after`)
     groups: list[str]  # the logical groups this client's stream joins
+    base: str = ""  # its server's ws:// address, when not the spec's
 
 
 @dataclass
@@ -119,7 +120,7 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
     record event frames until the connection is closed by the caller."""
     from websockets.exceptions import ConnectionClosed
 
-    ws = await open_with_retries(base + spec.path, log, gate)
+    ws = await open_with_retries((spec.base or base) + spec.path, log, gate)
     if ws is None:
         open_.append(None)  # settled, not connected
         return
@@ -142,7 +143,8 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
 
 async def resume(base: str, spec: ClientSpec, log: ClientLog, after: int, gate) -> None:
     separator = "&" if "?" in spec.path else "?"
-    ws = await open_with_retries(f"{base}{spec.path}{separator}after={after}", log, gate)
+    url = f"{spec.base or base}{spec.path}{separator}after={after}"
+    ws = await open_with_retries(url, log, gate)
     if ws is None:
         return
     try:
