@@ -21,13 +21,15 @@ from contractors.models import Contractor, ContractorStatus, ContractorType
 from scheduling.availability import Interval, Rules
 from scheduling.availability_cache import day_entries
 from scheduling.models import Job
-from scheduling.scoring import Score, best_total, score, weights
+from scheduling.scoring import Score, best_total, best_total_sql, score, weights
 from scheduling.selectors import job_site
 
 SLOTS_SHOWN = 3
 DAYS_PER_READ = 2
 # How many of the best-placed candidates are looked at before the bound is checked.
 FIRST_LOOK = 100
+# SQL's bound is within 1e-12 of Python's; rounded to four places that can become 0.0001.
+SQL_MARGIN = 0.001
 
 
 @dataclass(frozen=True)
@@ -95,35 +97,47 @@ def horizon_days() -> int:
 def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[Recommendation]:
     """The best `limit` contractors, in the order of `Recommendation.sort_key`.
 
-    A contractor's score is at most its score for a slot on the desired day (`best`), which
-    needs no availability. Candidates are looked at best first: the FIRST_LOOK best, then, if
-    the list is not settled, every other one whose best could still reach the list. A
-    contractor whose best is below the `limit`-th score found cannot reach it, not even by a
-    tie, so skipping it leaves the ranking exactly what ranking everyone would give."""
+    A contractor's score is at most its score for a slot on the desired day (`best_total`),
+    which needs no availability. Candidates are looked at best first: the FIRST_LOOK best,
+    then, if the list is not settled, every other one whose best could still reach the list.
+    A contractor whose best is below the `limit`-th score found cannot reach it, not even by a
+    tie, so skipping it leaves the ranking exactly what ranking everyone would give.
+
+    PostgreSQL orders and filters by the bound (`best_total_sql`) so only those rows are read;
+    its float arithmetic may differ from Python's in the last bits, so it filters with a
+    margin and the bound is then checked in Python."""
     now = now or timezone.now()
     w = weights()
-    eligible = _eligible(job)
-    pool = []
-    for row in eligible.values_list(*CANDIDATE_FIELDS):
-        miles = haversine_miles(row[_LAT], row[_LNG], job.lat, job.lng)
-        best = best_total(average_rating=row[_RATING], miles=miles, w=w)
-        pool.append((-best, miles, row[_ID], row))
-    pool.sort()
+    eligible = _eligible(job).annotate(best=best_total_sql(lat=job.lat, lng=job.lng, w=w))
+    # rows: the candidate's fields, then the database's bound
+    by_bound = eligible.order_by("-best", "id").values_list(*CANDIDATE_FIELDS, "best")
 
     def look(rows: list[tuple]) -> list[Recommendation]:
-        contractors = [Contractor.from_db(eligible.db, CANDIDATE_FIELDS, row) for row in rows]
+        contractors = [Contractor.from_db(eligible.db, CANDIDATE_FIELDS, row[:-1]) for row in rows]
         return rank(job, contractors, now=now, w=w)
 
-    ranked = look([row for *_, row in pool[:FIRST_LOOK]])
-    rest = pool[FIRST_LOOK:]
-    if rest:
+    first = list(by_bound[:FIRST_LOOK])
+    ranked = look(first)
+    if len(first) == FIRST_LOOK:
         ranked.sort(key=Recommendation.sort_key)
-        if len(ranked) >= limit:
+        seen = {row[_ID] for row in first}
+        if len(ranked) < limit:
+            rest = [row for row in by_bound if row[_ID] not in seen]
+        else:
             bar = ranked[limit - 1].score.total
-            rest = [entry for entry in rest if -entry[0] >= bar]
-        ranked += look([row for *_, row in rest])
+            floor = bar - SQL_MARGIN
+            # Rows come in bound order: if the first look ended below the floor, so does
+            # everyone after it.
+            more = by_bound.filter(best__gte=floor) if first[-1][-1] >= floor else []
+            rest = [row for row in more if row[_ID] not in seen and _best(row, job, w) >= bar]
+        ranked += look(rest)
     ranked.sort(key=Recommendation.sort_key)
     return ranked[:limit]
+
+
+def _best(row: tuple, job: Job, w: dict[str, float]) -> float:
+    miles = haversine_miles(row[_LAT], row[_LNG], job.lat, job.lng)
+    return best_total(average_rating=row[_RATING], miles=miles, w=w)
 
 
 def rank(

@@ -12,6 +12,20 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import (
+    ASin,
+    Coalesce,
+    Cos,
+    Greatest,
+    Least,
+    Power,
+    Radians,
+    Sin,
+    Sqrt,
+)
+
+from contractors.geo import EARTH_RADIUS_MILES
 
 UNRATED = 0.5
 DISTANCE_ZERO_MILES = 50.0
@@ -61,6 +75,27 @@ def best_total(*, average_rating: float | None, miles: float, w: dict[str, float
     """`score(days_late=0, ...).total`, the most this contractor can score for any slot:
     the same arithmetic, and rounding never reverses an order."""
     return _total(w, 1.0, _rating(average_rating), _distance(miles))
+
+
+def best_total_sql(*, lat: float, lng: float, w: dict[str, float]):
+    """`best_total` of a contractor row for a job at (lat, lng), as a PostgreSQL expression,
+    unrounded: the haversine of `contractors.geo` and the formula above. Floating point in
+    the database may differ from Python's in the last bits: use it to order and filter with
+    a margin, never as the score."""
+
+    def num(x: float) -> Value:
+        return Value(float(x), output_field=FloatField())
+
+    phi = Radians(F("lat"))
+    half_dphi = (num(math.radians(lat)) - phi) / num(2)
+    half_dlmb = Radians(num(lng) - F("lng")) / num(2)
+    a = Power(Sin(half_dphi), num(2)) + Cos(phi) * num(math.cos(math.radians(lat))) * Power(
+        Sin(half_dlmb), num(2)
+    )
+    miles = num(2 * EARTH_RADIUS_MILES) * ASin(Least(num(1.0), Sqrt(a)))
+    distance = Greatest(num(0.0), Least(num(1.0), num(1.0) - miles / num(DISTANCE_ZERO_MILES)))
+    rating = Coalesce(F("average_rating") / num(5.0), num(UNRATED))
+    return num(w["availability"]) + num(w["rating"]) * rating + num(w["distance"]) * distance
 
 
 def _rating(average_rating: float | None) -> float:

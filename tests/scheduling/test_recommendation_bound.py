@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_redis import get_redis_connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +32,7 @@ from scheduling.recommendations import (
     horizon_days,
     recommend,
 )
-from scheduling.scoring import best_total, score, weights
+from scheduling.scoring import best_total, best_total_sql, score, weights
 from scheduling.selectors import job_site, load_schedule, local_period
 from tests.conftest import at, next_weekday
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
@@ -204,6 +206,22 @@ def test_contractors_who_cannot_reach_the_list_are_not_looked_at(prefix):
     assert not looked_at(prefix) & {c.pk for c in far}
 
 
+def test_a_first_look_ending_below_the_bar_reads_no_more_candidates(prefix):
+    monday = next_weekday(0)
+    near = [ContractorFactory(lat=north_of_job(1), lng=JOB_LNG) for _ in range(10)]
+    far = [ContractorFactory(lat=north_of_job(30), lng=JOB_LNG) for _ in range(FIRST_LOOK)]
+    job = JobFactory(desired_date=monday)
+
+    with CaptureQueriesContext(connection) as captured:
+        ranked = recommend(job, limit=5)
+
+    assert [rec.contractor.pk for rec in ranked] == [c.pk for c in near[:5]]
+    # the first look: the ten near ones, then far ones by id, the last of them below the bar
+    assert looked_at(prefix) == {c.pk for c in near + far[: FIRST_LOOK - 10]}
+    reads = [q["sql"] for q in captured.captured_queries if "contractors_contractor" in q["sql"]]
+    assert len(reads) == 1
+
+
 def test_a_tie_with_the_last_place_is_looked_at(prefix):
     monday = next_weekday(0)
     # FIRST_LOOK + 1 identical contractors: the last can tie the fifth, so it is looked at
@@ -227,3 +245,25 @@ def test_the_best_total_bounds_every_score(days_late, average, miles):
     best = best_total(average_rating=average, miles=miles, w=w)
     assert best == score(days_late=0, average_rating=average, miles=miles).total
     assert best >= score(days_late=days_late, average_rating=average, miles=miles).total
+
+
+def test_the_database_bound_is_the_python_bound():
+    rng = random.Random(3)
+    for _ in range(40):
+        ContractorFactory(
+            lat=JOB_LAT + rng.uniform(-0.8, 0.8),
+            lng=JOB_LNG + rng.uniform(-0.8, 0.8),
+            average_rating=rng.choice([None, 1.0, 2.2, 3.9, 5.0]),
+        )
+    job = JobFactory()
+    w = weights()
+
+    rows = Contractor.objects.annotate(
+        best=best_total_sql(lat=job.lat, lng=job.lng, w=w)
+    ).values_list("lat", "lng", "average_rating", "best")
+
+    for lat, lng, average, in_sql in rows:
+        miles = haversine_miles(lat, lng, job.lat, job.lng)
+        # unrounded in SQL, rounded to four places in Python; far off the last bits agree
+        assert abs(in_sql - best_total(average_rating=average, miles=miles, w=w)) <= 0.00005 + 1e-9
+    assert len({round(best, 2) for *_, best in rows}) > 10
