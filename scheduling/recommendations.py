@@ -69,10 +69,13 @@ class Recommendation:
 
 # What ranking and explaining need (skills are matched in SQL: decoding them is costly), in
 # the model's field order, as `Model.from_db` wants them.
-CANDIDATE_FIELDS = (
+_NEEDED = {
     "id", "name", "type", "lat", "lng", "timezone", "average_rating", "rating_count",
     "schedule_version",
-)  # fmt: skip
+}  # fmt: skip
+CANDIDATE_FIELDS = tuple(
+    field.attname for field in Contractor._meta.concrete_fields if field.attname in _NEEDED
+)
 _ID, _LAT, _LNG, _RATING = (
     CANDIDATE_FIELDS.index(f) for f in ("id", "lat", "lng", "average_rating")
 )
