@@ -168,6 +168,7 @@ def load_round(
             if status != ("201" if kind == "book" else "409")
         ),
         "outcomes": {f"{kind}: {status}": n for (kind, status), n in sorted(outcomes.items())},
+        "latencies_ms": [round(ms, 1) for ms in latencies],  # raw samples, for bench.plots
         "cpu_ms_per_request": {
             name: seconds * 1000 / max(len(latencies), 1) for name, seconds in cpu.items()
         },
