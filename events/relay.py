@@ -1,10 +1,11 @@
 """The relay: at-least-once delivery from the EventLog to every handler and Channels group.
 
 Algorithm (why nothing is lost, docs/events.md has the long form):
-1. Claim: in one short transaction, pick pending rows whose backoff has passed and whose lease
-   is free, `FOR UPDATE SKIP LOCKED`, in sequence order, and stamp them with this relay's name
-   and a lease. Rows are chosen by *state*, never by `sequence > last seen`, so a transaction
-   that commits after a higher sequence was delivered is still found.
+1. Claim: in one statement (one short transaction off PostgreSQL), pick pending rows whose
+   backoff has passed and whose lease is free, `FOR UPDATE SKIP LOCKED`, in sequence order, and
+   stamp them with this relay's name and a lease. Rows are chosen by *state*, never by
+   `sequence > last seen`, so a transaction that commits after a higher sequence was delivered
+   is still found.
 2. Deliver, outside any transaction: for each subscribed handler, insert its receipts for the
    batch (`ON CONFLICT DO NOTHING RETURNING`) and run it on the events that were not yet
    processed, in one transaction with its effects. If the batch fails, each event is retried
