@@ -245,6 +245,10 @@ def run(cluster: BenchCluster) -> ScenarioResult:
             for mode, mode_runs in runs.items()
             if any(r["latencies"] for r in mode_runs)
         },
+        "received_share": {
+            mode: sum(len(r["latencies"]) for r in rs) / max(sum(r["measured"] for r in rs), 1)
+            for mode, rs in runs.items()
+        },
         "recorded": {mode: [r["recorded"] for r in mode_runs] for mode, mode_runs in runs.items()},
         "peak_rss_mib": {mode: [r["rss"] for r in mode_runs] for mode, mode_runs in runs.items()},
         "client_errors": {
