@@ -26,8 +26,6 @@ from scheduling.selectors import job_site
 
 SLOTS_SHOWN = 3
 DAYS_PER_READ = 2
-# How many of the best-placed candidates are looked at before the bound is checked.
-FIRST_LOOK = 100
 # SQL's bound is within 1e-12 of Python's; rounded to four places that can become 0.0001.
 SQL_MARGIN = 0.001
 
@@ -93,6 +91,12 @@ def _eligible(job: Job):
     return eligible
 
 
+def first_look(limit: int) -> int:
+    """How many of the best-placed candidates are looked at before the bound is checked: a
+    few per place, so the first look usually settles the list."""
+    return max(4 * limit, 20)
+
+
 def horizon_days() -> int:
     return settings.SCHEDULING["HORIZON_DAYS"]
 
@@ -101,7 +105,7 @@ def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[
     """The best `limit` contractors, in the order of `Recommendation.sort_key`.
 
     A contractor's score is at most its score for a slot on the desired day (`best_total`),
-    which needs no availability. Candidates are looked at best first: the FIRST_LOOK best,
+    which needs no availability. Candidates are looked at best first: the `first_look` best,
     then, if the list is not settled, every other one whose best could still reach the list.
     A contractor whose best is below the `limit`-th score found cannot reach it, not even by a
     tie, so skipping it leaves the ranking exactly what ranking everyone would give.
@@ -119,9 +123,9 @@ def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[
         contractors = [Contractor.from_db(eligible.db, CANDIDATE_FIELDS, row[:-1]) for row in rows]
         return rank(job, contractors, now=now, w=w)
 
-    first = list(by_bound[:FIRST_LOOK])
+    first = list(by_bound[: first_look(limit)])
     ranked = look(first)
-    if len(first) == FIRST_LOOK:
+    if len(first) == first_look(limit):
         ranked.sort(key=Recommendation.sort_key)
         seen = {row[_ID] for row in first}
         if len(ranked) < limit:

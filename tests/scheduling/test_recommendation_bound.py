@@ -2,7 +2,7 @@
 working out every candidate's availability gives.
 
 A contractor's score is at most its score for a slot on the desired day (`best_total`), which
-needs no availability; the ranking looks at the FIRST_LOOK best-placed candidates, then at those
+needs no availability; the ranking looks at the `first_look` best-placed candidates, then at those
 whose best could still reach the `limit`-th score. The reference here ranks every eligible
 contractor from the database through the pure engine (`load_schedule`, `free_windows`,
 `slot_starts`), with no cache, bound or batching.
@@ -10,6 +10,7 @@ contractor from the database through the pure engine (`load_schedule`, `free_win
 
 import math
 import random
+from collections.abc import Iterator
 from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,9 +27,9 @@ from contractors.models import Contractor, ContractorStatus
 from scheduling.availability import Rules, free_windows, slot_starts
 from scheduling.models import Job
 from scheduling.recommendations import (
-    FIRST_LOOK,
     SLOTS_SHOWN,
     Recommendation,
+    first_look,
     horizon_days,
     recommend,
 )
@@ -43,6 +44,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_cache")]
 NY = ZoneInfo("America/New_York")
 CHICAGO = ZoneInfo("America/Chicago")
 JOB_LAT, JOB_LNG = 40.72, -73.99  # JobFactory's site
+FIRST = first_look(5)  # for the default limit
 
 
 def north_of_job(miles: float) -> float:
@@ -94,11 +96,12 @@ def shown(ranking: list[Recommendation]) -> list[tuple]:
     ]
 
 
-@pytest.fixture
-def prefix(private_cache) -> str:
-    """This run's cache prefix, with no cached days left by earlier tests."""
+@pytest.fixture(autouse=True)
+def prefix(private_cache) -> Iterator[str]:
+    """This run's cache prefix: no cached days left by other tests, and none left for them."""
     cache.delete_pattern("avail:*")  # only this run's keys (private_cache)
-    return private_cache
+    yield private_cache
+    cache.delete_pattern("avail:*")
 
 
 def looked_at(prefix: str) -> set[int]:
@@ -155,7 +158,7 @@ def seeded_crowd(monday: date, *, seed: int, size: int) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_ranking_is_the_ranking_of_every_candidate(prefix, seed):
     monday = next_weekday(0)
-    seeded_crowd(monday, seed=seed, size=2 * FIRST_LOOK + 50)
+    seeded_crowd(monday, seed=seed, size=250)
     jobs = [
         JobFactory(desired_date=monday),
         JobFactory(desired_date=monday + timedelta(days=2), required_skills=["grout", "tile"]),
@@ -176,8 +179,8 @@ def test_the_ranking_is_the_ranking_of_every_candidate(prefix, seed):
 
 def test_the_best_placed_being_busy_the_others_are_looked_at():
     monday = next_weekday(0)
-    # FIRST_LOOK contractors on the doorstep, rated 5, with no working hours at all
-    for _ in range(FIRST_LOOK):
+    # FIRST contractors on the doorstep, rated 5, with no working hours at all
+    for _ in range(FIRST):
         ContractorFactory(lat=JOB_LAT, lng=JOB_LNG, average_rating=5.0, rating_count=3, hours=[])
     far = ContractorFactory(lat=north_of_job(30), lng=JOB_LNG)
     farther = ContractorFactory(lat=north_of_job(40), lng=JOB_LNG)
@@ -192,7 +195,7 @@ def test_contractors_who_cannot_reach_the_list_are_not_looked_at(prefix):
     monday = next_weekday(0)
     near = [
         ContractorFactory(lat=north_of_job(1), lng=JOB_LNG, average_rating=4.0, rating_count=2)
-        for _ in range(FIRST_LOOK)
+        for _ in range(FIRST)
     ]
     # 0.40 + 0.35 x 0.8 + 0.25 x 0.98 = 0.925 near; far ones at best 0.40 + 0.175 + 0.10 = 0.675
     far = [ContractorFactory(lat=north_of_job(30), lng=JOB_LNG) for _ in range(20)]
@@ -209,7 +212,7 @@ def test_contractors_who_cannot_reach_the_list_are_not_looked_at(prefix):
 def test_a_first_look_ending_below_the_bar_reads_no_more_candidates(prefix):
     monday = next_weekday(0)
     near = [ContractorFactory(lat=north_of_job(1), lng=JOB_LNG) for _ in range(10)]
-    far = [ContractorFactory(lat=north_of_job(30), lng=JOB_LNG) for _ in range(FIRST_LOOK)]
+    far = [ContractorFactory(lat=north_of_job(30), lng=JOB_LNG) for _ in range(FIRST)]
     job = JobFactory(desired_date=monday)
 
     with CaptureQueriesContext(connection) as captured:
@@ -217,15 +220,15 @@ def test_a_first_look_ending_below_the_bar_reads_no_more_candidates(prefix):
 
     assert [rec.contractor.pk for rec in ranked] == [c.pk for c in near[:5]]
     # the first look: the ten near ones, then far ones by id, the last of them below the bar
-    assert looked_at(prefix) == {c.pk for c in near + far[: FIRST_LOOK - 10]}
+    assert looked_at(prefix) == {c.pk for c in near + far[: FIRST - 10]}
     reads = [q["sql"] for q in captured.captured_queries if "contractors_contractor" in q["sql"]]
     assert len(reads) == 1
 
 
 def test_a_tie_with_the_last_place_is_looked_at(prefix):
     monday = next_weekday(0)
-    # FIRST_LOOK + 1 identical contractors: the last can tie the fifth, so it is looked at
-    crowd = [ContractorFactory(lat=JOB_LAT, lng=JOB_LNG) for _ in range(FIRST_LOOK + 1)]
+    # FIRST + 1 identical contractors: the last can tie the fifth, so it is looked at
+    crowd = [ContractorFactory(lat=JOB_LAT, lng=JOB_LNG) for _ in range(FIRST + 1)]
     job = JobFactory(desired_date=monday)
 
     ranked = recommend(job, limit=5)

@@ -23,7 +23,7 @@ from contractors.geo import EARTH_RADIUS_MILES, haversine_miles
 from contractors.models import Contractor
 from scheduling.availability import Rules, check_slot
 from scheduling.models import ActiveRecommendationList, Job
-from scheduling.recommendations import FIRST_LOOK
+from scheduling.recommendations import first_look
 from scheduling.selectors import job_site, load_schedule
 from tests.conftest import at, client_for, make_user, next_weekday
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
@@ -508,21 +508,22 @@ def test_query_count_does_not_grow_with_the_candidates(api, monday, django_asser
         while Contractor.objects.count() < size:
             contractor()
 
-    crowd(20)
-    cold_20, warm_20 = measure()
-    crowd(FIRST_LOOK + 50)
+    first = first_look(5)
+    crowd(first // 2)
+    cold_few, warm_few = measure()
+    crowd(first + 50)
     cold_more, warm_more = measure()
-    crowd(3 * FIRST_LOOK)
+    crowd(first + 150)
     cold_most, warm_most = measure()
 
     # cold (17 with one look): token, role, own-contractor check, the job twice (view,
     # service), the best-placed candidates, hours + time off + bookings in bulk, the active
-    # list's upsert (with the savepoints of a test transaction); past FIRST_LOOK candidates a
+    # list's upsert (with the savepoints of a test transaction); past `first_look` candidates a
     # second look reads the other candidates, then hours + time off + bookings once more, and
     # never a third time; warm spares the bulk reads
-    assert len(cold_more) == len(cold_20) + 4
+    assert len(cold_more) == len(cold_few) + 4
     assert len(cold_most) == len(cold_more)
-    assert len(warm_20) == len(cold_20) - 3
+    assert len(warm_few) == len(cold_few) - 3
     assert len(warm_more) == len(warm_most) == len(cold_more) - 6
     assert not [sql for sql in warm_most if "workinghours" in sql]
     cache.delete_pattern("avail:*")
@@ -530,4 +531,4 @@ def test_query_count_does_not_grow_with_the_candidates(api, monday, django_asser
     with django_assert_max_num_queries(len(cold_most)):
         ranked = recommendations(api, job, limit=50)
     assert len(ranked) == 50
-    assert Contractor.objects.count() == 3 * FIRST_LOOK
+    assert Contractor.objects.count() == first + 150
