@@ -199,6 +199,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
     one_net, one_wall, one_rss, on_commit, deferral = [], [], [], [], []
     queue_net, queue_wall, queue_rss = [], [], []
     handler_events: dict[str, list[int]] = {"relay": [], "on_commit": [], "procrastinate": []}
+    loads: list[float] = []  # the machine is shared: its 1-minute load average after each round
     for round_no in range(REPEATS):
         reset(cluster, last)
         seconds, drained, rss = run_relays(cluster, 1)
@@ -225,6 +226,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         queue_net.append(EVENTS / (exited.seconds - med(worker_startup)))
         queue_rss.append(exited.rss_mib)
         handler_events["procrastinate"].append(jobs["succeeded"] - EVENTS)
+        loads.append(os.getloadavg()[0])
         progress(
             f"round {round_no + 1}/{REPEATS}: 1 relay {one_net[-1]:,.0f}, on_commit "
             f"{on_commit[-1]:,.0f}, procrastinate {queue_net[-1]:,.0f} events/s"
@@ -316,6 +318,8 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "Events the handlers record (RecommendationsUpdated) are delivered too, each way's own "
         f"way, and are not counted in events/s; recorded per drain (median): {spawned}.",
         "Peak RSS: ru_maxrss from os.wait4 of each relay / worker process, per drain.",
+        f"Machine load (1-minute load average on {os.cpu_count()} cores) after each round of "
+        f"1 relay and the alternatives: {', '.join(f'{load:.1f}' for load in loads)}.",
         f"Redis ceiling: {published['messages']:,} messages (one per event and group, mean "
         f"{published['bytes']:.0f} bytes, the broadcast's JSON envelope) in pipelines of "
         f"{BATCH} events; events/s counts events, not messages.",
@@ -328,6 +332,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "startup_s": startup,
         "procrastinate_startup_s": worker_startup,
         "handler_events": handler_events,
+        "load_average_after_rounds": loads,
         "seed_seconds": seeded["seconds"],
     }
     return result
