@@ -174,21 +174,24 @@ def start_worker(cluster: "BenchCluster", mode: str, *, concurrency: int = 1) ->
 # --- throughput runs (bench/relay.py), as `python -m bench.alternatives COMMAND` --------------
 
 
-def _recorded(last: int) -> "list[Event]":
+def _recorded(last: int, every: int) -> "list[Event]":
+    """Events 1..last, every `every`-th of them: a systematic sample keeps the recorded mix of
+    types and the order, and keeps the slow alternatives' runs to minutes."""
     from events.models import Event
 
-    return list(Event.objects.filter(sequence__lte=last).order_by("sequence"))
+    return list(Event.objects.filter(sequence__lte=last).order_by("sequence"))[::every]
 
 
 def deliver_on_commit(args) -> dict:
-    """What the requests that recorded events 1..last would have done after their commits: per
-    event, every subscribed handler on [event], one event after another, in this one process.
+    """What the requests that recorded events 1..last (every `every`-th) would have done after
+    their commits: per event, every subscribed handler on [event], one event after another, in
+    this one process.
     Events the handlers record are delivered the same way (on_commit installed). Timed: the
     deliveries only (the events are loaded before)."""
     from events.models import Event
 
     install("on_commit")
-    events = _recorded(args.last)
+    events = _recorded(args.last, args.every)
     started = time.perf_counter()
     for event in events:
         deliver([event])
@@ -198,13 +201,14 @@ def deliver_on_commit(args) -> dict:
 
 
 def defer_jobs(args) -> dict:
-    """One procrastinate job per event 1..last, deferred as `install("procrastinate")` defers it
-    (one INSERT through Django's connection), `chunk` events per transaction. Timed."""
+    """One procrastinate job per event 1..last (every `every`-th), deferred as
+    `install("procrastinate")` defers it (one INSERT through Django's connection), `chunk`
+    events per transaction. Timed."""
     from django.db import transaction
 
     from bench.procrastinate_tasks import deliver_event
 
-    sequences = [event.sequence for event in _recorded(args.last)]
+    sequences = [event.sequence for event in _recorded(args.last, args.every)]
     started = time.perf_counter()
     for start in range(0, len(sequences), args.chunk):
         with transaction.atomic():
@@ -222,9 +226,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.alternatives")
     commands = parser.add_subparsers(dest="command", required=True)
     on_commit = commands.add_parser("deliver-on-commit")
-    on_commit.add_argument("--last", type=int, required=True)
     defer = commands.add_parser("defer-jobs")
-    defer.add_argument("--last", type=int, required=True)
+    for command in (on_commit, defer):
+        command.add_argument("--last", type=int, required=True)
+        command.add_argument("--every", type=int, default=1)
     defer.add_argument("--chunk", type=int, default=500)
     args = parser.parse_args()
     django.setup()
