@@ -102,6 +102,27 @@ def redis_ceiling(args) -> dict:
     return {"samples": samples, "events": len(events), "messages": messages, "bytes": size}
 
 
+def listen_groups(args) -> dict:
+    """One channel joined to every group the recorded events name, as if a browser watched each
+    one: the relay's broadcast then sends to every group instead of skipping unlistened ones."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from events.groups import channels_group_name
+    from events.models import EventGroup
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    groups = list(EventGroup.objects.values_list("group", flat=True).distinct())
+
+    async def join() -> None:
+        for group in groups:
+            await layer.group_add(channels_group_name(group), channel)
+
+    async_to_sync(join)()
+    return {"groups": len(groups), "channel": channel}
+
+
 def recommend(args) -> dict:
     """p50/p95 of `recommend_for_job` (what GET /api/jobs/{id}/recommendations runs) for one
     open job, in rounds of `samples` calls: cold (own Redis flushed before every call) and
@@ -224,6 +245,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("listen-groups")
     seed = commands.add_parser("seed-relay")
     seed.add_argument("--events", type=int, default=20_000)
     seed.add_argument("--contractors", type=int, default=300)
@@ -243,6 +265,7 @@ def main() -> int:
     args = parser.parse_args()
     django.setup()
     commands_run = {
+        "listen-groups": listen_groups,
         "seed-relay": seed_relay,
         "redis-ceiling": redis_ceiling,
         "recommend": recommend,
