@@ -1,5 +1,6 @@
-"""`python -m bench all | relay | recommendations | booking | latency | fanout [--keep]` (see
-bench/__init__.py)."""
+"""`python -m bench all | relay | recommendations | booking | latency | fanout [--keep]`, or
+`python -m bench report` to rewrite docs/benchmarks.md and the plots from benchmarks.json
+(see bench/__init__.py)."""
 
 import argparse
 import importlib
@@ -35,9 +36,13 @@ def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", choices=["all", *SCENARIOS])
+    parser.add_argument("scenario", choices=["all", "report", *SCENARIOS])
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     args = parser.parse_args(argv)
+    if args.scenario == "report":
+        write_reports([], command="", context={})
+        progress(f"wrote {MARKDOWN_PATH} from benchmarks.json")
+        return 0
     names = SCENARIOS if args.scenario == "all" else [args.scenario]
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
     results: list[ScenarioResult] = []

@@ -7,6 +7,7 @@ keep the latest result of every scenario ever run, each with its own date and co
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -201,8 +202,49 @@ SCENARIO_ORDER = ["relay", "recommendations", "booking", "latency", "fanout"]
 PENDING = {
     "latency": "Commit-to-websocket latency at 200 events/s (SPEC 8: p50 < 10 ms, p99 < 50 ms).",
     "fanout": "Fan-out to 1,000 websocket clients (SPEC 8: p99 < 250 ms).",
-    "rss": "Peak RSS of daphne (the relay's: scenario relay).",
 }
+# Hand-written: how each hot path was profiled and made faster, before and after.
+PROFILES = [
+    ("relay", "profiles/relay.md"),
+    ("recommendations", "profiles/recommendations.md"),
+    ("booking", "profiles/booking.md"),
+]
+_BUDGET = re.compile(r"(>=|<|^)\s*([\d,.]+)")
+
+
+def verdict(figure: dict) -> str:
+    """'met' or 'not met' for a figure whose budget reads `>= N ...`, `< N ...` or `N` (exactly,
+    e.g. 0 errors, 100% delivered); '' for any other budget."""
+    found = _BUDGET.search(figure.get("budget", ""))
+    if not found:
+        return ""
+    limit = float(found[2].replace(",", ""))
+    median = figure["median"]
+    met = {">=": median >= limit, "<": median < limit, "": median == limit}[found[1]]
+    return "met" if met else "not met"
+
+
+def budgets(scenarios: list[dict]) -> list[str]:
+    """The SPEC section-8 budgets at a glance: every figure that has one, with its verdict."""
+    rows = [
+        f"| {result['scenario']} | {figure['name']} | {fmt(figure['median'])} {figure['unit']} "
+        f"| {figure['budget']} | {verdict(figure)} |"
+        for result in scenarios
+        for figure in result["figures"]
+        if figure.get("budget")
+    ]
+    if not rows:
+        return []
+    return [
+        "## Budgets at a glance",
+        "",
+        "| scenario | measurement | median | budget (SPEC 8) | |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        "Where a budget is not met, the scenario's notes and the profile linked below say why.",
+        "",
+    ]
 
 
 def markdown(data: dict, plots: dict[str, list[tuple[str, str]]] | None = None) -> str:
@@ -221,7 +263,12 @@ def markdown(data: dict, plots: dict[str, list[tuple[str, str]]] | None = None) 
         "",
         "Run all: `python -m bench all`; one scenario: `python -m bench relay` (or",
         "`recommendations`, `booking`, `latency`, `fanout`). Budgets: `../shared/SPEC.md`,",
-        "section 8.",
+        "section 8. `python -m bench report` rewrites this file and the plots from the JSON.",
+        "",
+        *budgets(scenarios),
+        "## Profiles",
+        "",
+        *[f"- {name}: [{path}]({path})" for name, path in PROFILES],
         "",
     ]
     for result in scenarios:

@@ -1,0 +1,40 @@
+"""The budget verdicts of the report's summary table (bench.harness.verdict, budgets)."""
+
+import pytest
+
+from bench.harness import budgets, verdict
+
+
+@pytest.mark.parametrize(
+    ("median", "budget", "expected"),
+    [
+        (3_100.0, ">= 3,000 events/s", "met"),
+        (2_999.0, ">= 3,000 events/s", "not met"),
+        (99.9, "p95 < 100 ms", "met"),
+        (100.0, "p95 < 100 ms", "not met"),
+        (0.0, "0", "met"),
+        (0.5, "0", "not met"),
+        (100.0, "100%", "met"),
+        (99.0, "100%", "not met"),
+        (5.0, "as low as possible", ""),
+        (5.0, "", ""),
+    ],
+)
+def test_verdict_reads_the_budget(median, budget, expected):
+    assert verdict({"median": median, "budget": budget}) == expected
+
+
+def test_budgets_lists_only_figures_with_a_budget():
+    scenarios = [
+        {
+            "scenario": "booking",
+            "figures": [
+                {"name": "p95", "median": 60.0, "unit": "ms", "budget": "< 50 ms"},
+                {"name": "throughput", "median": 80.0, "unit": "requests/s", "budget": ""},
+            ],
+        }
+    ]
+    lines = budgets(scenarios)
+    rows = [line for line in lines if line.startswith("| booking")]
+    assert rows == ["| booking | p95 | 60.0 ms | < 50 ms | not met |"]
+    assert budgets([{"scenario": "x", "figures": []}]) == []
