@@ -124,12 +124,20 @@ class EventStream(AsyncWebsocketConsumer):
         # thread hop per frame was an eighth of daphne's main thread (docs/benchmarks.md).
         if message.get("type") == "event.message":
             await self.event_message(message)
+        elif message.get("type") == "event.batch":
+            await self.event_batch(message)
         else:
             await super().dispatch(message)
 
     async def event_message(self, message: dict) -> None:
         """A live event from the relay's broadcast (channel-layer type `event.message`)."""
         await self.send_frame({"kind": "event", "event": message["event"]})
+
+    async def event_batch(self, message: dict) -> None:
+        """Several live events for one group (`event.batch`), in sequence order: one frame
+        each, as if they had come one by one."""
+        for event in message["events"]:
+            await self.send_frame({"kind": "event", "event": event})
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send_frame({"kind": "error", "code": code, "message": message})

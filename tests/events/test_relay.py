@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import DeliveryStatus, Event, HandlerReceipt
 from events.relay import Relay, RelayConfig
-from realtime.broadcast import groups_with_members
+from realtime.broadcast import MAX_EVENTS_PER_MESSAGE, groups_with_members
 from tests.events.support import counts_by_status, create_jobs, handlers_for, receipts_by_event
 
 
@@ -316,16 +316,48 @@ def test_a_group_receives_one_batch_in_sequence_order(private_channel_layer):
         try:
             await sync_to_async(create_jobs)(12)
             await sync_to_async(Relay(name="ordered").drain)()
-            return [
-                (await asyncio.wait_for(layer.receive(channel), 10))["event"]["sequence"]
-                for _ in range(12)
-            ]
+            return await receive_sequences(layer, channel, 12)
         finally:
             await layer.group_discard("dispatch.default", channel)
 
     received = async_to_sync(scenario)()
     assert received == sorted(received)
     assert len(set(received)) == 12
+
+
+async def receive_sequences(layer, channel: str, count: int) -> list[int]:
+    """The sequences of the next `count` events on `channel`, whether they come one per
+    message (`event.message`) or several per message (`event.batch`)."""
+    sequences: list[int] = []
+    while len(sequences) < count:
+        message = await asyncio.wait_for(layer.receive(channel), 10)
+        bodies = message["events"] if message["type"] == "event.batch" else [message["event"]]
+        sequences += [body["sequence"] for body in bodies]
+    return sequences
+
+
+@pytest.mark.django_db
+def test_a_groups_events_of_one_batch_travel_in_one_message(private_channel_layer):
+    """A batch's events for one group go in `event.batch` messages (at most
+    MAX_EVENTS_PER_MESSAGE each, in sequence order), not one group_send per event."""
+    layer = get_channel_layer()
+
+    async def scenario() -> list[dict]:
+        channel = await layer.new_channel()
+        await layer.group_add("dispatch.default", channel)
+        try:
+            await sync_to_async(create_jobs)(MAX_EVENTS_PER_MESSAGE + 5)
+            await sync_to_async(Relay(RelayConfig(batch_size=500), name="batched").drain)()
+            return [await asyncio.wait_for(layer.receive(channel), 10) for _ in range(2)]
+        finally:
+            await layer.group_discard("dispatch.default", channel)
+
+    first, second = async_to_sync(scenario)()
+    assert first["type"] == second["type"] == "event.batch"
+    sequences = [body["sequence"] for body in first["events"] + second["events"]]
+    assert len(first["events"]) == MAX_EVENTS_PER_MESSAGE
+    assert len(sequences) == MAX_EVENTS_PER_MESSAGE + 5
+    assert sequences == sorted(sequences)
 
 
 @pytest.mark.django_db
@@ -343,10 +375,7 @@ def test_the_broadcast_sends_only_to_groups_with_members(private_channel_layer):
             )
             await sync_to_async(create_jobs)(3)
             await sync_to_async(Relay(name="members").drain)()
-            received = [
-                (await asyncio.wait_for(layer.receive(channel), 10))["event"]["sequence"]
-                for _ in range(3)
-            ]
+            received = await receive_sequences(layer, channel, 3)
             return found, received
         finally:
             await layer.group_discard("dispatch.default", channel)
