@@ -208,6 +208,7 @@ PROFILES = [
     ("relay", "profiles/relay.md"),
     ("recommendations", "profiles/recommendations.md"),
     ("booking", "profiles/booking.md"),
+    ("latency and fanout", "profiles/websockets.md"),
 ]
 _BUDGET = re.compile(r"(>=|<|^)\s*([\d,.]+)")
 
