@@ -52,7 +52,7 @@ def relay_throughput(result: dict, out_dir: Path) -> tuple[str, str] | None:
         "#999999" if name.startswith("ceiling") else "#1f77b4" if "relay" in name else "#ff7f0e"
         for name in names
     ]
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(figures) + 1.8))
+    fig, ax = plt.subplots(figsize=(11, 0.5 * len(figures) + 1.8))
     positions = range(len(figures))
     ax.barh(positions, medians, xerr=[low, high], color=colours, capsize=3)
     ax.set_yticks(list(positions), names)
@@ -64,7 +64,7 @@ def relay_throughput(result: dict, out_dir: Path) -> tuple[str, str] | None:
         ax.text(f["max"] * 1.08, position, f"{f['median']:,.0f}", va="center", fontsize=8)
     ax.set_xlim(right=max(f["max"] for f in figures) * 3)
     ax.set_xlabel("events/s (log scale; median, bar = min to max)")
-    ax.set_title("Relay throughput against its ceilings and alternatives")
+    fig.suptitle("Relay throughput against its ceilings and alternatives")
     ax.legend(loc="upper right", fontsize=8)
     return _save(fig, out_dir, "relay_throughput.png", "Relay throughput")
 
