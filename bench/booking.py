@@ -175,6 +175,15 @@ def load_round(
     }
 
 
+def delivered(cluster: BenchCluster) -> bool:
+    """Nothing left for the relay (the plan's JobCreated events), so the load rounds start from
+    an idle relay."""
+    with cluster.sql() as conn:
+        return not conn.execute(
+            "SELECT 1 FROM events_event WHERE status = 'pending' LIMIT 1"
+        ).fetchone()
+
+
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("booking")
     progress("booking: seeding 300 contractors and planning free slots")
@@ -190,6 +199,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "relay", [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", "bench"]
     )
     wait_until(lambda: _answers(port), timeout=60, what=f"{SERVER} to answer /healthz")
+    wait_until(lambda: delivered(cluster), timeout=120, what="the relay to deliver the plan")
     rounds = []
     for index in range(ROUNDS):
         if not web.alive():
@@ -275,6 +285,7 @@ def compare(repeats: int, seconds: float) -> None:
         relay = cluster.spawn(
             "relay", [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", "b"]
         )
+        wait_until(lambda: delivered(cluster), timeout=120, what="the relay to deliver the plan")
         results: dict[str, list[dict]] = {label: [] for label, *_ in SHAPES}
         for repeat in range(repeats):
             for label, server, workers, pool in SHAPES:

@@ -187,18 +187,19 @@ def booking_plan(args) -> dict:
     """Open jobs with a free slot each, for the booking load: one job per active contractor and
     local day (so no two planned bookings compete for a contractor's day), at the contractor's
     own site, in the first free slot the availability engine reports (one availability call per
-    contractor over all the days). The jobs are inserted in bulk, without their JobCreated
-    events: `create_job` for each took minutes at this size, and its events would keep the
-    relay busy through the first load round; the bookings record their events as usual."""
+    contractor over all the days). The jobs are created through `create_job`, so each records
+    its JobCreated like any other; the load waits for the relay to deliver them."""
     from datetime import timedelta
 
+    from django.db import transaction
     from django.utils import timezone
 
     from contractors.models import ContractorStatus
-    from contractors.selectors import live_contractors, region_for
+    from contractors.selectors import live_contractors
+    from contractors.services import Location
     from scheduling.availability import Site
-    from scheduling.models import Job
     from scheduling.selectors import availability
+    from scheduling.services import create_job
 
     crew = list(live_contractors().filter(status=ContractorStatus.ACTIVE).order_by("pk"))
     duration = timedelta(minutes=120)
@@ -214,18 +215,16 @@ def booking_plan(args) -> dict:
                 seen.add(day)
                 by_day.setdefault(day, []).append((contractor, start, end))
     picked = [entry for day in sorted(by_day) for entry in by_day[day]][: args.jobs]
-    jobs = Job.objects.bulk_create(
-        Job(
-            type=next(t for t in ("flooring", "tile", "carpet") if contractor.matches_type(t)),
-            lat=contractor.lat,
-            lng=contractor.lng,
-            address="bench",
-            region=region_for(contractor.lat, contractor.lng),
-            desired_date=start.astimezone(contractor.tz).date(),
-            duration_minutes=120,
-        )
-        for contractor, start, _ in picked
-    )
+    with transaction.atomic():
+        jobs = [
+            create_job(
+                type=next(t for t in ("flooring", "tile", "carpet") if contractor.matches_type(t)),
+                location=Location(lat=contractor.lat, lng=contractor.lng, address="bench"),
+                desired_date=start.astimezone(contractor.tz).date(),
+                duration_minutes=120,
+            )
+            for contractor, start, _ in picked
+        ]
     plans = [
         {
             "job": job.pk,
@@ -259,7 +258,7 @@ def main() -> int:
     rec.add_argument("--samples", type=int, default=30)
     rec.add_argument("--rounds", type=int, default=3)
     plan = commands.add_parser("booking-plan")
-    plan.add_argument("--jobs", type=int, default=40_000)
+    plan.add_argument("--jobs", type=int, default=10_000)
     plan.add_argument("--days", type=int, default=150)
     plan.add_argument("--out", required=True)
     args = parser.parse_args()
