@@ -1,10 +1,19 @@
-"""The handler registry. Apps subscribe in `AppConfig.ready()`; `events` imports no app.
+"""The subscriber registry. Apps subscribe in `AppConfig.ready()`; `events` imports no app.
+
+Every subscription is an independent subscriber of the EventLog (docs/events.md): it has its own
+position, its own failures and its own outages, and no subscriber waits for another.
 
 A handler takes a list of events (a batch, in sequence order) and must be idempotent and
 order-tolerant: recompute from the database, never `+= 1`. A *transactional* handler's database
-effects commit together with its receipt; a non-transactional one (network effects, such as the
-websocket broadcast) runs outside any transaction and is marked done after it returns, which
-makes it at-least-once.
+effects commit in one transaction with its new position, so they happen exactly once; a
+non-transactional one (network effects: the websocket broadcast, the message bus, webhooks)
+runs outside any transaction and its position moves after it returns, which makes it
+at-least-once.
+
+`probe` says whether the store a handler needs (Redis, the broker) answers: when a handler
+fails and its probe (or the database's) fails too, that is an outage and no attempt is spent;
+when the probes pass, the events failed and are retried with backoff, then dead. Providers add
+subscriptions that come and go with data (one per webhook endpoint).
 """
 
 from collections.abc import Callable, Iterable
@@ -14,6 +23,10 @@ from events.models import Event
 
 ALL_TYPES = "*"
 HandlerFunc = Callable[[list[Event]], None]
+Probe = Callable[[], None]  # raises when the store is unreachable
+
+# Retries of a failed event: exponential from 1 s, capped at 5 minutes, dead after 10 attempts.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -22,37 +35,75 @@ class Subscription:
     types: frozenset[str]
     func: HandlerFunc
     transactional: bool = True
+    probe: Probe | None = None
+    # Delay before attempt n+1 after n failures; dead after len(schedule) + 1 attempts.
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    # Where a subscriber seen for the first time starts: "start" (the whole log) or "end"
+    # (only events published from then on, e.g. a webhook endpoint added later).
+    starts_at: str = "start"
 
     def accepts(self, event_type: str) -> bool:
         return ALL_TYPES in self.types or event_type in self.types
 
+    @property
+    def all_types(self) -> bool:
+        return ALL_TYPES in self.types
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_schedule) + 1
+
 
 _registry: dict[str, Subscription] = {}
+_providers: dict[str, Callable[[], list[Subscription]]] = {}
 
 
 def subscribe(
-    name: str, types: Iterable[str] | str, func: HandlerFunc, *, transactional: bool = True
+    name: str,
+    types: Iterable[str] | str,
+    func: HandlerFunc,
+    *,
+    transactional: bool = True,
+    probe: Probe | None = None,
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE,
 ) -> Subscription:
     if name in _registry:
         raise ValueError(f"handler {name!r} is already subscribed")
-    wanted = frozenset([types] if isinstance(types, str) else types)
-    subscription = Subscription(name, wanted, func, transactional)
+    subscription = Subscription(
+        name, wanted_types(types), func, transactional, probe, tuple(retry_schedule)
+    )
     _registry[name] = subscription
     return subscription
+
+
+def wanted_types(types: Iterable[str] | str) -> frozenset[str]:
+    return frozenset([types] if isinstance(types, str) else types)
 
 
 def unsubscribe(name: str) -> None:
     _registry.pop(name, None)
 
 
-def subscriptions() -> list[Subscription]:
-    return list(_registry.values())
+def add_provider(name: str, provider: Callable[[], list[Subscription]]) -> None:
+    """`provider()` returns subscriptions that depend on data (it may query the database)."""
+    _providers[name] = provider
+
+
+def remove_provider(name: str) -> None:
+    _providers.pop(name, None)
+
+
+def subscriptions(*, dynamic: bool = True) -> list[Subscription]:
+    found = list(_registry.values())
+    if dynamic:
+        for provider in list(_providers.values()):
+            found.extend(provider())
+    return found
 
 
 def subscription(name: str) -> Subscription:
-    try:
-        return _registry[name]
-    except KeyError:
-        raise KeyError(
-            f"no handler named {name!r}; known: {', '.join(sorted(_registry))}"
-        ) from None
+    for sub in subscriptions():
+        if sub.name == name:
+            return sub
+    known = ", ".join(sorted(sub.name for sub in subscriptions()))
+    raise KeyError(f"no subscriber named {name!r}; known: {known}")

@@ -1,59 +1,87 @@
-"""Prometheus metrics for the relay and the EventLog.
+"""Prometheus metrics for the relay and the EventLog, per subscriber.
 
-Counters and the batch histogram live in the process that runs the relay (`relay --metrics-port`
+Counters and the step histogram live in the process that runs the relay (`relay --metrics-port`
 exposes them; in the embedded default the server process runs the relay, so `/metrics` has
-them). The EventLog gauges are read from the database at scrape time, so any web process
-reports the truth whichever relay did the work.
+them). The EventLog gauges are read from the database at scrape time (events.operations), so
+any web process reports the truth whichever relay did the work, at a cost that does not grow
+with the log.
 """
 
-from django.db.models import Count, Min
-from django.utils import timezone
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from events.models import DeliveryStatus, Event
-
 DELIVERED = Counter(
-    "smartscheduler_events_delivered", "Events delivered to every handler and group", ["type"]
+    "smartscheduler_events_delivered", "Events a subscriber handled", ["subscriber"]
 )
 FAILURES = Counter(
-    "smartscheduler_event_delivery_failures", "Handler failures while delivering", ["handler"]
+    "smartscheduler_event_delivery_failures", "Failed deliveries to a subscriber", ["subscriber"]
 )
-DEAD = Counter("smartscheduler_events_dead", "Events marked dead by this process", ["type"])
-BATCH_SECONDS = Histogram(
-    "smartscheduler_relay_batch_seconds",
-    "Time to claim, deliver and mark one batch",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+DEAD = Counter(
+    "smartscheduler_events_dead", "Events marked dead for a subscriber by this process",
+    ["subscriber"],
+)  # fmt: skip
+STEP_SECONDS = Histogram(
+    "smartscheduler_relay_step_seconds",
+    "Time for one subscriber to read, deliver and move past one batch",
+    ["subscriber"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 
 class EventLogCollector(Collector):
     def collect(self):
-        pending = GaugeMetricFamily(
-            "smartscheduler_events_pending", "Events not yet delivered (including in flight)"
+        from events.operations import status
+
+        state = status()
+        unpublished = GaugeMetricFamily(
+            "smartscheduler_events_unpublished", "Committed events not yet given a sequence"
         )
-        dead = GaugeMetricFamily("smartscheduler_events_dead_current", "Events marked dead now")
-        oldest = GaugeMetricFamily(
-            "smartscheduler_events_oldest_pending_age_seconds",
-            "Age of the oldest pending event (0 when none): the relay lag",
-        )
-        by_status = GaugeMetricFamily(
-            "smartscheduler_events_in_log", "EventLog rows by type and delivery status",
-            labels=["type", "status"],
-        )  # fmt: skip
-        counts = {DeliveryStatus.PENDING: 0, DeliveryStatus.DEAD: 0}
-        for row in Event.objects.values("type", "status").annotate(n=Count("sequence")):
-            by_status.add_metric([row["type"], row["status"]], row["n"])
-            if row["status"] in counts:
-                counts[row["status"]] += row["n"]
-        first = Event.objects.filter(status=DeliveryStatus.PENDING).aggregate(
-            first=Min("occurred_at")
-        )["first"]
-        pending.add_metric([], counts[DeliveryStatus.PENDING])
-        dead.add_metric([], counts[DeliveryStatus.DEAD])
-        oldest.add_metric([], (timezone.now() - first).total_seconds() if first else 0.0)
-        yield from (pending, dead, oldest, by_status)
+        unpublished.add_metric([], state.unpublished)
+        head = GaugeMetricFamily("smartscheduler_events_head", "The highest published sequence")
+        head.add_metric([], state.head)
+        families = {
+            "pending": GaugeMetricFamily(
+                "smartscheduler_subscriber_pending",
+                "Events a subscriber has not handled yet (new ones and retries)",
+                labels=["subscriber"],
+            ),
+            "retrying": GaugeMetricFamily(
+                "smartscheduler_subscriber_retrying", "Failed deliveries waiting for a retry",
+                labels=["subscriber"],
+            ),
+            "dead": GaugeMetricFamily(
+                "smartscheduler_subscriber_dead", "Events dead for a subscriber",
+                labels=["subscriber"],
+            ),
+            "lag": GaugeMetricFamily(
+                "smartscheduler_subscriber_lag_sequences",
+                "Published sequences after the subscriber's position", labels=["subscriber"],
+            ),
+            "oldest": GaugeMetricFamily(
+                "smartscheduler_subscriber_oldest_pending_age_seconds",
+                "Age of the oldest event the subscriber has not handled (0 when none)",
+                labels=["subscriber"],
+            ),
+            "outage": GaugeMetricFamily(
+                "smartscheduler_subscriber_outage", "1 while the subscriber's store is down",
+                labels=["subscriber"],
+            ),
+        }  # fmt: skip
+        for sub in state.subscribers:
+            values = {
+                "pending": sub.pending + sub.retrying,
+                "retrying": sub.retrying,
+                "dead": sub.dead,
+                "lag": sub.lag,
+                "oldest": sub.oldest_pending_age.total_seconds() if sub.oldest_pending_age else 0.0,
+                "outage": 1 if sub.outage_since else 0,
+            }
+            for key, family in families.items():
+                family.add_metric([sub.name], values[key])
+        yield unpublished
+        yield head
+        yield from families.values()
 
 
 def registry_with_event_log() -> CollectorRegistry:

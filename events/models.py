@@ -1,9 +1,19 @@
-"""The EventLog, which is also the transactional outbox.
+"""The EventLog, which is also the transactional outbox, and each subscriber's progress through it.
 
-Invariant: a row is written in the same database transaction as the change it describes (see
-`events.recorder.record_event`), so an event exists if and only if its change committed. Rows are
-never updated except for their delivery state; `sequence` orders events but may commit out of
-order, so delivery claims rows by state, never by an `id > last_seen` cursor.
+Invariants:
+- An event row is written in the same database transaction as the change it describes
+  (`events.recorder.record_event`), so an event exists if and only if its change committed.
+- `id` is the order of recording, which is *not* the order of commit. `sequence` is the order of
+  publication: it is null when the row is written and is assigned after commit by the publisher
+  (`events.publisher.publish`), one transaction at a time, in the order rows became visible. So
+  any reader sees published sequences as a gap-free prefix, and a cursor `sequence > S` (a
+  subscriber's position, a websocket resume, `/api/events?after=`) can never skip an event
+  that commits late.
+- An event's payload, groups and sequence never change once written; rows are only removed by
+  retention (`events.retention`), never while a subscriber still needs them.
+- Each subscriber (a handler, the broadcast, the message bus, a webhook endpoint) keeps its own
+  `position`: every published event up to it has been handled, or has a `FailedDelivery` row
+  for that subscriber. Subscribers never wait for one another.
 """
 
 import uuid
@@ -11,14 +21,11 @@ import uuid
 from django.db import models
 
 
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    DEAD = "dead", "Dead"
-
-
 class Event(models.Model):
-    sequence = models.BigAutoField(primary_key=True)
+    id = models.BigAutoField(primary_key=True)
+    sequence = models.BigIntegerField(
+        null=True, blank=True, unique=True, help_text="Publication order; null until published."
+    )
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     type = models.CharField(max_length=64)
     version = models.PositiveSmallIntegerField(default=1)
@@ -27,34 +34,26 @@ class Event(models.Model):
     payload = models.JSONField()
     groups = models.JSONField(default=list, help_text="Logical group names, e.g. dispatch/north.")
     occurred_at = models.DateTimeField()
-
-    # Delivery state, owned by the relay.
-    status = models.CharField(
-        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    available_at = models.DateTimeField(help_text="Not claimed before this time (retry backoff).")
-    claimed_by = models.CharField(max_length=128, blank=True, default="")
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
+    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["sequence"]
         indexes = [
+            # The publisher's work list: only rows not yet published are in this index.
             models.Index(
-                fields=["available_at", "sequence"],
-                name="event_pending_idx",
-                condition=models.Q(status="pending"),
+                fields=["id"], name="event_unpublished_idx", condition=models.Q(sequence=None)
             ),
-            models.Index(fields=["aggregate_type", "aggregate_id", "sequence"]),
-            models.Index(fields=["type", "sequence"]),
-            # Resume (events.resume) looks for events delivered after a point in time.
-            models.Index(fields=["delivered_at"], name="event_delivered_at_idx"),
+            models.Index(
+                fields=["aggregate_type", "aggregate_id", "sequence"],
+                name="event_aggregate_seq_idx",
+            ),
+            models.Index(fields=["type", "sequence"], name="event_type_seq_idx"),
+            # Retention walks the oldest events first.
+            models.Index(fields=["occurred_at"], name="event_occurred_at_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.sequence} {self.type} {self.aggregate_type}:{self.aggregate_id}"
+        return f"#{self.sequence or '-'} {self.type} {self.aggregate_type}:{self.aggregate_id}"
 
     @property
     def aggregate(self) -> str:
@@ -62,32 +61,95 @@ class Event(models.Model):
 
 
 class EventGroup(models.Model):
-    """One row per (event, logical group): what the EventLog is filtered and resumed by."""
+    """One row per (published event, logical group), written when the event is published.
+
+    What the EventLog is filtered and resumed by: `(group, sequence)` serves a resume and a
+    page of `/api/events` for a group with one index range scan, `(group, type, sequence)` the
+    same with a type filter, whatever the size of the log.
+    """
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="group_rows")
     group = models.CharField(max_length=100)
+    sequence = models.BigIntegerField()
+    type = models.CharField(max_length=64)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["group", "event"], name="event_group_unique"),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.group} <- #{self.event_id}"
-
-
-class HandlerReceipt(models.Model):
-    """A handler has processed an event. Committed in the same transaction as the handler's
-    database effects, so a redelivered event never applies a handler twice."""
-
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="receipts")
-    handler = models.CharField(max_length=100)
-    processed_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["event", "handler"], name="receipt_once_per_handler"),
+        indexes = [
+            models.Index(fields=["group", "sequence"], name="event_group_seq_idx"),
+            models.Index(fields=["group", "type", "sequence"], name="event_group_type_seq_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.handler} <- #{self.event_id}"
+        return f"{self.group} <- #{self.sequence}"
+
+
+class Subscriber(models.Model):
+    """One consumer of the EventLog and how far it got (a Kafka consumer group's offset).
+
+    `owner` holds a lease stamped with the database's clock; only the owner delivers, and it
+    advances `position` only while it still owns the lease (the update is fenced on both), so
+    two relays never both advance one subscriber.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    owner = models.CharField(max_length=128, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    progressed_at = models.DateTimeField(null=True, blank=True)
+    outage_since = models.DateTimeField(
+        null=True, blank=True, help_text="Its store has been unreachable since then."
+    )
+    outage_error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"
+
+
+class FailedDelivery(models.Model):
+    """An event one subscriber failed to handle: retried with backoff, then dead.
+
+    Dead is dead for this subscriber only; every other subscriber has moved on.
+    """
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="failures")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="failures")
+    attempts = models.PositiveIntegerField(default=1)
+    dead = models.BooleanField(default=False)
+    next_attempt_at = models.DateTimeField()
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "event"], name="failed_delivery_once_per_subscriber"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["subscriber", "next_attempt_at"],
+                name="failed_delivery_due_idx",
+                condition=models.Q(dead=False),
+            ),
+        ]
+        verbose_name_plural = "failed deliveries"
+
+    def __str__(self) -> str:
+        state = "dead" if self.dead else f"retry {self.attempts}"
+        return f"{self.subscriber_id} #{self.event_id} ({state})"
+
+
+class RelayInstance(models.Model):
+    """A running relay process, seen by its heartbeat: relays split the subscribers between
+    the live ones."""
+
+    name = models.CharField(max_length=128, primary_key=True)
+    heartbeat_at = models.DateTimeField()
+    started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,7 +2,8 @@
 
 Invariant: it writes inside the caller's transaction and nowhere else (no Redis, no relay, no
 handler), so the event commits with its change or not at all, and recording never makes the
-request wait on anything but the database.
+request wait on anything but the database. The row is unpublished (no `sequence`) until the
+publisher numbers it after commit (events.publisher).
 """
 
 from datetime import datetime
@@ -11,7 +12,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events.catalog import DomainEvent
-from events.models import Event, EventGroup
+from events.models import Event
+from events.publisher import wakeups
 from events.timefmt import iso_utc
 
 NOTIFY_CHANNEL = "smartscheduler_events"
@@ -25,20 +27,19 @@ def record_event(event: DomainEvent, *, occurred_at: datetime | None = None) -> 
     if not transaction.get_connection().in_atomic_block:
         raise NotInTransaction(f"record_event({event.type}) must run inside transaction.atomic")
     now = occurred_at or timezone.now()
-    groups = event.groups()
     row = Event.objects.create(
         type=event.type,
         version=event.version,
         aggregate_type=event.aggregate_type,
         aggregate_id=event.aggregate_id(),
         payload={**event.payload(), "timestamp": iso_utc(now)},
-        groups=groups,
+        groups=event.groups(),
         occurred_at=now,
-        available_at=now,
     )
-    EventGroup.objects.bulk_create([EventGroup(event=row, group=group) for group in groups])
     if connection.vendor == "postgresql":
-        # Delivered by PostgreSQL at commit (and dropped on rollback): wakes the relay.
+        # Delivered by PostgreSQL at commit (and dropped on rollback): wakes the relays.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
+    # A relay in this process (the embedded default) wakes at once, after commit.
+    transaction.on_commit(wakeups.bump)
     return row

@@ -1,102 +1,103 @@
-"""The relay: at-least-once delivery from the EventLog to every handler and Channels group.
+"""The relay: at-least-once delivery from the EventLog to every subscriber, each on its own.
 
-Algorithm (why nothing is lost, docs/events.md has the long form):
-1. Claim: in one statement (one short transaction off PostgreSQL), pick pending rows whose
-   backoff has passed and whose lease is free, `FOR UPDATE SKIP LOCKED`, in sequence order, and
-   stamp them with this relay's name and a lease. Rows are chosen by *state*, never by
-   `sequence > last seen`, so a transaction that commits after a higher sequence was delivered
-   is still found.
-2. Deliver, outside any transaction: for each subscribed handler, insert its receipts for the
-   batch (`ON CONFLICT DO NOTHING RETURNING`) and run it on the events that were not yet
-   processed, in one transaction with its effects. If the batch fails, each event is retried
-   alone, so one bad event fails alone.
-3. Mark: delivered rows become `delivered`; failed rows go back to pending with exponential
-   backoff and jitter, or `dead` after `max_attempts`. Only rows still claimed by this relay
-   are marked.
-A relay that dies mid-batch leaves claimed rows whose lease expires; any relay then takes them
-over, and receipts keep handler effects exactly-once. An outage of PostgreSQL, Redis or the
-message bus is not the events' fault: the batch is released without spending an attempt and the
-relay backs off (handlers that do not need the missing store still run on it first).
+Each subscriber (events.handlers) has a position in the published log and its own failures
+(events.models). One step of one subscriber (docs/events.md has the long form):
+1. Own it: take or renew its lease, stamped with the database's clock. Only the owner works.
+2. Read the events published after its position (of the types it takes), and its failed
+   deliveries whose retry is due.
+3. Deliver, outside any transaction for network subscribers, or inside the transaction that
+   also moves the position for transactional handlers (exactly-once effects).
+4. If the handler raised, probe the stores it needs (the database, and the subscription's
+   probe: Redis, the broker). A probe that fails is an outage: nothing moves, no attempt is
+   spent, and the subscriber probes again within a second or two. Probes that pass mean the
+   events failed: each is retried alone, and those that still fail get a FailedDelivery row
+   (backoff, then dead) while the position moves past them, so a poison event blocks nothing.
+5. Move the position, fenced on the owner and the old position: a relay that lost its lease
+   changes nothing, and its transactional effects roll back with it.
+A relay killed at any instant leaves the position where it was; the next owner delivers again
+from there (duplicates for network subscribers, which consumers drop by id; none for
+transactional handlers).
 """
 
-import contextlib
 import logging
 import os
 import random
 import socket
 import threading
 import time
-from collections import Counter
+import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
-import redis
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import BooleanField, F, Q
-from django.db.models.expressions import RawSQL
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
-from django_redis.exceptions import ConnectionInterrupted
 
 from events import handlers, metrics
-from events.models import DeliveryStatus, Event, HandlerReceipt
-from events.recorder import NOTIFY_CHANNEL
+from events.handlers import Subscription
+from events.models import Event, FailedDelivery, Subscriber
+from events.publisher import head, publish_all
 
 log = logging.getLogger("events.relay")
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    ConnectionInterrupted,  # django-redis's wrapper around the two above
-    ConnectionError,
-    TimeoutError,
-)
-try:  # the message bus (events/bus.py, docs/bus.md): an unreachable broker is an outage too
-    import amqp.exceptions
-    import kombu.exceptions
-except ImportError:  # pragma: no cover (kombu is a dependency; the bus itself is optional)
-    pass
-else:
-    TRANSIENT_ERRORS += (kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError)
-# The database is every handler's store: when it is down nothing else can run either.
-DATABASE_ERRORS = (OperationalError, InterfaceError)
-
-
-# What delivery reads of a claimed event: the envelope, the handlers' inputs, the attempts.
-CLAIMED_COLUMNS = (
-    "sequence", "event_id", "type", "version", "aggregate_type", "aggregate_id", "payload",
-    "groups", "occurred_at", "attempts", "claimed_by",
+# What delivery reads of an event: the envelope and the handlers' inputs.
+DELIVERY_COLUMNS = (
+    "id", "sequence", "event_id", "type", "version", "aggregate_type", "aggregate_id",
+    "payload", "groups", "occurred_at",
 )  # fmt: skip
 
 
 class Outage(Exception):
-    """A store the relay needs is unreachable; the batch was released, not failed."""
+    """A store a subscriber needs is unreachable: nothing moved, no attempt was spent."""
+
+
+class LeaseLost(Exception):
+    """Another relay owns the subscriber now: this relay's step changed nothing."""
 
 
 @dataclass(frozen=True)
 class RelayConfig:
-    batch_size: int = 200
+    batch_size: int = 500
     poll_interval: float = 1.0
-    max_attempts: int = 10
-    lease: timedelta = timedelta(seconds=60)
-    backoff_base: float = 1.0
-    backoff_max: float = 300.0
+    lease: timedelta = timedelta(seconds=30)
 
 
 @dataclass
-class BatchResult:
-    claimed: int = 0
-    delivered: int = 0
-    retried: int = 0
+class StepResult:
+    subscriber: str
+    owned: bool = True
+    handled: int = 0  # events handled now (new ones and successful retries)
+    failed: int = 0  # events that failed now (to retry later, or dead)
     dead: int = 0
+    position: int = 0
     seconds: float = 0.0
-    failures: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def progressed(self) -> bool:
+        return self.handled + self.failed > 0
 
 
 def default_relay_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def describe_failure(sub: Subscription) -> str:
+    return f"{sub.name}: {traceback.format_exc(limit=8)}"
+
+
+def probe_stores(sub: Subscription) -> str | None:
+    """None when the database and the subscriber's own store answer, else what failed."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        return f"database: {type(exc).__name__}: {exc}"
+    if sub.probe is not None:
+        try:
+            sub.probe()
+        except Exception as exc:
+            return f"{sub.name}: {type(exc).__name__}: {exc}"
+    return None
 
 
 class Relay:
@@ -104,327 +105,301 @@ class Relay:
         self.config = config or RelayConfig()
         self.name = name or default_relay_name()
 
-    # --- one batch -------------------------------------------------------------------------
+    # --- ownership ---------------------------------------------------------------------------
 
-    def claim(self) -> list[Event]:
-        now = timezone.now()
-        lease_expires_at = now + self.config.lease
-        if connection.vendor == "postgresql":
-            # One statement, one round trip: lock and stamp together (what the transaction
-            # below does in four: BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT). Only the
-            # columns delivery reads come back (the others are deferred): converting the
-            # delivery-state timestamps of every row was a tenth of the relay's time.
-            table = Event._meta.db_table
-            claimed = Event.objects.raw(
-                f"""WITH picked AS (
-                        SELECT sequence FROM {table}
-                        WHERE status = %s AND available_at <= %s
-                          AND (lease_expires_at IS NULL OR lease_expires_at < %s)
-                        ORDER BY sequence
-                        LIMIT %s
-                        FOR UPDATE SKIP LOCKED
-                    )
-                    UPDATE {table} AS event
-                    SET claimed_by = %s, lease_expires_at = %s, attempts = event.attempts + 1
-                    FROM picked WHERE event.sequence = picked.sequence
-                    RETURNING {", ".join(f"event.{column}" for column in CLAIMED_COLUMNS)}""",
-                [DeliveryStatus.PENDING, now, now, self.config.batch_size, self.name,
-                 lease_expires_at],
-            )  # fmt: skip
-            return sorted(claimed, key=lambda event: event.sequence)
-        with transaction.atomic():
-            batch = list(
-                Event.objects.select_for_update(skip_locked=True)
-                .filter(status=DeliveryStatus.PENDING, available_at__lte=now)
-                .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-                .order_by("sequence")[: self.config.batch_size]
+    def ensure_subscribers(self, subs: list[Subscription]) -> None:
+        """Create the rows of subscribers seen for the first time (before anything new is
+        published, so a subscriber that starts at the end still gets what is unpublished)."""
+        known = set(
+            Subscriber.objects.filter(name__in=[s.name for s in subs]).values_list(
+                "name", flat=True
             )
-            if batch:
-                Event.objects.filter(sequence__in=[e.sequence for e in batch]).update(
-                    claimed_by=self.name,
-                    lease_expires_at=lease_expires_at,
-                    attempts=F("attempts") + 1,
-                )
-                for event in batch:
-                    event.attempts += 1
-        return batch
-
-    def run_batch(self) -> BatchResult:
-        started = time.monotonic()
-        batch = self.claim()
-        result = BatchResult(claimed=len(batch))
-        if not batch:
-            return result
-        try:
-            failures = self.deliver(batch)
-        except TRANSIENT_ERRORS as exc:
-            self.release(batch)
-            raise Outage(f"{type(exc).__name__}: {exc}") from exc
-        self.mark(batch, failures, result)
-        result.seconds = time.monotonic() - started
-        metrics.BATCH_SECONDS.observe(result.seconds)
-        log.info(
-            "relay batch claimed=%d delivered=%d retried=%d dead=%d ms=%.1f relay=%s",
-            result.claimed,
-            result.delivered,
-            result.retried,
-            result.dead,
-            result.seconds * 1000,
-            self.name,
         )
+        missing = [sub for sub in subs if sub.name not in known]
+        if missing:
+            end = head()
+            Subscriber.objects.bulk_create(
+                [Subscriber(name=s.name, position=end if s.starts_at == "end" else 0)
+                 for s in missing],
+                ignore_conflicts=True,
+            )  # fmt: skip
+
+    def acquire(self, name: str) -> int | None:
+        """Take or renew the lease of subscriber `name`; its position, or None if another
+        live relay owns it."""
+        table = Subscriber._meta.db_table
+        if connection.vendor == "postgresql":
+            # The database's clock, not this host's: relays on hosts whose clocks differ
+            # still agree on when a lease has expired.
+            sql = (
+                f"UPDATE {table} SET owner = %s, lease_expires_at = clock_timestamp() + %s "
+                "WHERE name = %s AND (owner = %s OR owner = '' OR lease_expires_at IS NULL "
+                "OR lease_expires_at < clock_timestamp()) RETURNING position"
+            )
+            params = [self.name, self.config.lease, name, self.name]
+        else:  # the embedded default: one process, one clock
+            now = timezone.now()
+            sql = (
+                f"UPDATE {table} SET owner = %s, lease_expires_at = %s WHERE name = %s AND "
+                "(owner = %s OR owner = '' OR lease_expires_at IS NULL OR lease_expires_at < %s) "
+                "RETURNING position"
+            )
+            params = [self.name, now + self.config.lease, name, self.name, now]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+    def release(self, names: list[str] | None = None) -> None:
+        """Give up leases (all of this relay's, or the named ones) so another relay may
+        take over at once."""
+        held = Subscriber.objects.filter(owner=self.name)
+        if names is not None:
+            held = held.filter(name__in=names)
+        held.update(owner="", lease_expires_at=None)
+
+    def _advance(self, name: str, old: int, new: int) -> None:
+        """Move the position, fenced: only the owner, only from where it started."""
+        moved = Subscriber.objects.filter(name=name, owner=self.name, position=old).update(
+            position=new, progressed_at=timezone.now(), outage_since=None, outage_error=""
+        )
+        if not moved:
+            raise LeaseLost(f"{name}: another relay took over at position {old}")
+
+    def _still_owner(self, name: str) -> None:
+        if not Subscriber.objects.filter(name=name, owner=self.name).update(
+            progressed_at=timezone.now()
+        ):
+            raise LeaseLost(f"{name}: another relay took over")
+
+    # --- one step of one subscriber ------------------------------------------------------------
+
+    def step(self, sub: Subscription) -> StepResult:
+        started = time.monotonic()
+        position = self.acquire(sub.name)
+        if position is None:
+            return StepResult(sub.name, owned=False)
+        result = StepResult(sub.name, position=position)
+        self._deliver_new(sub, position, result)
+        self._retry_due(sub, result)
+        result.seconds = time.monotonic() - started
+        if result.progressed:
+            metrics.STEP_SECONDS.labels(subscriber=sub.name).observe(result.seconds)
+            log.info(
+                "relay step subscriber=%s handled=%d failed=%d dead=%d position=%d ms=%.1f "
+                "relay=%s",
+                sub.name, result.handled, result.failed, result.dead, result.position,
+                result.seconds * 1000, self.name,
+            )  # fmt: skip
         return result
 
-    def deliver(self, batch: list[Event]) -> dict[int, str]:
-        """Run every handler on the batch; returns {sequence: error} for events that failed."""
+    def _deliver_new(self, sub: Subscription, position: int, result: StepResult) -> None:
+        end = head()
+        if end <= position:
+            return
+        events = Event.objects.filter(sequence__gt=position, sequence__lte=end)
+        if not sub.all_types:
+            events = events.filter(type__in=sorted(sub.types))
+        batch = list(events.order_by("sequence").only(*DELIVERY_COLUMNS)[: self.config.batch_size])
+        full = len(batch) == self.config.batch_size
+        new_position = batch[-1].sequence if full else end
+        if sub.transactional:
+            with transaction.atomic():
+                failures = self._run_isolated(sub, batch)
+                self._record_failures(sub, batch, failures, result)
+                self._advance(sub.name, position, new_position)
+        else:
+            failures = self._run_isolated(sub, batch)
+            with transaction.atomic():
+                self._record_failures(sub, batch, failures, result)
+                self._advance(sub.name, position, new_position)
+        result.handled += len(batch) - len(failures)
+        result.position = new_position
+        if len(batch) > len(failures):
+            metrics.DELIVERED.labels(subscriber=sub.name).inc(len(batch) - len(failures))
+
+    def _run(self, sub: Subscription, events: list[Event]) -> None:
+        if sub.transactional:
+            with transaction.atomic():  # a savepoint inside the step's transaction
+                sub.func(events)
+        else:
+            sub.func(events)
+
+    def _run_isolated(self, sub: Subscription, events: list[Event]) -> dict[int, str]:
+        """Run the handler on the batch; if it raises, on each event alone. Returns
+        {event id: error} of the events that failed; raises Outage if a store is down."""
+        if not events:
+            return {}
+        try:
+            self._run(sub, events)
+            return {}
+        except Exception:
+            error = describe_failure(sub)
+        self._raise_if_outage(sub, error)
+        if len(events) == 1:
+            return {events[0].id: error}
         failures: dict[int, str] = {}
-        outage: BaseException | None = None
-        for sub in handlers.subscriptions():
-            events = [e for e in batch if sub.accepts(e.type)]
-            if not events:
-                continue
+        for event in events:
             try:
-                results = apply_handler(sub, events)
-            except TRANSIENT_ERRORS as exc:
-                # A store only some handlers need (Redis, the message bus) holds back only
-                # them: the others still run (their receipts keep them from running twice),
-                # then the whole batch is released as an outage.
-                if isinstance(exc, DATABASE_ERRORS):
-                    raise
-                outage = outage or exc
-                continue
-            for sequence, error in results.items():
-                failures.setdefault(sequence, error)
-                metrics.FAILURES.labels(handler=sub.name).inc()
-        if outage is not None:
-            raise outage
+                self._run(sub, [event])
+            except Exception:
+                failures[event.id] = describe_failure(sub)
+        if len(failures) == len(events):
+            self._raise_if_outage(sub, error)  # the store may have gone meanwhile
         return failures
 
-    def mark(self, batch: list[Event], failures: dict[int, str], result: BatchResult) -> None:
+    def _raise_if_outage(self, sub: Subscription, error: str) -> None:
+        down = probe_stores(sub)
+        if down is not None:
+            raise Outage(f"{down} (after {error.strip().splitlines()[-1]})")
+
+    def _record_failures(
+        self, sub: Subscription, batch: list[Event], failures: dict[int, str], result: StepResult
+    ) -> None:
+        if not failures:
+            return
         now = timezone.now()
-        delivered = [e for e in batch if e.sequence not in failures]
-        if delivered:
-            Event.objects.filter(
-                sequence_in([e.sequence for e in delivered]), claimed_by=self.name
-            ).update(
-                status=DeliveryStatus.DELIVERED,
-                delivered_at=now,
-                claimed_by="",
-                lease_expires_at=None,
-                last_error="",
-            )
-            for event_type, count in Counter(e.type for e in delivered).items():
-                metrics.DELIVERED.labels(type=event_type).inc(count)
-        for event in batch:
-            error = failures.get(event.sequence)
-            if error is None:
-                continue
-            dead = event.attempts >= self.config.max_attempts
-            Event.objects.filter(sequence=event.sequence, claimed_by=self.name).update(
-                status=DeliveryStatus.DEAD if dead else DeliveryStatus.PENDING,
-                available_at=now + timedelta(seconds=self.backoff(event.attempts)),
-                claimed_by="",
-                lease_expires_at=None,
-                last_error=error[:10_000],
-            )
-            if dead:
-                metrics.DEAD.labels(type=event.type).inc()
-                log.error(
-                    "event dead sequence=%d type=%s error=%s",
-                    event.sequence,
-                    event.type,
-                    error.splitlines()[0] if error else "",
+        dead = sub.max_attempts <= 1
+        delay = timedelta(seconds=0 if dead else backoff(sub, 1))
+        FailedDelivery.objects.bulk_create(
+            [
+                FailedDelivery(
+                    subscriber_id=sub.name, event_id=event.id, attempts=1, dead=dead,
+                    next_attempt_at=now + delay, first_failed_at=now, last_failed_at=now,
+                    last_error=failures[event.id][:10_000],
                 )
-            result.dead += dead
-            result.retried += not dead
-        result.delivered = len(delivered)
-        result.failures = failures
+                for event in batch
+                if event.id in failures
+            ],
+            ignore_conflicts=True,  # a failure row that a replay left behind stays as it is
+        )  # fmt: skip
+        result.failed += len(failures)
+        metrics.FAILURES.labels(subscriber=sub.name).inc(len(failures))
+        if dead:
+            self._log_dead(sub, [e for e in batch if e.id in failures], failures, result)
+        for event in batch:
+            if event.id in failures:
+                log.warning(
+                    "delivery failed subscriber=%s sequence=%d type=%s attempt=1: %s",
+                    sub.name, event.sequence, event.type, last_line(failures[event.id]),
+                )  # fmt: skip
 
-    def release(self, batch: list[Event]) -> None:
-        """Give the batch back without spending an attempt (the stores failed, not the events)."""
-        with contextlib.suppress(DatabaseError):  # if it fails, the lease expires by itself
-            Event.objects.filter(
-                sequence_in([e.sequence for e in batch]), claimed_by=self.name
-            ).update(claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1)
+    def _retry_due(self, sub: Subscription, result: StepResult) -> None:
+        due = list(
+            FailedDelivery.objects.filter(
+                subscriber_id=sub.name, dead=False, next_attempt_at__lte=timezone.now()
+            )
+            .select_related("event")
+            .order_by("next_attempt_at", "id")[: self.config.batch_size]
+        )
+        for failure in due:
+            self._retry(sub, failure, result)
 
-    def backoff(self, attempts: int) -> float:
-        """Exponential in the attempts so far, capped, with jitter (0.5x to 1.5x)."""
-        base = min(self.config.backoff_max, self.config.backoff_base * 2 ** max(0, attempts - 1))
-        return base * random.uniform(0.5, 1.5)
+    def _retry(self, sub: Subscription, failure: FailedDelivery, result: StepResult) -> None:
+        if sub.transactional:
+            with transaction.atomic():
+                self._still_owner(sub.name)  # locks the subscriber row until this commits
+                error = self._attempt(sub, failure.event)
+                self._settle(sub, failure, error, result)
+        else:
+            error = self._attempt(sub, failure.event)  # a network call: no transaction open
+            with transaction.atomic():
+                self._still_owner(sub.name)
+                self._settle(sub, failure, error, result)
 
-    # --- loops -----------------------------------------------------------------------------
+    def _attempt(self, sub: Subscription, event: Event) -> str | None:
+        """Run the handler on one event: None if it succeeded, else the error (raises Outage
+        if a store is down, so no attempt is spent)."""
+        try:
+            self._run(sub, [event])
+            return None
+        except Exception:
+            error = describe_failure(sub)
+        self._raise_if_outage(sub, error)
+        return error
 
-    def drain(self, *, should_stop: Callable[[], bool] = lambda: False) -> int:
-        """Deliver until nothing is claimable; returns how many events were claimed."""
+    def _settle(
+        self, sub: Subscription, failure: FailedDelivery, error: str | None, result: StepResult
+    ) -> None:
+        """Record how a retry went, fenced on the attempt count: a retry that a replay or
+        another relay overtook changes nothing."""
+        event = failure.event
+        same = FailedDelivery.objects.filter(pk=failure.pk, attempts=failure.attempts, dead=False)
+        if error is None:
+            if same.delete()[0]:
+                result.handled += 1
+                metrics.DELIVERED.labels(subscriber=sub.name).inc()
+            return
+        now = timezone.now()
+        attempts = failure.attempts + 1
+        dead = attempts >= sub.max_attempts
+        next_at = now if dead else now + timedelta(seconds=backoff(sub, attempts))
+        if not same.update(
+            attempts=attempts, dead=dead, last_failed_at=now, next_attempt_at=next_at,
+            last_error=error[:10_000],
+        ):  # fmt: skip
+            return
+        result.failed += 1
+        metrics.FAILURES.labels(subscriber=sub.name).inc()
+        if dead:
+            self._log_dead(sub, [event], {event.id: error}, result)
+        else:
+            log.warning(
+                "delivery failed subscriber=%s sequence=%d type=%s attempt=%d: %s",
+                sub.name, event.sequence, event.type, attempts, last_line(error),
+            )  # fmt: skip
+
+    def _log_dead(
+        self, sub: Subscription, events: list[Event], errors: dict[int, str], result: StepResult
+    ) -> None:
+        for event in events:
+            result.dead += 1
+            metrics.DEAD.labels(subscriber=sub.name).inc()
+            log.error(
+                "event dead subscriber=%s sequence=%d type=%s error=%s",
+                sub.name, event.sequence, event.type, last_line(errors[event.id]),
+            )  # fmt: skip
+
+    # --- loops ---------------------------------------------------------------------------------
+
+    def drain(
+        self,
+        subs: list[Subscription] | None = None,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Publish and deliver until no subscriber has anything left that is due; returns
+        how many deliveries (event x subscriber) succeeded or failed. Raises Outage."""
+        subs = handlers.subscriptions() if subs is None else subs
+        self.ensure_subscribers(subs)
         total = 0
         while not should_stop():
-            result = self.run_batch()
-            total += result.claimed
-            if result.claimed == 0:
+            publish_all()
+            moved = 0
+            for sub in subs:
+                while not should_stop():
+                    result = self.step(sub)
+                    moved += result.handled + result.failed
+                    if not result.progressed:
+                        break
+            total += moved
+            if moved == 0:
                 break
         return total
 
     def run_forever(self, stop: threading.Event) -> None:
-        outage = Backoff()
-        waiter = Wakeup(self.config.poll_interval)
-        try:
-            while not stop.is_set():
-                try:
-                    self.drain(should_stop=stop.is_set)
-                    if outage.active:
-                        log.warning("relay recovered after %.1fs", outage.duration())
-                        outage.reset()
-                    waiter.wait(stop)
-                except (Outage, *TRANSIENT_ERRORS) as exc:
-                    if not outage.active:
-                        log.error("relay cannot reach a store, retrying quietly: %s", exc)
-                    close_db_connection()
-                    waiter.close()
-                    stop.wait(outage.next_delay())
-        finally:
-            waiter.close()
+        from events.relay_loop import RelayLoop
+
+        RelayLoop(self, stop).run()
 
 
-class Backoff:
-    def __init__(self, base: float = 0.5, cap: float = 10.0) -> None:
-        self.base, self.cap = base, cap
-        self.failures = 0
-        self.since: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.failures > 0
-
-    def next_delay(self) -> float:
-        if self.since is None:
-            self.since = time.monotonic()
-        self.failures += 1
-        return min(self.cap, self.base * 2 ** (self.failures - 1)) * random.uniform(0.8, 1.2)
-
-    def duration(self) -> float:
-        return time.monotonic() - (self.since or time.monotonic())
-
-    def reset(self) -> None:
-        self.failures, self.since = 0, None
+def backoff(sub: Subscription, failures: int) -> float:
+    """The subscriber's delay after `failures` failed attempts, with jitter (0.8x to 1.2x)."""
+    schedule = sub.retry_schedule
+    base = schedule[min(failures, len(schedule)) - 1] if schedule else 0.0
+    return base * random.uniform(0.8, 1.2)
 
 
-class Wakeup:
-    """Wait for a NOTIFY from a recording transaction, at most `poll_interval` seconds.
-
-    On PostgreSQL a dedicated autocommit connection LISTENs; after any reconnect the caller
-    drains before waiting again, so a notification sent while disconnected is not needed. On
-    SQLite it simply sleeps.
-    """
-
-    def __init__(self, poll_interval: float) -> None:
-        self.poll_interval = poll_interval
-        self.conn = None
-
-    def wait(self, stop: threading.Event) -> None:
-        if connection.vendor != "postgresql":
-            stop.wait(self.poll_interval)
-            return
-        # The LISTEN connection is the driver's own, not Django's: translate its errors (a
-        # terminated backend, a server restart) into Django's, which the caller treats as an
-        # outage, instead of letting a raw driver error end the relay.
-        with connection.wrap_database_errors:
-            if self.conn is None or self.conn.closed:
-                self.conn = connection.get_new_connection(connection.get_connection_params())
-                self.conn.autocommit = True
-                self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                return  # just (re)connected: drain once more before sleeping
-            for _ in self.conn.notifies(timeout=self.poll_interval, stop_after=1):
-                break
-            # Swallow the burst that arrived meanwhile; one drain serves them all.
-            for _ in self.conn.notifies(timeout=0):
-                pass
-
-    def close(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail too
-                self.conn.close()
-            self.conn = None
-
-
-def close_db_connection() -> None:
-    with contextlib.suppress(DatabaseError):
-        connection.close()
-
-
-# --- applying one handler ------------------------------------------------------------------
-
-
-def sequence_in(values: list[int], column: str = "sequence") -> Q | RawSQL:
-    """`column IN values` as a filter. On PostgreSQL one array parameter (`= ANY(%s)`), not
-    one placeholder per event: a different query text per batch size, which psycopg parses
-    anew each time (it showed in the relay's profile, docs/profiles/relay.md)."""
-    if connection.vendor == "postgresql":
-        return RawSQL(f"{column} = ANY(%s)", (values,), output_field=BooleanField())
-    return Q(**{f"{column}__in": values})
-
-
-def _claim_receipts(handler: str, sequences: list[int]) -> set[int]:
-    """Insert receipts; returns the sequences that had none (not yet processed)."""
-    if not sequences:
-        return set()
-    now = timezone.now()
-    table = HandlerReceipt._meta.db_table
-    if connection.vendor == "postgresql":
-        rows, params = "SELECT unnest(%s::bigint[]), %s, %s", [sequences, handler, now]
-    else:
-        rows = "VALUES " + ", ".join(["(%s, %s, %s)"] * len(sequences))
-        params = [value for sequence in sequences for value in (sequence, handler, now)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (event_id, handler, processed_at) {rows} "
-            "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id",
-            params,
-        )
-        return {row[0] for row in cursor.fetchall()}
-
-
-def _run_transactional(sub: handlers.Subscription, events: list[Event]) -> None:
-    with transaction.atomic():
-        fresh = _claim_receipts(sub.name, [e.sequence for e in events])
-        todo = [e for e in events if e.sequence in fresh]
-        if todo:
-            sub.func(todo)
-
-
-def _run_outside_transaction(sub: handlers.Subscription, events: list[Event]) -> None:
-    done = set(
-        HandlerReceipt.objects.filter(
-            sequence_in([e.sequence for e in events], "event_id"), handler=sub.name
-        ).values_list("event_id", flat=True)
-    )
-    todo = [e for e in events if e.sequence not in done]
-    if todo:
-        sub.func(todo)
-        _claim_receipts(sub.name, [e.sequence for e in todo])
-
-
-def apply_handler(sub: handlers.Subscription, events: list[Event]) -> dict[int, str]:
-    run = _run_transactional if sub.transactional else _run_outside_transaction
-    try:
-        run(sub, events)
-        return {}
-    except TRANSIENT_ERRORS:
-        raise
-    except Exception:
-        if len(events) == 1:
-            return {events[0].sequence: _describe(sub)}
-    # The batch failed: retry each event alone so only the bad ones fail.
-    failures: dict[int, str] = {}
-    for event in events:
-        try:
-            run(sub, [event])
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception:
-            failures[event.sequence] = _describe(sub)
-    return failures
-
-
-def _describe(sub: handlers.Subscription) -> str:
-    import traceback
-
-    return f"handler {sub.name}: {traceback.format_exc(limit=8)}"
+def last_line(error: str) -> str:
+    lines = error.strip().splitlines()
+    return lines[-1] if lines else ""

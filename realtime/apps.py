@@ -5,7 +5,12 @@ class RealtimeConfig(AppConfig):
     name = "realtime"
 
     def ready(self) -> None:
+        from events import probes
         from events.handlers import ALL_TYPES, subscribe
         from realtime.broadcast import broadcast
 
-        subscribe("realtime.broadcast", ALL_TYPES, broadcast, transactional=False)
+        # Screens first: the broadcast is a subscriber of its own and waits for no handler.
+        subscribe(
+            "realtime.broadcast", ALL_TYPES, broadcast, transactional=False,
+            probe=probes.channel_layer,
+        )  # fmt: skip

@@ -47,7 +47,7 @@ def at(day: date, hour: int, minute: int = 0, tz=UTC) -> datetime:
 
 
 def events_of(*types: str) -> list[Event]:
-    qs = Event.objects.order_by("sequence")
+    qs = Event.objects.order_by("id")
     if types:
         qs = qs.filter(type__in=types)
     return list(qs)

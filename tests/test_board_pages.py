@@ -5,6 +5,7 @@ from django.test import Client
 
 from contractors.services import Location
 from events.models import Event
+from events.publisher import publish_all
 from scheduling.services import create_job
 from tests.conftest import make_user, next_weekday
 from tests.contractors.factories import ContractorFactory
@@ -31,6 +32,7 @@ def test_a_dispatcher_gets_the_board_with_the_newest_sequence_to_resume_from():
         type="tile", location=Location(40.7, -74.0), desired_date=next_weekday(0),
         duration_minutes=60,
     )  # fmt: skip
+    publish_all()
     newest = Event.objects.latest("sequence").sequence
 
     response = signed_in(dispatcher).get("/")

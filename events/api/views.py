@@ -3,13 +3,13 @@
 import re
 
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from events.access import visible_events
+from events.access import BeyondHorizon, check_cursor, events_page, visible_groups
 from events.catalog import EVENT_TYPE_CHOICES
 from events.envelope import envelope
 
@@ -42,19 +42,39 @@ class EventListView(GenericAPIView):
                 "results": serializers.ListField(child=serializers.JSONField()),
             },
         ),
-        description="Envelopes as in SPEC section 5. `next` continues after the last sequence.",
+        description=(
+            "Published events as envelopes, oldest first. `next` continues after the last "
+            "sequence, and no event can appear later behind it (sequences are given at "
+            "publication). An `after` older than the retention horizon answers 410."
+        ),
     )
     def get(self, request):
         query = EventQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        events = visible_events(request.user).filter(sequence__gt=params["after"])
-        if "type" in params:
-            events = events.filter(type=params["type"])
+        try:
+            check_cursor(params["after"])
+        except BeyondHorizon as exc:
+            if exc.pruned:
+                return Response(
+                    {
+                        "code": "gone",
+                        "detail": f"Events after {params['after']} were removed by retention; "
+                        "start again from after=0.",
+                    },
+                    status=status.HTTP_410_GONE,
+                )
+        aggregate = None
         if "aggregate" in params:
             match = AGGREGATE.match(params["aggregate"])
-            events = events.filter(aggregate_type=match["type"], aggregate_id=match["id"])
-        page = list(events.order_by("sequence")[: params["limit"] + 1])
+            aggregate = (match["type"], match["id"])
+        page = events_page(
+            visible_groups(request.user),
+            after=params["after"],
+            limit=params["limit"] + 1,
+            event_type=params.get("type"),
+            aggregate=aggregate,
+        )
         more = len(page) > params["limit"]
         page = page[: params["limit"]]
         next_url = None

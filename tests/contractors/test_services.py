@@ -58,7 +58,7 @@ def db_state() -> dict[str, list[dict]]:
         "time_off": list(TimeOff.objects.order_by("pk").values()),
         "ratings": list(Rating.objects.order_by("pk").values()),
         "regions": list(Region.objects.order_by("pk").values()),
-        "events": list(Event.objects.order_by("sequence").values()),
+        "events": list(Event.objects.order_by("id").values()),
     }
 
 

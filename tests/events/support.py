@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from django.db import transaction
@@ -19,7 +19,8 @@ from django.db import transaction
 from contractors.models import Contractor
 from contractors.services import Location
 from events.handlers import subscriptions
-from events.models import DeliveryStatus, Event, HandlerReceipt
+from events.models import Event, FailedDelivery, Subscriber
+from events.publisher import head
 from scheduling.models import Job
 from scheduling.services import create_job, rate_job
 from tests.conftest import at
@@ -34,11 +35,11 @@ from tests.support import (  # noqa: F401 (re-exported for the relay tests)
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
-BATCH_LINE = re.compile(
-    r"relay batch claimed=(?P<claimed>\d+) delivered=(?P<delivered>\d+) "
-    r"retried=(?P<retried>\d+) dead=(?P<dead>\d+) ms=[\d.]+ relay=(?P<relay>\S+)"
+STEP_LINE = re.compile(
+    r"relay step subscriber=(?P<subscriber>\S+) handled=(?P<handled>\d+) "
+    r"failed=(?P<failed>\d+) dead=(?P<dead>\d+) position=(?P<position>\d+) ms=[\d.]+ "
+    r"relay=(?P<relay>\S+)"
 )
 
 
@@ -51,15 +52,19 @@ class RelayProcess(Process):
             env=subprocess_env(redis_url=redis_url),
         )
 
-    def batches(self) -> list[dict[str, Any]]:
-        """The structured "relay batch claimed=N ..." lines this relay logged so far."""
+    def steps(self) -> list[dict[str, Any]]:
+        """The structured "relay step subscriber=... handled=N ..." lines logged so far."""
         return [
-            {**{k: int(v) for k, v in m.groupdict().items() if k != "relay"}, "relay": m["relay"]}
-            for m in BATCH_LINE.finditer(self.output())
+            {k: v if k in ("subscriber", "relay") else int(v) for k, v in m.groupdict().items()}
+            for m in STEP_LINE.finditer(self.output())
         ]
 
-    def claimed(self) -> int:
-        return sum(batch["claimed"] for batch in self.batches())
+    def handled(self, subscriber: str | None = None) -> int:
+        return sum(
+            step["handled"]
+            for step in self.steps()
+            if subscriber is None or step["subscriber"] == subscriber
+        )
 
     def wait_started(self, timeout: float = 15.0) -> None:
         wait_until(
@@ -115,30 +120,42 @@ class RedisServer:
 # --- the EventLog -----------------------------------------------------------------------------
 
 
-def counts_by_status() -> dict[str, int]:
-    counts = dict.fromkeys(DeliveryStatus.values, 0)
-    for status in Event.objects.values_list("status", flat=True):
-        counts[status] += 1
-    return counts
+def positions() -> dict[str, int]:
+    return dict(Subscriber.objects.values_list("name", "position"))
+
+
+def failures() -> list[tuple[str, int, int, bool]]:
+    """(subscriber, sequence, attempts, dead) of every failed delivery, in sequence order."""
+    return list(
+        FailedDelivery.objects.order_by("event__sequence", "subscriber_id").values_list(
+            "subscriber_id", "event__sequence", "attempts", "dead"
+        )
+    )
 
 
 def nothing_pending() -> bool:
-    return not Event.objects.filter(status=DeliveryStatus.PENDING).exists()
+    """Every committed event published, and every subscribed handler at the head with no
+    retry waiting (dead deliveries do not count: nobody retries them)."""
+    if Event.objects.filter(sequence=None).exists():
+        return False
+    end = head()
+    at = positions()
+    if any(at.get(sub.name, -1) != end for sub in subscriptions()):
+        return False
+    return not FailedDelivery.objects.filter(dead=False).exists()
+
+
+def delivery_summary() -> str:
+    unpublished = Event.objects.filter(sequence=None).count()
+    return (
+        f"head {head()}, unpublished {unpublished}, positions {positions()}, failures {failures()}"
+    )
 
 
 def handlers_for(event_type: str) -> list[str]:
     """Names of the subscribed handlers that take `event_type`, sorted (the relay processes
     run the same apps, so the same registry)."""
     return sorted(sub.name for sub in subscriptions() if sub.accepts(event_type))
-
-
-def receipts_by_event() -> dict[int, list[str]]:
-    found: dict[int, list[str]] = {}
-    for event_id, handler in HandlerReceipt.objects.order_by("event_id", "handler").values_list(
-        "event_id", "handler"
-    ):
-        found.setdefault(event_id, []).append(handler)
-    return found
 
 
 def create_jobs(count: int, *, desired_date: date | None = None) -> list[Job]:

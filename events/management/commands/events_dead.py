@@ -3,15 +3,20 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from events.envelope import envelope
-from events.models import DeliveryStatus, Event
-from events.operations import dead_events, receipts_of
+from events.models import Event
+from events.operations import dead_count, dead_deliveries, deliveries_of, known_subscriber
+from events.relay import last_line
 
 
 class Command(BaseCommand):
-    help = "List dead events, or show one in full with --show SEQUENCE."
+    help = (
+        "List dead deliveries (all subscribers, or --subscriber NAME), or show one event in "
+        "full with --show SEQUENCE: its envelope and where it stands with every subscriber."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--show", type=int, metavar="SEQUENCE")
+        parser.add_argument("--subscriber", metavar="NAME")
         parser.add_argument("--limit", type=int, default=100)
 
     def handle(self, *args, **options):
@@ -20,21 +25,30 @@ class Command(BaseCommand):
             if event is None:
                 raise CommandError(f"no event with sequence {options['show']}")
             self.stdout.write(json.dumps(envelope(event), indent=2))
-            self.stdout.write(f"status: {event.status}, attempts: {event.attempts}")
-            self.stdout.write(f"processed by: {', '.join(receipts_of(event)) or 'no handler'}")
-            if event.last_error:
-                self.stdout.write(f"last error:\n{event.last_error}")
+            for delivery in deliveries_of(event):
+                attempts = f" attempts={delivery.attempts}" if delivery.attempts else ""
+                self.stdout.write(f"{delivery.subscriber}: {delivery.state}{attempts}")
+                if delivery.last_error:
+                    self.stdout.write(f"  last error:\n{delivery.last_error}")
             return
-        events = dead_events(options["limit"])
-        if not events:
+        if options["limit"] < 1:
+            raise CommandError("--limit must be at least 1")
+        subscriber = options["subscriber"]
+        if subscriber is not None:
+            try:
+                known_subscriber(subscriber)
+            except KeyError as exc:
+                raise CommandError(str(exc.args[0])) from exc
+        dead = dead_deliveries(subscriber=subscriber, limit=options["limit"])
+        if not dead:
             self.stdout.write("no dead events")
             return
-        for event in events:
-            first_line = event.last_error.strip().splitlines()[-1] if event.last_error else ""
+        for failure in dead:
+            event = failure.event
             self.stdout.write(
-                f"#{event.sequence} {event.type} {event.aggregate} attempts={event.attempts} "
-                f"{first_line[:160]}"
+                f"#{event.sequence} {event.type} {event.aggregate} {failure.subscriber_id} "
+                f"attempts={failure.attempts} {last_line(failure.last_error)[:160]}"
             )
-        total = Event.objects.filter(status=DeliveryStatus.DEAD).count()
-        if total > len(events):
-            self.stdout.write(f"... {total - len(events)} more")
+        total = dead_count(subscriber=subscriber)
+        if total > len(dead):
+            self.stdout.write(f"... {total - len(dead)} more")

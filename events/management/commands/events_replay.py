@@ -5,8 +5,9 @@ from events.operations import replay
 
 class Command(BaseCommand):
     help = (
-        "Re-deliver events: every dead one (--dead), one (--sequence N) or a range "
-        "(--from A --to B), to every handler or to one (--handler NAME). The relay delivers them."
+        "Deliver events again: the dead ones (--dead), one (--sequence N) or a range "
+        "(--from A --to B), to every subscriber or to one (--subscriber NAME). The relay "
+        "retries them at once; handlers are idempotent."
     )
 
     def add_arguments(self, parser):
@@ -14,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--sequence", type=int)
         parser.add_argument("--from", dest="first", type=int)
         parser.add_argument("--to", dest="last", type=int)
-        parser.add_argument("--handler")
+        parser.add_argument("--subscriber", "--handler", dest="subscriber", metavar="NAME")
 
     def handle(self, *args, **options):
         first, last = options["first"], options["last"]
@@ -27,7 +28,9 @@ class Command(BaseCommand):
         if first is not None and last is not None and first > last:
             raise CommandError("--from must not be after --to")
         try:
-            count = replay(dead=options["dead"], first=first, last=last, handler=options["handler"])
-        except KeyError as exc:
+            count = replay(
+                subscriber=options["subscriber"], dead=options["dead"], first=first, last=last
+            )
+        except (KeyError, ValueError) as exc:
             raise CommandError(str(exc.args[0])) from exc
-        self.stdout.write(f"{count} event(s) pending again")
+        self.stdout.write(f"{count} deliver{'y' if count == 1 else 'ies'} scheduled again")

@@ -1,4 +1,4 @@
-"""`python manage.py relay`: drain the EventLog to handlers and Channels groups."""
+"""`python manage.py relay`: deliver the EventLog to every subscriber, each on its own."""
 
 import logging
 import signal
@@ -6,37 +6,46 @@ import threading
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from events.relay import Outage, Relay, RelayConfig
 
 
+def own_connections() -> None:
+    """Each relay thread keeps one connection for its whole life, so the relay opens its own
+    instead of borrowing from the pool sized for request threads (which would run dry)."""
+    for alias in connections:
+        options = connections.settings[alias].get("OPTIONS", {})
+        if options.pop("pool", None) is not None:
+            connections[alias].close()
+
+
 class Command(BaseCommand):
-    help = "Deliver pending events at least once to every handler and Channels group."
+    help = "Deliver published events at least once to every subscriber, each independently."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=200)
+        parser.add_argument("--batch-size", type=int, default=500)
         parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds, max 1")
-        parser.add_argument("--max-attempts", type=int, default=10)
-        parser.add_argument("--lease", type=float, default=60.0, help="claim lease, seconds")
-        parser.add_argument("--once", action="store_true", help="drain what is pending and exit")
+        parser.add_argument("--lease", type=float, default=30.0, help="subscriber lease, seconds")
+        parser.add_argument("--once", action="store_true", help="deliver what is due and exit")
         parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here")
         parser.add_argument("--log-level", default="INFO")
-        parser.add_argument("--name", default="", help="relay name in claims and logs")
+        parser.add_argument("--name", default="", help="relay name in leases and logs")
 
     def handle(self, *args, **options):
-        if options["batch_size"] < 1 or options["max_attempts"] < 1 or options["lease"] <= 0:
-            raise CommandError("--batch-size, --max-attempts and --lease must be positive")
+        if options["batch_size"] < 1 or options["lease"] <= 0:
+            raise CommandError("--batch-size and --lease must be positive")
         if not 0 < options["poll_interval"] <= 1.0:
             raise CommandError("--poll-interval must be more than 0 and at most 1 second")
         level = logging.getLevelName(options["log_level"].upper())
         if not isinstance(level, int):
             raise CommandError(f"unknown --log-level {options['log_level']!r}")
         logging.getLogger("events").setLevel(level)
+        own_connections()
         relay = Relay(
             RelayConfig(
                 batch_size=options["batch_size"],
                 poll_interval=options["poll_interval"],
-                max_attempts=options["max_attempts"],
                 lease=timedelta(seconds=options["lease"]),
             ),
             name=options["name"] or None,
@@ -46,7 +55,9 @@ class Command(BaseCommand):
                 count = relay.drain()
             except Outage as exc:
                 raise CommandError(f"a store is unreachable: {exc}") from exc
-            self.stdout.write(f"drained {count} event(s)")
+            finally:
+                relay.release()
+            self.stdout.write(f"delivered {count} event(s) to their subscribers")
             return
         if options["metrics_port"]:
             from prometheus_client import start_http_server

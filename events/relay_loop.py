@@ -1,0 +1,301 @@
+"""The long-running relay: one thread per subscriber, a publisher that listens, a heartbeat.
+
+Invariant: no subscriber waits for another. Each runs in its own thread with its own database
+connection, outage and backoff; a slow or failing subscriber holds only its own thread.
+- The publisher thread LISTENs on a connection of its own (never one from Django's pool, which
+  it could not give back), publishes what was recorded, and wakes the workers. After any
+  reconnect it publishes before it waits, so a NOTIFY sent while it was away is not needed.
+- A worker whose store is down probes it every 0.1 s to 2 s (doubling, with jitter) and
+  delivers the moment a probe passes.
+- The heartbeat renews this relay's leases, so a long batch never outlives its lease, and
+  counts the live relays, so they split the subscribers between them.
+"""
+
+import contextlib
+import logging
+import math
+import random
+import threading
+import time
+from datetime import timedelta
+
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from events import handlers
+from events.handlers import Subscription
+from events.models import RelayInstance, Subscriber
+from events.publisher import PUBLISHED_CHANNEL, publish_all, wakeups
+from events.recorder import NOTIFY_CHANNEL
+from events.relay import LeaseLost, Outage, Relay, probe_stores
+
+log = logging.getLogger("events.relay")
+
+SUPERVISE_SECONDS = 5.0  # how often subscriptions that come and go (webhooks) are looked up
+
+
+class Probing:
+    """How long to wait before probing a store that is down: 0.1 s doubling to 2 s, +-20%."""
+
+    def __init__(self, first: float = 0.1, cap: float = 2.0) -> None:
+        self.first, self.cap = first, cap
+        self.failures = 0
+        self.since: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def next_delay(self) -> float:
+        if self.since is None:
+            self.since = time.monotonic()
+        delay = min(self.cap, self.first * 2**self.failures)
+        self.failures += 1
+        return delay * random.uniform(0.8, 1.2)
+
+    def duration(self) -> float:
+        return time.monotonic() - self.since if self.since is not None else 0.0
+
+    def reset(self) -> None:
+        self.failures, self.since = 0, None
+
+
+def close_connection() -> None:
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+def give_back_pooled_connection() -> None:
+    """A pooled connection goes back after each step (threads outnumber a request pool);
+    an unpooled one is kept for the thread's life."""
+    if getattr(connection, "pool", None) is not None:
+        close_connection()
+
+
+class RelayLoop:
+    def __init__(self, relay: Relay, stop: threading.Event) -> None:
+        self.relay = relay
+        self.stop = stop
+        self.config = relay.config
+        self.heartbeat_seconds = max(0.5, self.config.lease.total_seconds() / 3)
+        self.lock = threading.Lock()
+        self.held: set[str] = set()
+        self.live_relays = 1
+        self.subscriber_count = 1
+        self.workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
+
+    # --- the supervisor (this thread) -----------------------------------------------------
+
+    def run(self) -> None:
+        threads = [
+            threading.Thread(target=self.publisher, name="relay-publisher", daemon=True),
+            threading.Thread(target=self.heartbeat, name="relay-heartbeat", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while not self.stop.is_set():
+                with contextlib.suppress(DatabaseError):  # the store is down: try again later
+                    self.supervise()
+                give_back_pooled_connection()
+                self.stop.wait(SUPERVISE_SECONDS)
+        finally:
+            for _, (_, worker_stop) in self.workers.items():
+                worker_stop.set()
+            wakeups.bump()
+            for thread, _ in self.workers.values():
+                thread.join(timeout=10)
+            for thread in threads:
+                thread.join(timeout=10)
+            with contextlib.suppress(DatabaseError):
+                self.relay.release()
+                RelayInstance.objects.filter(name=self.relay.name).delete()
+            close_connection()
+
+    def supervise(self) -> None:
+        subs = {sub.name: sub for sub in handlers.subscriptions()}
+        self.relay.ensure_subscribers(list(subs.values()))
+        self.subscriber_count = max(1, len(subs))
+        for name, sub in subs.items():
+            if name not in self.workers or not self.workers[name][0].is_alive():
+                worker_stop = threading.Event()
+                thread = threading.Thread(
+                    target=self.work, args=(sub, worker_stop), name=f"relay:{name}", daemon=True
+                )
+                self.workers[name] = (thread, worker_stop)
+                thread.start()
+        for name in [n for n in self.workers if n not in subs]:  # e.g. a webhook removed
+            thread, worker_stop = self.workers.pop(name)
+            worker_stop.set()
+
+    # --- a worker per subscriber ----------------------------------------------------------
+
+    def work(self, sub: Subscription, worker_stop: threading.Event) -> None:
+        probing = Probing()
+        seen = wakeups.generation
+        try:
+            while not (self.stop.is_set() or worker_stop.is_set()):
+                if probing.active:
+                    down = self._probe(sub)
+                    if down is not None:
+                        self._wait(probing.next_delay(), worker_stop)
+                        continue
+                if not self._fair_to_own(sub.name):
+                    seen = wakeups.wait(seen, self.config.poll_interval)
+                    continue
+                try:
+                    result = self.relay.step(sub)
+                except (Outage, DatabaseError) as exc:
+                    if not probing.active:
+                        log.error("subscriber %s cannot reach a store: %s", sub.name, exc)
+                        self._note_outage(sub.name, str(exc))
+                    close_connection()
+                    self._wait(probing.next_delay(), worker_stop)
+                    continue
+                except LeaseLost as exc:
+                    log.warning("%s", exc)
+                    self._forget(sub.name)
+                    continue
+                except Exception:  # a bug of ours: say so loudly, keep the thread alive
+                    log.exception("subscriber %s: unexpected error", sub.name)
+                    close_connection()
+                    self._wait(self.config.poll_interval, worker_stop)
+                    continue
+                finally:
+                    give_back_pooled_connection()
+                if probing.active:
+                    log.warning("subscriber %s recovered after %.1fs", sub.name, probing.duration())
+                    probing.reset()
+                with self.lock:
+                    (self.held.add if result.owned else self.held.discard)(sub.name)
+                if result.progressed:
+                    continue  # more may be waiting: no sleep while there is work
+                seen = wakeups.wait(seen, self.config.poll_interval)
+        finally:
+            with contextlib.suppress(DatabaseError):
+                self.relay.release([sub.name])
+            self._forget(sub.name)
+            close_connection()
+
+    def _probe(self, sub: Subscription) -> str | None:
+        try:
+            return probe_stores(sub)
+        finally:
+            close_connection()
+
+    def _wait(self, seconds: float, worker_stop: threading.Event) -> None:
+        deadline = time.monotonic() + seconds
+        while not (self.stop.is_set() or worker_stop.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, 0.1))
+
+    def _forget(self, name: str) -> None:
+        with self.lock:
+            self.held.discard(name)
+
+    def _fair_to_own(self, name: str) -> bool:
+        """Live relays split the subscribers: a relay holding more than its share lets the
+        extra ones go (at a step boundary), and takes no more than its share."""
+        with self.lock:
+            share = math.ceil(self.subscriber_count / max(1, self.live_relays))
+            if name in self.held:
+                extra = sorted(self.held)[share:]
+                if name not in extra:
+                    return True
+                self.held.discard(name)
+            elif len(self.held) < share:
+                return True
+        with contextlib.suppress(DatabaseError):
+            self.relay.release([name])
+        return False
+
+    def _note_outage(self, name: str, error: str) -> None:
+        """For operators (events_status): best effort, the database may be what is down."""
+        with contextlib.suppress(DatabaseError):
+            Subscriber.objects.filter(name=name, outage_since=None).update(
+                outage_since=timezone.now(), outage_error=error[:2000]
+            )
+
+    # --- the publisher ----------------------------------------------------------------------
+
+    def publisher(self) -> None:
+        probing = Probing()
+        listener = None
+        try:
+            while not self.stop.is_set():
+                try:
+                    if connection.vendor != "postgresql":
+                        publish_all()
+                        self._sleep_until_recorded()
+                        continue
+                    if listener is None:
+                        listener = self._listen()
+                        if probing.active:
+                            log.warning("publisher recovered after %.1fs", probing.duration())
+                            probing.reset()
+                    publish_all()
+                    if self._notified(listener):
+                        wakeups.bump()
+                except Exception as exc:  # the database is down or restarted
+                    if not probing.active:
+                        log.error("publisher cannot reach the database: %s", exc)
+                    listener = self._close_listener(listener)
+                    close_connection()
+                    self.stop.wait(probing.next_delay())
+        finally:
+            self._close_listener(listener)
+            close_connection()
+
+    def _sleep_until_recorded(self) -> None:
+        wakeups.wait(wakeups.generation, self.config.poll_interval)
+
+    def _listen(self):
+        import psycopg
+
+        # A connection of its own, outside Django's pool (connection params without "pool").
+        params = connection.get_connection_params()
+        listener = psycopg.connect(**params, autocommit=True)
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        listener.execute(f"LISTEN {PUBLISHED_CHANNEL}")
+        return listener
+
+    def _notified(self, listener) -> bool:
+        """Wait for a NOTIFY (at most a poll interval); True if another relay published."""
+        published = False
+        for notice in listener.notifies(timeout=self.config.poll_interval, stop_after=1):
+            published |= notice.channel == PUBLISHED_CHANNEL
+        for notice in listener.notifies(timeout=0):  # the burst that came meanwhile
+            published |= notice.channel == PUBLISHED_CHANNEL
+        return published
+
+    def _close_listener(self, listener) -> None:
+        if listener is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too
+                listener.close()
+        return None
+
+    # --- the heartbeat ----------------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        started = timezone.now()
+        while not self.stop.is_set():
+            with contextlib.suppress(DatabaseError):
+                now = timezone.now()
+                RelayInstance.objects.update_or_create(
+                    name=self.relay.name, defaults={"heartbeat_at": now},
+                    create_defaults={"heartbeat_at": now, "started_at": started},
+                )  # fmt: skip
+                with self.lock:
+                    held = sorted(self.held)
+                for name in held:
+                    if self.relay.acquire(name) is None:  # renews: a long batch keeps it
+                        self._forget(name)
+                horizon = now - timedelta(seconds=3 * self.heartbeat_seconds)
+                self.live_relays = max(
+                    1, RelayInstance.objects.filter(heartbeat_at__gte=horizon).count()
+                )
+            give_back_pooled_connection()
+            self.stop.wait(self.heartbeat_seconds)
+        close_connection()
