@@ -17,10 +17,15 @@ import psycopg
 
 from chaos.cluster import OBSERVER_APP, Cluster
 
+# Not yet handled by every subscriber: unpublished, after the lowest position, or waiting
+# for a retry. Events are identified by id (recording order) since unpublished ones have no
+# sequence yet.
 PENDING_SQL = """
-SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0),
-       coalesce(min(sequence), 0)
-FROM events_event WHERE status = 'pending'
+WITH low AS (SELECT coalesce(min(position), 0) AS position FROM events_subscriber)
+SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0), coalesce(min(id), 0)
+FROM events_event, low
+WHERE sequence IS NULL OR sequence > low.position
+   OR id IN (SELECT event_id FROM events_faileddelivery WHERE NOT dead)
 """
 
 
@@ -29,7 +34,7 @@ class Fault:
     kind: str
     started: float  # monotonic
     detail: str
-    max_sequence: int  # the newest event recorded when the fault hit
+    max_id: int  # the newest event recorded when the fault hit
     recovered_after: float | None = None
 
 
@@ -77,15 +82,19 @@ class Monitor:
                 time.sleep(0.2)
         return []
 
-    def max_sequence(self) -> int:
+    def head(self) -> int:
+        """The highest published sequence: where a websocket client resumes from."""
         return self.query("SELECT coalesce(max(sequence), 0) FROM events_event")[0][0]
+
+    def max_id(self) -> int:
+        return self.query("SELECT coalesce(max(id), 0) FROM events_event")[0][0]
 
     def pending(self) -> tuple[int, float, int]:
         count, lag, oldest = self.query(PENDING_SQL)[0]
         return count, float(lag), oldest
 
     def record_fault(self, kind: str, detail: str) -> Fault:
-        fault = Fault(kind, time.monotonic(), detail, self.max_sequence())
+        fault = Fault(kind, time.monotonic(), detail, self.max_id())
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -102,7 +111,7 @@ class Monitor:
                 for fault in self.faults:
                     if fault.recovered_after is not None:
                         continue
-                    if (count == 0 or oldest > fault.max_sequence) and lag < 1.0:
+                    if (count == 0 or oldest > fault.max_id) and lag < 1.0:
                         fault.recovered_after = now - fault.started
 
     def max_lag(self) -> float:

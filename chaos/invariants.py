@@ -3,7 +3,6 @@ Django set up in this process (chaos.__main__ points it at the run's database an
 
 Each check returns a Check: what it looked at, how many failed, and the offending items."""
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,30 +22,36 @@ class Check:
 
 
 def delivery() -> tuple[Check, Check]:
-    """Every event delivered, and a receipt per (event, subscribed handler)."""
+    """Every event published, and handled by every subscriber that takes its type: each
+    subscriber's position is at the head and no delivery failed (dead or still retrying)."""
     from events.handlers import subscriptions
-    from events.models import DeliveryStatus, Event, HandlerReceipt
+    from events.models import Event, FailedDelivery, Subscriber
+    from events.publisher import head
 
     subs = subscriptions()
-    receipts: dict[int, set[str]] = defaultdict(set)
-    for event_id, handler in HandlerReceipt.objects.values_list("event_id", "handler"):
-        receipts[event_id].add(handler)
-    not_delivered: list[str] = []
-    lost: list[str] = []
-    pairs = 0
-    rows = Event.objects.order_by("sequence").values_list("sequence", "type", "status", "event_id")
-    for sequence, event_type, status, event_id in rows:
-        expected = {s.name for s in subs if s.accepts(event_type)}
-        pairs += len(expected)
-        missing = expected - receipts.get(sequence, set())
-        if status != DeliveryStatus.DELIVERED:
-            not_delivered.append(f"#{sequence} {event_type} {event_id} status={status}")
-        if missing:
-            lost.append(f"#{sequence} {event_type} {event_id} no receipt for {sorted(missing)}")
-    total = len(rows)
+    unpublished = [
+        f"event id {pk} {event_type} {event_id} unpublished"
+        for pk, event_type, event_id in Event.objects.filter(sequence=None).values_list(
+            "id", "type", "event_id"
+        )
+    ]
+    end = head()
+    positions = dict(Subscriber.objects.values_list("name", "position"))
+    lost: list[str] = [
+        f"{sub.name} at {positions.get(sub.name)} of {end}"
+        for sub in subs
+        if positions.get(sub.name, -1) < end
+    ]
+    lost += [
+        f"{subscriber} #{sequence} {event_type} {'dead' if dead else 'retrying'}"
+        for subscriber, sequence, event_type, dead in FailedDelivery.objects.values_list(
+            "subscriber_id", "event__sequence", "event__type", "dead"
+        )
+    ]
+    total = Event.objects.count()
     return (
-        Check("events delivered (status)", total, len(not_delivered), not_delivered),
-        Check("receipt per (event, handler)", pairs, len(lost), lost),
+        Check("events published", total, len(unpublished), unpublished),
+        Check("every subscriber handled every event", total * len(subs), len(lost), lost),
     )
 
 

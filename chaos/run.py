@@ -28,7 +28,7 @@ from chaos.load import LoadGenerator, World
 
 CONTRACTORS = 20
 CONTRACTOR_CLIENTS = 3
-RECOVERED = re.compile(r"relay recovered after ([\d.]+)s")
+RECOVERED = re.compile(r"(?:subscriber \S+|publisher) recovered after ([\d.]+)s")
 
 
 def say(text: str) -> None:
@@ -83,7 +83,7 @@ def boot(cluster: Cluster, seed: int) -> Setup:
     world = World(contractors=contractors)
     monitor = Monitor(cluster)
     wait_until(lambda: monitor.pending()[0] == 0, timeout=60, what="the seed events to drain")
-    first_after = monitor.max_sequence()
+    first_after = monitor.head()
 
     records = [
         ClientRecord(f"dispatch[{slug}]", f"/ws/dispatch/?regions={slug}&token={token}",

@@ -7,10 +7,10 @@ a range scan per group, never a scan of the log.
 """
 
 from django.conf import settings
-from django.db.models import Min, QuerySet
+from django.db.models import Max, QuerySet
 from django.utils.module_loading import import_string
 
-from events.models import Event, EventGroup
+from events.models import Event, EventGroup, PrunedThrough
 from events.publisher import head
 
 
@@ -27,6 +27,11 @@ def visible_events(user) -> QuerySet[Event]:
     return published.filter(id__in=EventGroup.objects.filter(group__in=groups).values("event_id"))
 
 
+def pruned_through() -> int:
+    """The highest sequence retention removed (0 if none)."""
+    return PrunedThrough.objects.aggregate(top=Max("sequence"))["top"] or 0
+
+
 class BeyondHorizon(Exception):
     """The cursor cannot be continued without a gap: events after it were removed by
     retention (`pruned`), or it is ahead of every published sequence (`ahead`)."""
@@ -41,8 +46,7 @@ def check_cursor(after: int) -> None:
     look-ups)."""
     if after == 0:
         return
-    oldest = Event.objects.aggregate(first=Min("sequence"))["first"]
-    if oldest is not None and after < oldest - 1:
+    if after < pruned_through():
         raise BeyondHorizon(after, pruned=True)
     if after > head():
         raise BeyondHorizon(after, pruned=False)

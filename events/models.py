@@ -153,3 +153,17 @@ class RelayInstance(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PrunedThrough(models.Model):
+    """The highest sequence retention has removed (one row): a cursor below it may have
+    missed removed events, so it gets 410 / `unknown_sequence` instead of a silent gap."""
+
+    sequence = models.BigIntegerField(default=0)
+    pruned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "pruned through"
+
+    def __str__(self) -> str:
+        return f"pruned through #{self.sequence}"

@@ -60,7 +60,7 @@ def status() -> Status:
     counts = {
         (row["subscriber_id"], row["dead"]): row
         for row in FailedDelivery.objects.values("subscriber_id", "dead").annotate(
-            n=Count("id"), first=Min("event__published_at")
+            n=Count("id"), first=Min("event__occurred_at")
         )
     }
     found = []
@@ -71,7 +71,7 @@ def status() -> Status:
             after = after.filter(type__in=sorted(sub.types))
         lag = max(0, end - row.position)
         pending = lag if sub is None or sub.all_types else after.count()
-        first_new = after.order_by("sequence").values_list("published_at", flat=True).first()
+        first_new = after.order_by("sequence").values_list("occurred_at", flat=True).first()
         retrying = counts.get((row.name, False), {"n": 0, "first": None})
         oldest = min([t for t in (first_new, retrying["first"]) if t is not None], default=None)
         found.append(

@@ -225,6 +225,8 @@ SPECTACULAR_SETTINGS = {
 # The embedded default runs the relay inside the server process; the production shape runs
 # `manage.py relay` processes and leaves this off.
 EVENTS_EMBEDDED_RELAY = env_bool("EMBEDDED_RELAY", not DATABASE_URL)
+# Delivered events older than this may be removed by `manage.py events_prune` (docs/events.md).
+EVENTS_RETENTION_DAYS = int(os.environ.get("EVENTS_RETENTION_DAYS", "90"))
 # The external message bus (docs/bus.md): when set (amqp://... or sqs://...), the relay also
 # publishes every event there through the `events.bus` handler; unset, the handler is off.
 EVENT_BUS_URL = os.environ.get("EVENT_BUS_URL", "")

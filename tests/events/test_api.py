@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from events.models import Event
+from events.publisher import publish_all
 from tests.conftest import at, client_for, events_of, make_user, next_weekday
 from tests.contractors.factories import ContractorFactory, RegionFactory
 
@@ -76,6 +77,7 @@ def history(db):
         == 200
     )
 
+    publish_all()  # what the relay does after commit: only published events are listed
     created_north, created_south, assigned_event, ben_on_leave, ana_hours = events_of()
     return SimpleNamespace(
         north=north,

@@ -16,33 +16,24 @@ from django.db import connection
 
 from contractors.models import Contractor
 from contractors.selectors import rating_summary
-from events.models import DeliveryStatus, Event, HandlerReceipt
+from events.handlers import subscriptions
+from events.models import Event, Subscriber
+from events.publisher import head
+from events.relay import Relay
 from tests.events.support import (
     ROOT,
     booked_jobs,
-    counts_by_status,
     create_jobs,
+    delivery_summary,
+    failures,
     handlers_for,
     nothing_pending,
+    positions,
     rate_rounds,
-    receipts_by_event,
     wait_until,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def in_flight() -> list[int]:
-    """Sequences a relay has claimed and not yet marked."""
-    return list(
-        Event.objects.filter(status=DeliveryStatus.PENDING)
-        .exclude(claimed_by="")
-        .values_list("sequence", flat=True)
-    )
-
-
-def pending_summary() -> str:
-    return f"status counts {counts_by_status()}, in flight {len(in_flight())}"
 
 
 def relay_backends() -> list[tuple[int, str]]:
@@ -55,158 +46,153 @@ def relay_backends() -> list[tuple[int, str]]:
         return cursor.fetchall()
 
 
+def behind() -> bool:
+    """Some subscriber has not reached the head yet."""
+    return not nothing_pending()
+
+
 # --- crash, concurrency -----------------------------------------------------------------------
 
 
-def test_a_relay_killed_mid_batch_loses_nothing_and_applies_each_handler_once(relays):
+def test_a_relay_killed_mid_delivery_loses_nothing(relays):
     booked = booked_jobs(contractors=6, jobs_each=4)
     total = rate_rounds(booked.jobs, rounds=10)
     assert Event.objects.filter(type="ContractorRated").count() == total == 240
 
-    # SIGKILL while a batch is claimed. The kill can land between two batches, which proves
-    # less, so try again (the backlog is far from drained after one attempt).
-    stuck: list[int] = []
-    for attempt in range(5):
-        doomed = relays(
-            f"doomed-{attempt}", "--lease", "2", "--batch-size", "10", "--poll-interval", "0.25"
-        )
-        wait_until(
-            lambda: in_flight() or nothing_pending() or not doomed.alive(),  # noqa: B023
-            timeout=20,
-            interval=0.001,
-            message=doomed.describe,
-        )
-        doomed.kill()
-        assert doomed.proc.returncode == -signal.SIGKILL, doomed.describe()
-        assert not nothing_pending(), "the relay drained everything before it could be killed"
-        stuck = in_flight()
-        if stuck:
-            break
-    assert stuck, "never caught a relay with a claimed batch"
-    assert set(Event.objects.filter(sequence__in=stuck).values_list("attempts", flat=True)) == {1}
+    # SIGKILL while it is part way through the backlog (owning subscribers, not at the head).
+    doomed = relays("doomed", "--lease", "2", "--batch-size", "10", "--poll-interval", "0.25")
+    wait_until(
+        lambda: doomed.handled() > 0 or not doomed.alive(),
+        timeout=20,
+        interval=0.001,
+        message=doomed.describe,
+    )
+    doomed.kill()
+    assert doomed.proc.returncode == -signal.SIGKILL, doomed.describe()
+    assert behind(), "the relay drained everything before it could be killed"
+    assert Subscriber.objects.filter(owner="doomed").exists()  # its leases outlive it
 
     survivor = relays("survivor", "--lease", "2", "--batch-size", "10", "--poll-interval", "0.25")
-    wait_until(nothing_pending, timeout=20, message=lambda: pending_summary() + survivor.describe())
+    wait_until(
+        nothing_pending, timeout=30, message=lambda: delivery_summary() + survivor.describe()
+    )
 
-    assert counts_by_status() == {"pending": 0, "delivered": total, "dead": 0}
-    # The orphaned batch waited for its lease, then was claimed once more, by the survivor.
-    assert set(Event.objects.filter(sequence__in=stuck).values_list("attempts", flat=True)) == {2}
-    assert not Event.objects.exclude(claimed_by="").exists()
-    # Exactly one receipt per (event, handler): every handler ran once per event, including the
-    # events whose handlers had already committed when the first relay died.
-    expected = handlers_for("ContractorRated")
-    assert {"contractors.rating_summary", "realtime.broadcast"} <= set(expected)
-    receipts = receipts_by_event()
-    assert len(receipts) == total
-    assert {tuple(handlers) for handlers in receipts.values()} == {tuple(expected)}
-    assert HandlerReceipt.objects.count() == len(expected) * total
+    assert failures() == []
+    # The survivor waited for the dead relay's leases, then took every subscriber over.
+    assert set(Subscriber.objects.values_list("owner", flat=True)) == {"survivor"}
+    assert survivor.handled("realtime.broadcast") > 0
     # The handler's effects equal what the ratings table says.
     for contractor in Contractor.objects.filter(pk__in=[c.pk for c in booked.contractors]):
         assert (contractor.average_rating, contractor.rating_count) == rating_summary(contractor.pk)
         assert contractor.rating_count == 4
 
 
-def test_two_relays_share_the_work_and_never_deliver_the_same_claimed_batch(relays):
-    first = relays("relay-a", "--batch-size", "50", "--poll-interval", "0.25")
-    second = relays("relay-b", "--batch-size", "50", "--poll-interval", "0.25")
+def test_two_relays_split_the_subscribers_and_never_deliver_the_same_batch(relays):
+    first = relays("relay-a", "--batch-size", "50", "--poll-interval", "0.25", "--lease", "3")
+    second = relays("relay-b", "--batch-size", "50", "--poll-interval", "0.25", "--lease", "3")
     first.wait_started()
     second.wait_started()
+    Relay(name="setup").ensure_subscribers(subscriptions())
+    wait_until(
+        lambda: set(Subscriber.objects.values_list("owner", flat=True)) == {"relay-a", "relay-b"},
+        timeout=20,
+        message=lambda: (
+            f"owners {list(Subscriber.objects.values_list('name', 'owner'))}"
+            + first.describe()
+            + second.describe()
+        ),
+    )
 
-    create_jobs(2000)  # one commit, one NOTIFY: both relays wake to the same backlog
+    booked = booked_jobs(contractors=4, jobs_each=5)
+    total = rate_rounds(booked.jobs, rounds=5)  # ContractorRated: every subscriber takes it
 
     wait_until(
         nothing_pending,
         timeout=30,
-        message=lambda: pending_summary() + first.describe() + second.describe(),
+        message=lambda: delivery_summary() + first.describe() + second.describe(),
     )
     wait_until(
-        lambda: first.claimed() + second.claimed() >= 2000,
+        lambda: first.handled("realtime.broadcast") + second.handled("realtime.broadcast") >= total,
         timeout=5,
-        message="the relays' batch log lines do not add up to 2000 claimed events",
+        message="the relays' step log lines do not add up",
     )
-    assert counts_by_status() == {"pending": 0, "delivered": 2000, "dead": 0}
-    # Both worked, and their claims partition the events: no lease expired (60 s), so any
-    # event claimed twice would make the sum exceed 2000 and its attempts exceed 1.
-    assert first.claimed() > 0, first.describe()
-    assert second.claimed() > 0, second.describe()
-    assert first.claimed() + second.claimed() == 2000
-    assert {b["relay"] for b in first.batches()} == {"relay-a"}
-    assert {b["relay"] for b in second.batches()} == {"relay-b"}
-    assert all(b["claimed"] <= 50 for b in first.batches() + second.batches())
-    assert set(Event.objects.values_list("attempts", flat=True)) == {1}
-    expected = handlers_for("JobCreated")
-    assert {tuple(handlers) for handlers in receipts_by_event().values()} == {tuple(expected)}
-    assert HandlerReceipt.objects.count() == len(expected) * 2000
+    # Each subscriber's deliveries partition the events: a batch delivered by both relays
+    # would make a subscriber's sum exceed the number of events.
+    for name in handlers_for("ContractorRated"):
+        assert first.handled(name) + second.handled(name) == total, name
+    assert {s["relay"] for s in first.steps()} == {"relay-a"}
+    assert {s["relay"] for s in second.steps()} == {"relay-b"}
+    assert all(s["handled"] <= 50 for s in first.steps() + second.steps())
+    assert failures() == []
 
 
 # --- store outages ----------------------------------------------------------------------------
 
 
-def test_events_recorded_while_redis_is_down_wait_unharmed_and_flow_after_it_returns(
-    relays, own_redis
-):
+def test_while_redis_is_down_ratings_stay_current_and_screens_catch_up_after(relays, own_redis):
     relay = relays("redis-outage", "--poll-interval", "0.2", redis_url=own_redis.url)
-    before = create_jobs(5)
-    wait_until(nothing_pending, timeout=15, message=lambda: pending_summary() + relay.describe())
+    booked = booked_jobs(contractors=2, jobs_each=3)
+    rate_rounds(booked.jobs, rounds=1)
+    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
 
     own_redis.stop()
-    during = create_jobs(5)
+    rate_rounds(booked.jobs, rounds=2)
     wait_until(
-        lambda: "relay cannot reach a store" in relay.output(),
+        lambda: "subscriber realtime.broadcast cannot reach a store" in relay.output(),
         timeout=10,
         message=lambda: "the relay never noticed Redis was gone\n" + relay.describe(),
     )
-    # The failed batch was given back: still pending, no error, no attempt spent (a row may be
-    # claimed again right now by the next try, which then counts one).
-    waiting = Event.objects.filter(aggregate_id__in=[str(j.pk) for j in during])
-    assert {(e.status, e.last_error, e.attempts - bool(e.claimed_by)) for e in waiting} == {
-        ("pending", "", 0)
-    }
-    assert relay.alive(), relay.describe()
+    # The rating summary needs only PostgreSQL: it keeps up while the broadcast waits.
+    wait_until(
+        lambda: positions()["contractors.rating_summary"] == head(),
+        timeout=10,
+        message=lambda: delivery_summary() + relay.describe(),
+    )
+    for contractor in Contractor.objects.filter(pk__in=[c.pk for c in booked.contractors]):
+        assert (contractor.average_rating, contractor.rating_count) == rating_summary(contractor.pk)
+    assert positions()["realtime.broadcast"] < head()
+    assert failures() == []  # an outage spends no attempt
+    assert Subscriber.objects.get(name="realtime.broadcast").outage_since is not None
 
     own_redis.start()
-    wait_until(nothing_pending, timeout=20, message=lambda: pending_summary() + relay.describe())
-    assert counts_by_status() == {"pending": 0, "delivered": 10, "dead": 0}
-    # Each event was claimed once for good; the outage spent none of its attempts.
-    assert set(waiting.values_list("attempts", flat=True)) == {1}
-    assert HandlerReceipt.objects.filter(handler="realtime.broadcast").count() == 10
-    assert "relay recovered" in relay.output()
+    restarted = time.monotonic()
+    wait_until(nothing_pending, timeout=20, message=lambda: delivery_summary() + relay.describe())
+    assert time.monotonic() - restarted < 5  # probed every 2 s at most, with jitter
+    assert failures() == []
+    assert "subscriber realtime.broadcast recovered" in relay.output()
+    assert Subscriber.objects.get(name="realtime.broadcast").outage_since is None
     assert relay.alive(), relay.describe()
-    assert len(before) == 5
 
 
-def test_a_relay_whose_postgres_backends_are_terminated_reconnects_and_keeps_delivering(relays):
+def test_a_relay_whose_postgres_backends_are_terminated_ten_times_keeps_delivering(relays):
+    """The LISTEN connection is the relay's own, outside any pool: reconnecting after each
+    termination never runs a pool dry (with a pool of 4, the fifth reconnect used to wedge)."""
     relay = relays("pg-outage", "--poll-interval", "0.5")
-    create_jobs(3)
-    wait_until(nothing_pending, timeout=15, message=lambda: pending_summary() + relay.describe())
-    # Its session and its LISTEN session (idle, waiting for a notification).
-    backends = wait_until(
-        lambda: (rows := relay_backends()) and any("LISTEN" in q for _, q in rows) and rows,
-        timeout=10,
-        message=lambda: f"no LISTEN session found: {relay_backends()}",
-    )
-    assert len(backends) >= 2, backends
-
-    with connection.cursor() as cursor:
-        for pid, _ in backends:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    wait_until(
-        lambda: not {pid for pid, _ in backends} & {pid for pid, _ in relay_backends()},
-        timeout=10,
-        message="the terminated backends are still there",
-    )
-    create_jobs(3)
-
-    wait_until(nothing_pending, timeout=20, message=lambda: pending_summary() + relay.describe())
-    assert counts_by_status() == {"pending": 0, "delivered": 6, "dead": 0}
+    create_jobs(1)
+    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
+    for round_ in range(10):
+        backends = wait_until(
+            lambda: (rows := relay_backends()) and any("LISTEN" in q for _, q in rows) and rows,
+            timeout=10,
+            message=lambda: f"no LISTEN session found: {relay_backends()}" + relay.describe(),
+        )
+        with connection.cursor() as cursor:
+            for pid, _ in backends:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        wait_until(
+            lambda: not {pid for pid, _ in backends} & {pid for pid, _ in relay_backends()},  # noqa: B023
+            timeout=10,
+            message="the terminated backends are still there",
+        )
+        create_jobs(1)
+        wait_until(
+            nothing_pending,
+            timeout=20,
+            message=lambda: f"round {round_}: " + delivery_summary() + relay.describe(),  # noqa: B023
+        )
+    assert head() == 11
+    assert failures() == []
     assert relay.alive(), relay.describe()
-    assert set(Event.objects.values_list("attempts", flat=True)) == {1}
-    # It is connected again, with new sessions (and still listening).
-    assert wait_until(
-        lambda: any("LISTEN" in q for _, q in relay_backends()),
-        timeout=10,
-        message=lambda: f"the relay did not LISTEN again: {relay_backends()}",
-    )
 
 
 # --- wake-up, command line --------------------------------------------------------------------
@@ -215,19 +201,24 @@ def test_a_relay_whose_postgres_backends_are_terminated_reconnects_and_keeps_del
 def test_notify_wakes_the_relay_long_before_its_poll_interval(relays):
     relay = relays("listener", "--poll-interval", "1")
     create_jobs(1)
-    wait_until(nothing_pending, timeout=15, message=lambda: pending_summary() + relay.describe())
+    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
     time.sleep(0.3)  # idle: blocked on its LISTEN connection
 
     latencies = []
     for _ in range(7):
         [job] = create_jobs(1)
         started = time.monotonic()
-        event = Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
         wait_until(
-            lambda: Event.objects.filter(
-                sequence=event.sequence,  # noqa: B023
-                status=DeliveryStatus.DELIVERED,
-            ).exists(),
+            lambda: (
+                (
+                    Event.objects.filter(type="JobCreated", aggregate_id=str(job.pk))  # noqa: B023
+                    .exclude(sequence=None)
+                    .values_list("sequence", flat=True)
+                    .first()
+                    or 10**9
+                )
+                <= positions()["realtime.broadcast"]
+            ),
             timeout=5,
             interval=0.005,
             message=relay.describe,
@@ -243,9 +234,9 @@ def test_notify_wakes_the_relay_long_before_its_poll_interval(relays):
 @pytest.mark.parametrize(
     ("option", "reason"),
     [
-        (["--batch-size", "0"], "--batch-size, --max-attempts and --lease must be positive"),
+        (["--batch-size", "0"], "--batch-size and --lease must be positive"),
         (["--poll-interval", "5"], "--poll-interval must be more than 0 and at most 1 second"),
-        (["--lease", "-1"], "--batch-size, --max-attempts and --lease must be positive"),
+        (["--lease", "-1"], "--batch-size and --lease must be positive"),
     ],
 )
 def test_the_relay_command_rejects_bad_options_with_a_one_line_reason(option, reason):
@@ -270,7 +261,7 @@ def test_sigterm_stops_a_running_relay_cleanly(relays):
     relay = relays("graceful", "--poll-interval", "1")
     relay.wait_started()
     create_jobs(2)
-    wait_until(nothing_pending, timeout=15, message=lambda: pending_summary() + relay.describe())
+    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
 
     stopped = time.monotonic()
     relay.signal(signal.SIGTERM)
@@ -283,3 +274,5 @@ def test_sigterm_stops_a_running_relay_cleanly(relays):
     assert "relay stopping (signal 15)" in relay.output()
     assert "relay stopped name=graceful" in relay.output()
     assert "Traceback" not in relay.output()
+    # Its leases are given back, so another relay need not wait for them to expire.
+    assert set(Subscriber.objects.values_list("owner", flat=True)) == {""}

@@ -3,8 +3,8 @@ channels-redis, events recorded through the services and delivered by the real r
 
 Resume is checked the way a client uses it: a replay may repeat events the client already saw
 (clients drop them by `id`), but once those are dropped it holds exactly what the client
-missed, in sequence order, including events that committed late or that another relay
-delivered out of order.
+missed, in sequence order, including events that committed late or that the broadcast
+had not reached yet.
 """
 
 import asyncio
@@ -20,8 +20,9 @@ from rest_framework.authtoken.models import Token
 
 from contractors.models import Contractor, Region
 from contractors.services import Location
-from events.models import DeliveryStatus, Event
-from events.relay import BatchResult, Relay, RelayConfig
+from events.models import Event, Subscriber
+from events.publisher import publish_all
+from events.relay import Relay
 from events.timefmt import iso_utc
 from scheduling.models import Job
 from scheduling.services import assign_job, create_job
@@ -93,8 +94,10 @@ def new_job(where: Location) -> Job:
 
 @database_sync_to_async
 def record_job(where: Location) -> Event:
-    """A job created through the service; returns its committed JobCreated event."""
+    """A job created through the service; returns its JobCreated event, committed and
+    published (given its sequence, as the relay's publisher does right after commit)."""
     job = new_job(where)
+    publish_all()
     return Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
 
 
@@ -108,6 +111,7 @@ def record_assignment(job_event: Event, user: User, hour: int) -> Event:
         start=at(DAY, hour),
         end=at(DAY, hour) + timedelta(minutes=120),
     )
+    publish_all()
     return Event.objects.get(type="JobAssigned", payload__assignmentId=assignment.pk)
 
 
@@ -117,19 +121,13 @@ def drain(relay: Relay | None = None) -> int:
 
 
 @database_sync_to_async
-def claim(relay: Relay) -> list[Event]:
-    return relay.claim()
+def publish_only() -> int:
+    return publish_all()
 
 
 @database_sync_to_async
-def deliver_and_mark(relay: Relay, batch: list[Event]) -> None:
-    """The rest of `relay.run_batch()` for a batch it claimed earlier."""
-    relay.mark(batch, relay.deliver(batch), BatchResult(claimed=len(batch)))
-
-
-@database_sync_to_async
-def status_of(event: Event) -> str:
-    return Event.objects.get(sequence=event.sequence).status
+def broadcast_position() -> int:
+    return Subscriber.objects.get(name="realtime.broadcast").position
 
 
 def sequences(envelopes: list[dict]) -> list[int]:
@@ -502,11 +500,7 @@ async def test_resume_with_nothing_missed_says_replayed_through_the_same_sequenc
     await record_job(NORTH)
     south = await record_job(SOUTH)
     await drain()
-    # The north event was recorded and delivered long before the last sequence the client saw.
-    long_before = south.occurred_at - timedelta(minutes=10)
-    await database_sync_to_async(Event.objects.filter(sequence__lt=south.sequence).update)(
-        occurred_at=long_before, delivered_at=long_before
-    )
+    # The north event was published before the last sequence the client saw: not replayed.
 
     stream = await streams.open(
         await database_sync_to_async(dispatch_path)(north_watcher, f"after={south.sequence}")
@@ -543,12 +537,10 @@ async def test_resume_from_a_sequence_beyond_the_log_gets_unknown_sequence(strea
     assert await stream.nothing()
 
 
-# --- 6. a transaction that commits after a higher sequence was delivered ----------------------
+# --- 6. a transaction that commits after a later one was published ---------------------------
 
 
-async def test_event_committed_late_is_replayed_after_the_higher_sequence_seen(
-    streams, north_watcher
-):
+async def test_event_committed_late_is_replayed_after_the_sequence_seen(streams, north_watcher):
     path = await database_sync_to_async(dispatch_path)(north_watcher)
     recorded, commit = threading.Event(), threading.Event()
     late: dict = {}
@@ -557,7 +549,7 @@ async def test_event_committed_late_is_replayed_after_the_higher_sequence_seen(
         try:
             with transaction.atomic():
                 job = new_job(NORTH)
-                late["event"] = Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
+                late["job"] = job.pk
                 recorded.set()
                 if not commit.wait(20):
                     raise TimeoutError("never told to commit")
@@ -573,10 +565,9 @@ async def test_event_committed_late_is_replayed_after_the_higher_sequence_seen(
         stream = await streams.open(path)
         assert await asyncio.to_thread(recorded.wait, 10)
         assert "error" not in late, late
-        early_commit = await record_job(NORTH)  # T2: a higher sequence, committed first
-        assert late["event"].sequence < early_commit.sequence
+        early_commit = await record_job(NORTH)  # T2: recorded after T1, committed first
 
-        assert await drain() == 1  # T1's row is invisible until it commits
+        await drain()  # T1's row is invisible until it commits
         assert sequences([await stream.event()]) == [early_commit.sequence]
         assert await stream.nothing()
         await stream.disconnect()
@@ -584,57 +575,45 @@ async def test_event_committed_late_is_replayed_after_the_higher_sequence_seen(
         commit.set()
         await asyncio.to_thread(writer.join, 10)
         assert "error" not in late, late
-        assert await drain() == 1  # delivered to nobody: the client is away
-        assert await status_of(late["event"]) == DeliveryStatus.DELIVERED
+        await drain()  # published after T2's event, broadcast to nobody: the client is away
+        late_event = await database_sync_to_async(Event.objects.get)(
+            type="JobCreated", aggregate_id=str(late["job"])
+        )
+        assert late_event.sequence == early_commit.sequence + 1
 
         again = await streams.open(path + f"&after={early_commit.sequence}")
         replayed, done = await replay_of(again)
 
-        assert str(late["event"].event_id) in [e["id"] for e in replayed]
-        assert sequences(replayed) == sorted(set(sequences(replayed)))
-        assert set(sequences(replayed)) <= {late["event"].sequence, early_commit.sequence}
-        assert done == {"kind": "replayed", "through": early_commit.sequence}
+        assert [e["id"] for e in replayed] == [str(late_event.event_id)]
+        assert done == {"kind": "replayed", "through": late_event.sequence}
     finally:
         commit.set()
         await asyncio.to_thread(writer.join, 10)
 
 
-# --- 7. two relays delivering out of order ---------------------------------------------------
+# --- 7. an event published but not broadcast yet --------------------------------------------
 
 
-@pytest.mark.parametrize("delivered_while_away", [False, True], ids=["in-flight", "delivered"])
-async def test_event_another_relay_delivers_late_is_replayed(
-    streams, north_watcher, delivered_while_away
+async def test_an_event_the_broadcast_has_not_reached_is_replayed_then_arrives_live(
+    streams, north_watcher
 ):
     path = await database_sync_to_async(dispatch_path)(north_watcher)
     stream = await streams.open(path)
-    lower, higher = await record_job(NORTH), await record_job(NORTH)
-
-    slow = Relay(RelayConfig(batch_size=1), name="slow-relay")
-    batch = await claim(slow)  # leased by the slow relay: the fast one skips it
-    assert [e.sequence for e in batch] == [lower.sequence]
-    assert await drain(Relay(name="fast-relay")) == 1
-    assert sequences([await stream.event()]) == [higher.sequence]
-    assert await stream.nothing()
+    seen = await record_job(NORTH)
+    await drain()
+    assert sequences([await stream.event()]) == [seen.sequence]
     await stream.disconnect()
 
-    if delivered_while_away:
-        await deliver_and_mark(slow, batch)
-        assert await status_of(lower) == DeliveryStatus.DELIVERED
-    else:
-        assert await status_of(lower) == DeliveryStatus.PENDING
+    behind = await record_job(NORTH)  # published; the broadcast has not run since
+    assert await broadcast_position() == seen.sequence
 
-    again = await streams.open(path + f"&after={higher.sequence}")
+    again = await streams.open(path + f"&after={seen.sequence}")
     replayed, done = await replay_of(again)
+    assert sequences(replayed) == [behind.sequence]
+    assert done == {"kind": "replayed", "through": behind.sequence}
 
-    assert str(lower.event_id) in [e["id"] for e in replayed]
-    assert sequences(replayed) == sorted(set(sequences(replayed)))
-    assert set(sequences(replayed)) <= {lower.sequence, higher.sequence}
-    assert done == {"kind": "replayed", "through": higher.sequence}
-
-    if not delivered_while_away:  # the slow relay finishes: the event arrives live again
-        await deliver_and_mark(slow, batch)
-        assert sequences([await again.event()]) == [lower.sequence]
+    await drain()  # the broadcast catches up: the same event again, live (dropped by id)
+    assert [e["id"] for e in [await again.event()]] == [str(behind.event_id)]
     assert await again.nothing()
 
 

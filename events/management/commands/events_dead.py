@@ -29,7 +29,8 @@ class Command(BaseCommand):
                 attempts = f" attempts={delivery.attempts}" if delivery.attempts else ""
                 self.stdout.write(f"{delivery.subscriber}: {delivery.state}{attempts}")
                 if delivery.last_error:
-                    self.stdout.write(f"  last error:\n{delivery.last_error}")
+                    error = "\n".join(f"    {line}" for line in delivery.last_error.splitlines())
+                    self.stdout.write(f"  last error:\n{error}")
             return
         if options["limit"] < 1:
             raise CommandError("--limit must be at least 1")
