@@ -2,7 +2,7 @@
 
 Candidates are active, do the job's type (`multi` does every type), have every required skill,
 and have at least one feasible slot within the horizon (14 days from the desired date). Score and
-tie-breaks follow SPEC section 3 (`scheduling.scoring`). The suggested slots are the first
+tie-breaks are those of docs/scheduling.md (`scheduling.scoring`). The suggested slots are the first
 three that do not overlap each other, so a dispatcher sees distinct options. Cached day entries
 are read in bulk a couple of days at a time, and a contractor stops being looked at once it has
 three slots, so the work is proportional to the candidates, not to candidates x horizon.

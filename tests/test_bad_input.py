@@ -1,4 +1,4 @@
-"""A rejected request writes nothing (SPEC section 4): for representative 400s and 409s, every
+"""A rejected request writes nothing (docs/api.md, Errors): for representative 400s and 409s, every
 table the API can write to holds exactly the same rows before and after, and no event is
 recorded."""
 

@@ -42,7 +42,7 @@ class EventListView(GenericAPIView):
                 "results": serializers.ListField(child=serializers.JSONField()),
             },
         ),
-        description="Envelopes as in SPEC section 5. `next` continues after the last sequence.",
+        description="Envelopes as in docs/events.md. `next` continues after the last sequence.",
     )
     def get(self, request):
         query = EventQuerySerializer(data=request.query_params)

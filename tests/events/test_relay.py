@@ -208,7 +208,7 @@ def test_a_batch_bigger_than_the_redis_pool_is_delivered():
 
 
 def occurred_at_spelling(moment: datetime) -> str:
-    """SPEC 5: ISO-8601 in UTC with a Z, milliseconds when there are any."""
+    """docs/events.md: ISO-8601 in UTC with a Z, milliseconds when there are any."""
     utc = moment.astimezone(UTC)
     if utc.microsecond == 0:
         return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -281,7 +281,7 @@ def test_an_event_reaches_a_channels_group_member_through_channels_redis(private
 
 @pytest.mark.django_db
 def test_a_channels_consumer_idle_longer_than_five_seconds_still_receives(private_channel_layer):
-    """SPEC 9: redis-py 8's default 5 s socket_timeout breaks a blocking receive that has
+    """Known trap: redis-py 8's default 5 s socket_timeout breaks a blocking receive that has
     waited that long (channels_redis issue 422); the layer is configured without it."""
     assert private_channel_layer["hosts"][0]["socket_timeout"] is None
     layer = get_channel_layer()
