@@ -86,8 +86,9 @@ def _eligible(job: Job):
         type__in=[job.type, ContractorType.MULTI],
     ).order_by()
     if job.required_skills:
-        # jsonb @> on a list of strings: every required skill is in the contractor's list.
-        eligible = eligible.filter(skills__contains=list(job.required_skills))
+        # Every required skill is in the contractor's list: jsonb @> on PostgreSQL, a json_each
+        # anti-join on SQLite (contractors/lookups.py).
+        eligible = eligible.filter(skills__contains_all=list(job.required_skills))
     return eligible
 
 
