@@ -39,9 +39,10 @@ def free_port() -> int:
 
 
 def newcomer_env(**extra: str) -> dict[str, str]:
-    """A shell with none of the test run's settings: no database, Redis or settings module."""
-    dropped = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "SQLITE_PATH"}
-    env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("PYTEST")}
+    """A newcomer's shell: none of the test run's settings (database, Redis, settings module,
+    the embedded test settings' DEBUG and EMBEDDED_RELAY), only the basics of a login."""
+    kept = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM", "TMPDIR"}
+    env = {k: v for k, v in os.environ.items() if k in kept}
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
