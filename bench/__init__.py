@@ -1,4 +1,4 @@
-"""The benchmark suite for SPEC section 8's performance budgets.
+"""The benchmark suite for the performance budgets of docs/benchmarks.md.
 
 `python -m bench all` runs every scenario; `python -m bench relay | recommendations | booking`
 runs one. Each scenario owns its stores: a fresh PostgreSQL database `bench_<pid>_<scenario>`

@@ -1,4 +1,4 @@
-"""Scenario `fanout`: 1,000 websocket clients connected at once (SPEC 8: every event reaches
+"""Scenario `fanout`: 1,000 websocket clients connected at once (budget: every event reaches
 every member of its group, p99 commit to frame < 250 ms), and the peak RSS of daphne and the
 relay meanwhile.
 

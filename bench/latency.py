@@ -1,4 +1,4 @@
-"""Scenario `latency`: commit to websocket frame at a steady 200 events/s (SPEC 8: p50 < 10 ms,
+"""Scenario `latency`: commit to websocket frame at a steady 200 events/s (budget: p50 < 10 ms,
 p99 < 50 ms), for ours ("relay") and the alternatives of `bench.alternatives`.
 
 Per run: daphne and the mode's delivering process start on the scenario's stores; one dispatcher

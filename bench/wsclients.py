@@ -1,9 +1,9 @@
 """Websocket clients for the `latency` and `fanout` scenarios, and their accounting.
 
-Run as `python -m bench.wsclients SPEC OUT`: connects every client of SPEC (a JSON file) to
-daphne, a bounded number of handshakes at a time, writes SPEC's `ready` file once all are
-connected, and stamps `time.time()` on every event frame received (by event id) until SPEC's
-`stop` file appears. Then each client reconnects with `?after=<SPEC's after>` and reads the
+Run as `python -m bench.wsclients PLAN OUT`: connects every client of PLAN (a JSON file) to
+daphne, a bounded number of handshakes at a time, writes PLAN's `ready` file once all are
+connected, and stamps `time.time()` on every event frame received (by event id) until PLAN's
+`stop` file appears. Then each client reconnects with `?after=<PLAN's after>` and reads the
 replay up to its `replayed` frame, so the report shows what arrived live and what after resume.
 The report (OUT) also holds the event loop's lag, sampled every 50 ms: if the clients' own loop
 lags, the latencies measure the clients, not the server.

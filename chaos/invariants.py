@@ -1,4 +1,5 @@
-"""The guarantees of SPEC section 6, checked after a run against the chaos database, with
+"""The delivery guarantees (docs/reliability.md), checked after a run against the chaos database,
+with
 Django set up in this process (chaos.__main__ points it at the run's database and Redis).
 
 Each check returns a Check: what it looked at, how many failed, and the offending items."""

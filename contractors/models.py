@@ -13,6 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+import contractors.lookups  # noqa: F401  (registers JSONField's `contains_all`)
+
 DEFAULT_REGION = "default"
 LAT_VALIDATORS = [MinValueValidator(-90), MaxValueValidator(90)]
 LNG_VALIDATORS = [MinValueValidator(-180), MaxValueValidator(180)]

@@ -3,7 +3,7 @@
 Field names are snake_case here and camelCase in the payload (`job_id` -> `jobId`); a field whose
 payload key differs says so in its metadata. Each event knows its aggregate and the logical groups
 it travels to, so a service cannot record an event to the wrong audience by accident.
-`JobUpdated` is an extension to the SPEC catalog: edits to open jobs are changes too.
+`JobUpdated` is an extension to the product's original catalog: edits to open jobs are changes too.
 """
 
 from dataclasses import dataclass, field, fields

@@ -1,4 +1,4 @@
-"""Websocket streams of events: `ws/dispatch/` and `ws/contractor/` (SPEC section 7).
+"""Websocket streams of events: `ws/dispatch/` and `ws/contractor/` (docs/realtime.md).
 
 connect(): authenticate, check which groups the user may join, join them, accept; then, with
 `?after=<sequence>`, replay what the client missed from the EventLog (events.resume) and send

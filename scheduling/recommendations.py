@@ -2,7 +2,7 @@
 
 Candidates are active, do the job's type (`multi` does every type), have every required skill,
 and have at least one feasible slot within the horizon (14 days from the desired date). Score and
-tie-breaks follow SPEC section 3 (`scheduling.scoring`). The suggested slots are the first
+tie-breaks are those of docs/scheduling.md (`scheduling.scoring`). The suggested slots are the first
 three that do not overlap each other, so a dispatcher sees distinct options. Cached day entries
 are read in bulk a couple of days at a time, and a contractor stops being looked at once it has
 three slots, so the work is proportional to the candidates, not to candidates x horizon.
@@ -86,8 +86,9 @@ def _eligible(job: Job):
         type__in=[job.type, ContractorType.MULTI],
     ).order_by()
     if job.required_skills:
-        # jsonb @> on a list of strings: every required skill is in the contractor's list.
-        eligible = eligible.filter(skills__contains=list(job.required_skills))
+        # Every required skill is in the contractor's list: jsonb @> on PostgreSQL, a json_each
+        # anti-join on SQLite (contractors/lookups.py).
+        eligible = eligible.filter(skills__contains_all=list(job.required_skills))
     return eligible
 
 

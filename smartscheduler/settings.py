@@ -185,8 +185,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "smartscheduler.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "smartscheduler.api.errors.exception_handler",
     "DEFAULT_METADATA_CLASS": "smartscheduler.api.metadata.Metadata",
+    # Accept: text/html gets JSON when no HTML renderer is on (smartscheduler/api/renderers.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "smartscheduler.api.renderers.ContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["smartscheduler.api.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("TOKEN_THROTTLE_RATE", "10/min")},
@@ -197,7 +199,7 @@ REST_FRAMEWORK = {
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
-        "rest_framework.renderers.BrowsableAPIRenderer"
+        "smartscheduler.api.renderers.BrowsableAPIRenderer"
     )
 
 SPECTACULAR_SETTINGS = {
@@ -264,5 +266,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own default config gives "django" a console handler as well (DEBUG only):
+        # with the root's, every django.* line (daphne's request lines too) printed twice.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

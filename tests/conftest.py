@@ -1,5 +1,9 @@
 """Shared fixtures. Tests run against the real PostgreSQL and Redis (smartscheduler.settings_test);
-if either is down the session stops at once with the reason, rather than skipping anything."""
+if either is down the session stops at once with the reason, rather than skipping anything.
+
+`tests/embedded` runs in a session of its own on the embedded default
+(smartscheduler.settings_embedded_test: SQLite, in-memory layer, local-memory cache); every other
+test needs the real stores, so each kind of session collects only its own tests."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -16,7 +20,20 @@ from events.models import Event
 from tests.contractors.factories import ContractorFactory
 
 
+def embedded() -> bool:
+    return not settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_ignore_collect(collection_path, config):
+    parts = collection_path.relative_to(config.rootpath).parts
+    if len(parts) < 2 or parts[0] != "tests" or parts[1] in {"__init__.py", "conftest.py"}:
+        return None
+    return True if (parts[1] == "embedded") != embedded() else None
+
+
 def pytest_sessionstart(session):
+    if embedded():
+        return
     import psycopg
 
     try:
@@ -32,7 +49,10 @@ def pytest_sessionstart(session):
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # Only this run's cache keys (its KEY_PREFIX), not the whole Redis database.
-    cache.delete_pattern("*")
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:  # the embedded default's local-memory cache is this process's own
+        cache.clear()
     yield
 
 

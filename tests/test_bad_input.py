@@ -1,4 +1,4 @@
-"""A rejected request writes nothing (SPEC section 4): for representative 400s and 409s, every
+"""A rejected request writes nothing (docs/api.md, Errors): for representative 400s and 409s, every
 table the API can write to holds exactly the same rows before and after, and no event is
 recorded."""
 
@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
 from events.models import Event, EventGroup
@@ -140,3 +141,30 @@ def test_a_rejected_request_writes_nothing(world, name, status, method, path, bo
     assert response.status_code == status
     assert counts() == counts_before
     assert rows() == rows_before
+
+
+DEEP = "[" * 1000 + "]" * 1000  # 2 KB, nested deeper than Python's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("path", "signed_in"),
+    [("/api/auth/token", False), ("/api/jobs", True), ("/api/contractors", True)],
+)
+def test_json_nested_too_deeply_is_a_400_that_writes_nothing(world, path, signed_in):
+    client = world.client if signed_in else APIClient()
+    client.raise_request_exception = False
+    counts_before, rows_before = counts(), rows()
+
+    response = client.post(path, DEEP, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - nested too deeply."}
+    assert counts() == counts_before
+    assert rows() == rows_before
+
+
+def test_a_browser_asking_only_for_html_gets_json_without_debug(world):
+    response = world.client.get("/api/jobs", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["count"] == 4

@@ -1,4 +1,4 @@
-"""Who may call what: every endpoint of SPEC section 4 against every role, exact status codes.
+"""Who may call what: every endpoint of docs/api.md against every role, exact status codes.
 
 Roles: anonymous (401), dispatcher and admin (allowed; `POST /api/regions` is admin only),
 a dispatcher who watches another region (allowed alike: region links scope what a dispatcher

@@ -1,4 +1,4 @@
-"""Request and response shapes for contractors and regions (camelCase, SPEC section 4).
+"""Request and response shapes for contractors and regions (camelCase, docs/api.md).
 
 Serializers check shape and types only; domain rules (overlapping hours, timezones, ...) are the
 services' job, so every entry point enforces the same ones.

@@ -83,9 +83,8 @@ class ContractorListView(GenericAPIView):
                 queryset = queryset.filter(**{field: filters.validated_data[field]})
         skill = filters.validated_data.get("skill")
         if skill:
-            # JSON containment is not portable to SQLite; skills lists are short.
-            ids = [c.pk for c in queryset.only("id", "skills") if skill.lower() in c.skills]
-            queryset = queryset.filter(pk__in=ids)
+            # Portable JSON containment (contractors/lookups.py).
+            queryset = queryset.filter(skills__contains_all=[skill.lower()])
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(ContractorSerializer(page, many=True).data)
 

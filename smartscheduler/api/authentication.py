@@ -2,7 +2,8 @@ from rest_framework.authentication import TokenAuthentication, get_authorization
 
 
 class BearerTokenAuthentication(TokenAuthentication):
-    """`Authorization: Token <key>` (SPEC); `Bearer <key>` is accepted too, as clients send it."""
+    """`Authorization: Token <key>` (docs/api.md); `Bearer <key>` is accepted too, as clients send
+    it."""
 
     def authenticate(self, request):
         parts = get_authorization_header(request).split()

@@ -1,6 +1,9 @@
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.throttling import ScopedRateThrottle
+
+from smartscheduler.api.parsers import JSONParser
 
 
 class ObtainTokenView(ObtainAuthToken):
@@ -12,6 +15,7 @@ class ObtainTokenView(ObtainAuthToken):
     """
 
     authentication_classes = []
+    parser_classes = [FormParser, MultiPartParser, JSONParser]  # ObtainAuthToken's, deep-JSON-safe
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "token"

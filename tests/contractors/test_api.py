@@ -1,4 +1,4 @@
-"""Contractors, working hours, time off, regions and tokens over HTTP (SPEC section 4).
+"""Contractors, working hours, time off, regions and tokens over HTTP (docs/api.md).
 
 Every successful write is checked for the exact events it records; every rejection for its
 status code, its per-field message and that it recorded nothing.
@@ -31,7 +31,7 @@ def iso(moment: datetime) -> str:
 
 
 def contractor_body(**overrides) -> dict:
-    """The SPEC's example contractor."""
+    """The example contractor of docs/api.md."""
     body = {
         "name": "Ana Ruiz",
         "type": "tile",

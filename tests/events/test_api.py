@@ -1,4 +1,4 @@
-"""`GET /api/events`: the EventLog, oldest first, in the SPEC section 5 envelope, filtered to
+"""`GET /api/events`: the EventLog, oldest first, in the envelope of docs/events.md, filtered to
 what the caller may see (contractor: its own group; dispatcher: the regions it watches, all when
 it watches none; admin: everything)."""
 

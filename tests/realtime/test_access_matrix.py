@@ -1,4 +1,4 @@
-"""Who may open which websocket stream (SPEC section 7, docs/realtime.md): every role against
+"""Who may open which websocket stream (docs/realtime.md): every role against
 both streams, with the exact outcome. A refusal is accepted first, then one error frame and the
 close code (4401 not signed in, 4403 a stream the user may not see), so browsers see the code;
 an accepted stream stays open and answers a ping.

@@ -1,5 +1,6 @@
-"""The websocket streams end to end (SPEC sections 5-7): `smartscheduler.asgi.application` over
-channels-redis, events recorded through the services and delivered by the real relay.
+"""The websocket streams end to end (docs/events.md, docs/realtime.md):
+`smartscheduler.asgi.application` over channels-redis, events recorded through the services and
+delivered by the real relay.
 
 Resume is checked the way a client uses it: a replay may repeat events the client already saw
 (clients drop them by `id`), but once those are dropped it holds exactly what the client
@@ -617,7 +618,7 @@ async def test_an_event_the_broadcast_has_not_reached_is_replayed_then_arrives_l
     assert await again.nothing()
 
 
-# --- 8. idle consumers (SPEC section 9: redis-py 8's default socket_timeout) ------------------
+# --- 8. idle consumers (redis-py 8's default socket_timeout, docs/realtime.md) ------------------
 
 
 async def test_consumer_idle_for_more_than_five_seconds_still_receives_events(

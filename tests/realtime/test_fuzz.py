@@ -1,4 +1,4 @@
-"""Hostile websocket clients (SPEC section 7, docs/realtime.md): whatever a client sends, the
+"""Hostile websocket clients (docs/realtime.md): whatever a client sends, the
 consumer answers each frame with an error frame (or a pong), keeps the connection open and keeps
 serving it; nothing a client sends crashes the consumer or the server.
 

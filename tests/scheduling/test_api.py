@@ -1,4 +1,4 @@
-"""Jobs, bookings, ratings and availability over HTTP (SPEC section 4).
+"""Jobs, bookings, ratings and availability over HTTP (docs/api.md).
 
 The factory contractor works Mon-Fri 08:00-17:00 America/New_York; the factory job is a two-hour
 tile job about 0.87 miles from it. Bookings are made on future weekdays (next_weekday).
@@ -26,7 +26,7 @@ JOB_FIELDS = {
     "id", "type", "requiredSkills", "location", "region", "desiredDate", "durationMinutes",
     "priority", "status", "assignment", "cancelReason", "createdAt", "updatedAt",
 }  # fmt: skip
-# The SPEC's assignment shape plus `scoreBreakdown` (the score's parts at booking).
+# The assignment shape of docs/api.md plus `scoreBreakdown` (the score's parts at booking).
 ASSIGNMENT_FIELDS = {
     "id", "jobId", "contractorId", "scheduledTimeSlot", "status", "score", "scoreBreakdown",
 }  # fmt: skip

@@ -1,6 +1,6 @@
 """The availability engine (scheduling.availability) and the schedule it is fed from the database.
 
-Every expected value below is worked out by hand from SPEC section 3: working windows in the
+Every expected value below is worked out by hand (docs/scheduling.md): working windows in the
 contractor's timezone, minus time off, minus live bookings padded by 30 min buffer plus travel at
 30 mph, cut into starts on the 15-minute grid where the whole duration fits inside one window.
 Intervals are half-open, so touching is never overlapping.

@@ -1,5 +1,5 @@
 """Free windows per contractor and local day, cached in Redis under
-`avail:{contractor}:{schedule_version}:{day}` (SPEC section 3).
+`avail:{contractor}:{schedule_version}:{day}` (docs/scheduling.md).
 
 The ranking fills the cache and reads it back; every schedule change bumps the version in its
 own transaction, so old entries are never read again; the relay's handler then computes the new

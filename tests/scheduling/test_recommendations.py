@@ -1,4 +1,4 @@
-"""GET /api/jobs/{id}/recommendations through the real ranking (SPEC section 3).
+"""GET /api/jobs/{id}/recommendations through the real ranking (docs/scheduling.md).
 
 score = 0.40 x availability + 0.35 x rating + 0.25 x distance, where availability =
 max(0, 1 - 0.1 x days late), rating = average / 5 (0.5 unrated), distance = clamp(1 - miles / 50,

@@ -1,4 +1,4 @@
-"""Active recommendation lists and their live re-ranking (SPEC sections 3 and 5).
+"""Active recommendation lists and their live re-ranking (docs/scheduling.md, docs/events.md).
 
 A recommendation request makes the job's list active for 30 minutes, until the job is assigned or
 cancelled. When a rating, schedule change or booking changes the ranking of an active list, the

@@ -1,4 +1,4 @@
-"""The recommendation score (SPEC section 3), with every expected value worked out by hand:
+"""The recommendation score (docs/scheduling.md), with every expected value worked out by hand:
 
 total = 0.40 x availability + 0.35 x rating + 0.25 x distance, where
 availability = max(0, 1 - 0.1 x days late), rating = average / 5 (0.5 unrated),
@@ -14,7 +14,7 @@ from scheduling.scoring import score
 @pytest.mark.parametrize(
     ("days_late", "average", "miles", "total", "breakdown"),
     [
-        # 0.40 x 1 + 0.35 x 0.96 + 0.25 x 0.954 = 0.40 + 0.336 + 0.2385 (the SPEC's example)
+        # 0.40 x 1 + 0.35 x 0.96 + 0.25 x 0.954 = 0.40 + 0.336 + 0.2385 (docs/scheduling.md)
         pytest.param(
             0, 4.8, 2.3, 0.9745, {"availability": 1.0, "rating": 0.96, "distance": 0.954},
             id="same-day-4.8-2.3mi",

@@ -1132,7 +1132,7 @@ def test_rate_unknown_job_is_not_found():
 
 
 def test_rating_summaries_stay_true_when_a_rated_job_moves_to_another_contractor(monday):
-    """SPEC 5: the ContractorRated handler recomputes the rated contractor's average and count
+    """The ContractorRated handler recomputes the rated contractor's average and count
     from the database. Deliver each recorded ContractorRated event to that handler as the relay
     would (in order, soon after it commits): after a rated job moves to another contractor and
     is rated again, every contractor's stored summary must equal its ratings table, including
