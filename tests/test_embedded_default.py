@@ -104,8 +104,19 @@ def test_embedded_default_serves_and_delivers_events_in_process(embedded_server)
     deadline = time.monotonic() + 10
     while True:
         _, metrics = request(f"{base}/metrics")
-        if 'smartscheduler_events_in_log{status="delivered",type="JobCreated"} 1.0' in metrics:
+        published = "smartscheduler_events_head 1.0" in metrics
+        broadcast = 'smartscheduler_subscriber_pending{subscriber="realtime.broadcast"} 0.0'
+        if published and broadcast in pending_lines(metrics):
             break
         assert time.monotonic() < deadline, metrics[-2000:]
         time.sleep(0.2)
-    assert "smartscheduler_events_pending 0.0" in metrics
+    assert "smartscheduler_events_unpublished 0.0" in metrics
+    assert pending_lines(metrics) and all(line.endswith(" 0.0") for line in pending_lines(metrics))
+
+
+def pending_lines(metrics: str) -> list[str]:
+    return [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("smartscheduler_subscriber_pending{")
+    ]

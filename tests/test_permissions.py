@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contractors.services import Location
+from events.publisher import publish_all
 from scheduling.models import Assignment, Job
 from scheduling.services import create_job
 from tests.conftest import at, client_for, events_of, make_user, next_weekday
@@ -332,6 +333,7 @@ def test_a_dispatcher_of_another_region_works_on_its_jobs_but_does_not_watch_its
         type="tile", location=Location(lat=39.95, lng=-75.17), desired_date=world.day,
         duration_minutes=60, required_skills=["tile"],
     )  # fmt: skip
+    publish_all()  # as the relay does after commit
     south_watcher = client_for(world.users["south_dispatcher"])
     everywhere = client_for(world.users["dispatcher"])
 
