@@ -28,6 +28,7 @@ from events.groups import channels_group_name
 from events.models import Event
 from events.resume import ResumeError, missed_events
 from realtime.auth import query_params
+from realtime.dbretry import with_db_retries
 from realtime.link import LayerLink
 
 NOT_AUTHENTICATED = 4401
@@ -103,7 +104,7 @@ class EventStream(AsyncWebsocketConsumer):
         regions = None
         if self.stream == "dispatch" and params.get("regions"):
             regions = [r.strip() for r in params["regions"][0].split(",") if r.strip()]
-        groups = await _groups_for(user, self.stream, regions)
+        groups = await with_db_retries(lambda: _groups_for(user, self.stream, regions))
         if isinstance(groups, str):
             await self.refuse(FORBIDDEN, "forbidden", groups)
             return
@@ -126,7 +127,7 @@ class EventStream(AsyncWebsocketConsumer):
             await self.send_error("bad_after", "after must be a sequence number (0 or more).")
             return
         try:
-            events, through = await _replay(groups, int(raw_after))
+            events, through = await with_db_retries(lambda: _replay(groups, int(raw_after)))
         except ResumeError as exc:
             await self.send_error(exc.code, exc.message)
             return
