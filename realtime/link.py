@@ -177,7 +177,7 @@ class LayerLink:
                 await self._join_all()
                 await self.on_recovered()
             except (*LAYER_ERRORS, DatabaseError) as exc:
-                log.info("still degraded (%s: %s)", type(exc).__name__, exc)
+                log.debug("still degraded (%s: %s)", type(exc).__name__, exc)
                 continue
             self._wake.clear()
             self.healthy.set()

@@ -120,7 +120,7 @@ async def test_a_redis_restart_pauses_the_stream_and_replays_what_it_missed(
     streams, private_layer, own_redis, dispatcher, caplog
 ):
     private_layer()
-    caplog.set_level(logging.INFO, logger="realtime")
+    caplog.set_level(logging.DEBUG, logger="realtime")
     stream = await streams.open(await path_for(dispatcher, "dispatch"))
     before = await record_job()
     await drain()
