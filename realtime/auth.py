@@ -3,17 +3,22 @@
 A browser always sends `Origin`; a cross-site page must not ride on a dispatcher's session
 cookie, so a present Origin must match ALLOWED_HOSTS. Clients that send no Origin (scripts,
 services) authenticate with a token anyway.
+
+Both ways read PostgreSQL, and retry briefly through a blip (realtime/dbretry.py).
 """
 
 from urllib.parse import parse_qs, urlparse
 
-from channels.auth import AuthMiddlewareStack
+from channels.auth import AuthMiddleware, get_user
 from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from rest_framework.authtoken.models import Token
+
+from realtime.dbretry import with_db_retries
 
 
 def query_params(scope) -> dict[str, list[str]]:
@@ -35,7 +40,8 @@ class TokenAuthMiddleware:
     async def __call__(self, scope, receive, send):
         keys = query_params(scope).get("token")
         if keys:
-            scope = dict(scope, user=await user_for_token(keys[0][:64]))
+            key = keys[0][:64]
+            scope = dict(scope, user=await with_db_retries(lambda: user_for_token(key)))
         return await self.app(scope, receive, send)
 
 
@@ -53,6 +59,16 @@ class OriginCheck:
         return await self.app(scope, receive, send)
 
 
+class SessionAuthMiddleware(AuthMiddleware):
+    """Channels' session authentication, retried through a database blip."""
+
+    async def resolve_scope(self, scope):
+        scope["user"]._wrapped = await with_db_retries(lambda: get_user(scope))
+
+
 def authenticated(app):
-    """Session first (AuthMiddlewareStack), then a `?token=` overrides it."""
-    return OriginCheck(AuthMiddlewareStack(TokenAuthMiddleware(app)))
+    """Session first (Channels' AuthMiddlewareStack, with retries), then a `?token=`
+    overrides it."""
+    return OriginCheck(
+        CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(TokenAuthMiddleware(app))))
+    )

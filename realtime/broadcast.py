@@ -6,7 +6,8 @@ resume from the EventLog; this handler only has to have handed every message to 
 Most groups of a batch usually have nobody listening (a contractor group while the contractor
 is offline, a region nobody watches). channels_redis's `group_send` spends two Redis round
 trips on such a group only to find it empty, so the groups of a batch are first looked up
-together, one pipelined round trip per Redis host, and only groups with members are sent to.
+together (the project's layer, `realtime.layers.RedisChannelLayer.groups_with_members`: one
+pipelined round trip per Redis host), and only groups with members are sent to.
 That changes no outcome: `group_send` itself reads the members first and sends to those, so a
 consumer joining after the look-up misses the message exactly as one joining after
 `group_send`'s own read would; consumers join before they replay from the EventLog, so they
@@ -14,10 +15,8 @@ find it there (docs/realtime.md).
 """
 
 import asyncio
-import time
 
 from channels.layers import get_channel_layer
-from channels_redis.core import RedisChannelLayer
 
 from events import asyncbridge
 from events.envelope import envelope
@@ -37,24 +36,12 @@ MAX_CONCURRENT_SENDS = 32
 
 
 async def groups_with_members(layer, groups: list[str]) -> set[str]:
-    """The groups that have at least one unexpired member. Layers other than channels_redis's
-    `RedisChannelLayer` (the in-memory one of the embedded default) are not asked: every group
-    counts as having members."""
-    if not isinstance(layer, RedisChannelLayer):
+    """The groups that have at least one member. A layer without that query (the in-memory
+    one of the embedded default) is not asked: every group counts as having members."""
+    query = getattr(layer, "groups_with_members", None)
+    if query is None:
         return set(groups)
-    by_host: dict[int, list[str]] = {}
-    for group in groups:
-        by_host.setdefault(layer.consistent_hash(group), []).append(group)
-    # The members `group_send` would keep: it first drops those older than `group_expiry`.
-    fresh = f"({int(time.time()) - layer.group_expiry}"
-    found: set[str] = set()
-    for index, names in by_host.items():
-        async with layer.connection(index).pipeline(transaction=False) as pipe:
-            for group in names:
-                pipe.zcount(layer._group_key(group), fresh, "+inf")
-            counts = await pipe.execute()
-        found.update(group for group, count in zip(names, counts, strict=True) if count)
-    return found
+    return await query(groups)
 
 
 def group_messages(events: list[Event]) -> dict[str, list[dict]]:

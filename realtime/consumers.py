@@ -5,19 +5,31 @@ connect(): authenticate, check which groups the user may join, join them, accept
 `{"kind": "replayed", "through": N}`. Live events follow, possibly repeating replayed ones:
 clients drop duplicates by `id`. Closing with 4401/4403 happens after accept(), because a
 handshake refused before accept() reaches the client as HTTP 403 without the code.
+
+The channel layer is reached through a `LayerLink` (realtime/link.py): it keeps the
+memberships fresh and rides out a layer outage; the consumer tells the client
+(`degraded`, then `recovered`) and replays from the EventLog, after the last sequence it sent,
+what the outage may have hidden.
 """
 
 import json
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from events.envelope import envelope
 from events.groups import channels_group_name
+from events.models import Event
 from events.resume import ResumeError, missed_events
 from realtime.auth import query_params
+from realtime.dbretry import with_db_retries
+from realtime.link import LayerLink
 
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
@@ -43,11 +55,47 @@ def _replay(groups: set[str], after: int):
     return [envelope(e) for e in replay.events], replay.through
 
 
+@database_sync_to_async
+def _last_sequence_before(moment) -> int:
+    """The newest sequence recorded before `moment` (0 if none): where a client that has
+    been sent no event yet resumes from after an outage."""
+    found = (
+        Event.objects.filter(occurred_at__lt=moment)
+        .order_by("-sequence")
+        .values_list("sequence", flat=True)
+        .first()
+    )
+    return found or 0
+
+
 class EventStream(AsyncWebsocketConsumer):
     stream = ""
 
-    async def connect(self):
+    async def __call__(self, scope, receive, send):
+        """As Channels' consumer, but the channel layer is received from through the
+        `LayerLink`, which waits out an outage where Channels would let the error end the
+        connection ("Exception inside application: Error 111 connecting to ...")."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
         self.joined: list[str] = []
+        self.connected_at = timezone.now()
+        self.last_sequence: int | None = None  # the newest event sent to the client
+        self.link = LayerLink(
+            self.channel_layer,
+            self.channel_name,
+            on_degraded=self.layer_degraded,
+            on_recovered=self.layer_recovered,
+        )
+        try:
+            await await_many_dispatch([receive, self.link.receive], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            await self.link.stop()
+
+    async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.refuse(NOT_AUTHENTICATED, "not_authenticated", "Sign in or pass ?token=.")
@@ -56,16 +104,17 @@ class EventStream(AsyncWebsocketConsumer):
         regions = None
         if self.stream == "dispatch" and params.get("regions"):
             regions = [r.strip() for r in params["regions"][0].split(",") if r.strip()]
-        groups = await _groups_for(user, self.stream, regions)
+        groups = await with_db_retries(lambda: _groups_for(user, self.stream, regions))
         if isinstance(groups, str):
             await self.refuse(FORBIDDEN, "forbidden", groups)
             return
-        for group in sorted(groups):
-            await self.channel_layer.group_add(channels_group_name(group), self.channel_name)
-            self.joined.append(group)
+        self.joined = sorted(groups)
+        # During a layer outage the handshake still succeeds: the link joins when it answers.
+        await self.link.join([channels_group_name(group) for group in self.joined])
         await self.accept()
         if "after" in params:
             await self.resume(params["after"][0], groups)
+        self.link.start()
 
     async def refuse(self, code: int, error: str, message: str) -> None:
         await self.accept()
@@ -78,17 +127,45 @@ class EventStream(AsyncWebsocketConsumer):
             await self.send_error("bad_after", "after must be a sequence number (0 or more).")
             return
         try:
-            events, through = await _replay(groups, int(raw_after))
+            events, through = await with_db_retries(lambda: _replay(groups, int(raw_after)))
         except ResumeError as exc:
             await self.send_error(exc.code, exc.message)
             return
         for event in events:
             await self.send_frame({"kind": "event", "event": event})
+        self.last_sequence = max(self.last_sequence or 0, through)
         await self.send_frame({"kind": "replayed", "through": through})
 
     async def disconnect(self, code):
-        for group in getattr(self, "joined", []):
-            await self.channel_layer.group_discard(channels_group_name(group), self.channel_name)
+        await self.link.leave()
+
+    # --- a channel-layer outage (realtime/link.py) ---------------------------------------
+
+    async def layer_degraded(self) -> None:
+        await self.send_frame(
+            {
+                "kind": "degraded",
+                "reason": "channel_layer_unavailable",
+                "message": "Live events are paused; they resume, missed ones included, "
+                "once the server's channel layer is back.",
+            }
+        )
+
+    async def layer_recovered(self) -> None:
+        """The link has re-joined the groups: replay what the outage may have hidden, then
+        say so. A database error propagates, and the link tries again."""
+        after = self.last_sequence
+        if after is None:
+            after = await _last_sequence_before(self.connected_at)
+        try:
+            events, through = await _replay(set(self.joined), after)
+        except ResumeError as exc:
+            await self.send_error(exc.code, exc.message)
+            events, through = [], after
+        for event in events:
+            await self.send_frame({"kind": "event", "event": event})
+        self.last_sequence = max(self.last_sequence or 0, through)
+        await self.send_frame({"kind": "recovered", "through": self.last_sequence})
 
     # --- frames from the client ----------------------------------------------------------
 
@@ -143,6 +220,8 @@ class EventStream(AsyncWebsocketConsumer):
         await self.send_frame({"kind": "error", "code": code, "message": message})
 
     async def send_frame(self, frame: dict) -> None:
+        if frame["kind"] == "event":
+            self.last_sequence = max(self.last_sequence or 0, frame["event"]["sequence"])
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
 
 

@@ -1,7 +1,7 @@
 """Scheduling's reactions to events. Both read the database, so a late or repeated event
 converges to the truth; neither holds a transaction across its Redis calls."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import caches
@@ -12,8 +12,11 @@ from django_redis.cache import RedisCache
 from contractors.models import Contractor
 from contractors.services import refresh_rating_summaries
 from events.models import Event
+from events.timefmt import time_slot
 from scheduling.availability_cache import day_entries, day_key
+from scheduling.models import Assignment
 from scheduling.services import rerank_active_lists
+from scheduling.services.active_lists import DaySpan
 
 SCHEDULE_EVENTS = ["ScheduleUpdated", "JobAssigned", "JobRescheduled", "JobCancelled"]
 RANKING_EVENTS = [*SCHEDULE_EVENTS, "ContractorRated", "JobUpdated"]
@@ -62,10 +65,72 @@ def cold_days(contractors: list[Contractor], days: dict[int, list[date]]) -> dic
     return cold
 
 
+# ScheduleUpdated fields that no ranking reads (the ranking shows ids and scores, and the
+# region is the dispatchers' grouping, not a criterion).
+UNRANKED_FIELDS = {"name", "user", "region"}
+# A booking or time off reaches the cached entries of the local days within a day of it
+# (entries carry the bookings a day either side, for travel), and a local day lies within 14
+# hours of the UTC date it bears: two UTC days either side cover every affected local day.
+DAY_MARGIN = timedelta(days=2)
+
+
+def _days_of(*slots: dict | None) -> DaySpan:
+    """The local days around these {start, end} slots (UTC ISO strings); None (any day) if
+    one is missing."""
+    if not slots or any(not slot for slot in slots):
+        return None
+    starts = [datetime.fromisoformat(slot["start"]) for slot in slots]
+    ends = [datetime.fromisoformat(slot["end"]) for slot in slots]
+    return ((min(starts) - DAY_MARGIN).date(), (max(ends) + DAY_MARGIN).date())
+
+
+def _cancelled_slot(assignment_id: int | None) -> dict | None:
+    found = Assignment.objects.filter(pk=assignment_id).values("start", "end").first()
+    return time_slot(found["start"], found["end"]) if found else None
+
+
+def _merge(first: DaySpan, second: DaySpan) -> DaySpan:
+    if first is None or second is None:
+        return None
+    return (min(first[0], second[0]), max(first[1], second[1]))
+
+
+def ranking_changes(events: list[Event]) -> dict[int, DaySpan]:
+    """Per contractor, the days these events may have changed for its rankings (None: any
+    day). Events that cannot change a ranking add nothing."""
+    changes: dict[int, DaySpan] = {}
+
+    def add(contractor_id, days: DaySpan) -> None:
+        if contractor_id is not None:
+            key = int(contractor_id)
+            changes[key] = _merge(changes[key], days) if key in changes else days
+
+    for event in events:
+        payload = event.payload
+        if event.type == "ContractorRated":
+            add(payload["contractorId"], None)
+        elif event.type == "ScheduleUpdated":
+            fields = set(payload["updatedFields"]) - UNRANKED_FIELDS
+            if fields == {"timeOff"}:
+                periods = [payload["previousValues"]["timeOff"], payload["newValues"]["timeOff"]]
+                add(payload["contractorId"], _days_of(*(p for p in periods if p)))
+            elif fields:
+                add(payload["contractorId"], None)
+        elif event.type == "JobAssigned":
+            add(payload["contractorId"], _days_of(payload["scheduledTimeSlot"]))
+        elif event.type == "JobRescheduled":
+            days = _days_of(payload["previousTimeSlot"], payload["scheduledTimeSlot"])
+            add(payload["contractorId"], days)
+            add(payload["previousContractorId"], days)
+        elif event.type == "JobCancelled":
+            add(payload.get("contractorId"), _days_of(_cancelled_slot(payload["assignmentId"])))
+    return changes
+
+
 def rerank(events: list[Event]) -> None:
-    touched = contractors_in(events)
+    changes = ranking_changes(events)
     edited_jobs = {int(e.payload["jobId"]) for e in events if e.type == "JobUpdated"}
-    if not touched and not edited_jobs:
+    if not changes and not edited_jobs:
         return
     # The rating summary handler may not have run yet (or may be retrying): the ranking must
     # see the new average either way, and the recomputation is idempotent.
@@ -75,4 +140,4 @@ def rerank(events: list[Event]) -> None:
         }
     )
     reason = ", ".join(sorted({e.type for e in events}))
-    rerank_active_lists(contractor_ids=touched, job_ids=edited_jobs, reason=reason)
+    rerank_active_lists(changes=changes, job_ids=edited_jobs, reason=reason)

@@ -144,7 +144,8 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis's layer plus the broadcast's group look-up (realtime/layers.py).
+            "BACKEND": "realtime.layers.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 defaults socket_timeout to 5 s, which breaks an idle consumer's
                 # blocking receive (channels_redis issue 422): no socket timeout here.
@@ -153,6 +154,10 @@ if REDIS_URL:
                 # resume from the EventLog for completeness.
                 "capacity": int(os.environ.get("CHANNEL_CAPACITY", "1000")),
                 "expiry": 60,
+                # A member that has not re-joined for this long leaves its groups (channels-redis
+                # defaults to a day): consumers re-join every third of it, so only a dead
+                # consumer's channel (a killed process) drops out, within this many seconds.
+                "group_expiry": int(os.environ.get("CHANNEL_GROUP_EXPIRY", "300")),
                 "prefix": "smartscheduler",
             },
         }

@@ -1,13 +1,17 @@
 """Recommendation lists that dispatchers are looking at, and their live re-ranking."""
 
-from datetime import timedelta
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from contractors.models import Contractor
+from contractors.geo import haversine_miles
+from contractors.models import Contractor, ContractorStatus, ContractorType
 from events.catalog import (
     RecommendationsUpdated,
 )
@@ -18,7 +22,8 @@ from scheduling.models import (
     Job,
     JobStatus,
 )
-from scheduling.recommendations import Recommendation, recommend
+from scheduling.recommendations import Recommendation, horizon_days, recommend
+from scheduling.scoring import best_total, weights
 
 
 def ranking_of(recommendations: list[Recommendation]) -> list[dict[str, Any]]:
@@ -60,28 +65,53 @@ def recommend_for_job(*, job_id: int, limit: int = 5) -> list[Recommendation]:
     return recommendations
 
 
+@dataclass(frozen=True)
+class Reranked:
+    recomputed: int  # lists ranked afresh
+    changed: int  # of those, lists whose ranking changed (one RecommendationsUpdated each)
+
+
+# The local days whose availability a change may have altered, first and last (inclusive);
+# None: the change can alter any day (a rating, a move, new hours, eligibility).
+DaySpan = tuple[date, date] | None
+
+
 def rerank_active_lists(
-    *, contractor_ids: set[int], reason: str, job_ids: set[int] = frozenset()
-) -> int:
-    """Re-rank the live lists these contractors may figure in (and those of `job_ids`, jobs
-    that were edited); record RecommendationsUpdated for each whose order or scores changed.
-    Returns how many changed. Idempotent: a list that already shows the current ranking
-    records nothing."""
+    *, changes: Mapping[int, DaySpan], reason: str, job_ids: Collection[int] = frozenset()
+) -> Reranked:
+    """Re-rank the live lists that these contractor changes (contractor id -> the days
+    changed) can affect, and those of `job_ids` (jobs that were edited); record
+    RecommendationsUpdated for each whose order or scores changed. Idempotent: a list that
+    already shows the current ranking records nothing.
+
+    A list is ranked from its job's candidates' scores and their slots on the horizon's local
+    days (the desired date and the 13 after it, never before now). A change to contractor C
+    can therefore alter a list only if the days changed meet the horizon and C is listed in
+    it, or C is (now) a candidate for the job that could enter it: a full list admits no one
+    whose best possible score (a slot on the desired day, `best_total`) is below its last
+    score. Every other list ranks as before, so it is not recomputed: the outcome is the one
+    re-ranking every active list would give, for the work of the lists that can change."""
     now = timezone.now()
     ActiveRecommendationList.objects.filter(expires_at__lte=now).delete()
-    touched = list(Contractor.objects.filter(pk__in=contractor_ids))
-    changed = 0
-    lists = ActiveRecommendationList.objects.filter(
-        expires_at__gt=now, job__status=JobStatus.OPEN
-    ).select_related("job")
+    touched = {c.pk: c for c in Contractor.objects.filter(pk__in=list(changes))}
+    spans = {pk: _clamped(changes[pk], now) for pk in touched}
+    spans = {pk: span for pk, span in spans.items() if span is not None}
+    if not spans and not job_ids:
+        return Reranked(recomputed=0, changed=0)
+    lists = (
+        ActiveRecommendationList.objects.filter(expires_at__gt=now, job__status=JobStatus.OPEN)
+        .filter(_may_be_affected(touched, spans, job_ids))
+        .select_related("job")
+    )
+    w = weights()
+    recomputed = changed = 0
     for active in lists:
         job = active.job
-        listed = {row["contractorId"] for row in active.ranking}
-        eligible = any(
-            c.matches_type(job.type) and c.has_skills(job.required_skills) for c in touched
-        )
-        if not (listed & contractor_ids) and not eligible and job.pk not in job_ids:
+        if job.pk not in job_ids and not any(
+            _can_alter(touched[pk], span, active, w) for pk, span in spans.items()
+        ):
             continue
+        recomputed += 1
         ranking = ranking_of(recommend(job, limit=active.limit, now=now))
         if ranking == active.ranking:
             continue
@@ -101,4 +131,70 @@ def rerank_active_lists(
                 )
             )
             changed += 1
-    return changed
+    return Reranked(recomputed=recomputed, changed=changed)
+
+
+def _clamped(span: DaySpan, now) -> tuple[date, date | None] | None:
+    """The span's days that can still hold a slot (a local day ends at most a day after the
+    UTC date it bears), as (first, last or None for unbounded); None if none can."""
+    earliest = now.date() - timedelta(days=1)
+    if span is None:
+        return (earliest, None)
+    first, last = span
+    if last < earliest:
+        return None
+    return (max(first, earliest), last)
+
+
+def _horizon_meets(first: date, last: date | None) -> Q:
+    """Jobs whose horizon (desired date .. + HORIZON_DAYS - 1) meets the days first..last."""
+    q = Q(job__desired_date__gte=first - timedelta(days=horizon_days() - 1))
+    return q & Q(job__desired_date__lte=last) if last is not None else q
+
+
+def _may_be_affected(
+    touched: dict[int, Contractor], spans: dict[int, tuple[date, date | None]], job_ids
+) -> Q:
+    """SQL's part of the test: horizon, listed, or a candidate by type and skills (the bound
+    is checked in Python). The JSON lookups are PostgreSQL's; elsewhere (the embedded default)
+    only the horizon is filtered in SQL."""
+    postgres = connection.vendor == "postgresql"
+    q = Q(job_id__in=list(job_ids))
+    for pk, (first, last) in spans.items():
+        contractor = touched[pk]
+        who = Q()
+        if postgres:
+            who = Q(ranking__contains=[{"contractorId": pk}])
+            if _is_available(contractor):
+                multi = contractor.type == ContractorType.MULTI
+                kind = Q() if multi else Q(job__type=contractor.type)
+                who |= kind & Q(job__required_skills__contained_by=list(contractor.skills))
+        q |= _horizon_meets(first, last) & who
+    return q
+
+
+def _is_available(contractor: Contractor) -> bool:
+    return contractor.status == ContractorStatus.ACTIVE and not contractor.is_deleted
+
+
+def _can_alter(
+    contractor: Contractor, span: tuple[date, date | None], active: ActiveRecommendationList, w
+) -> bool:
+    job = active.job
+    first, last = span
+    horizon_end = job.desired_date + timedelta(days=horizon_days() - 1)
+    if horizon_end < first or (last is not None and job.desired_date > last):
+        return False
+    if any(row["contractorId"] == contractor.pk for row in active.ranking):
+        return True
+    if not (
+        _is_available(contractor)
+        and contractor.matches_type(job.type)
+        and contractor.has_skills(job.required_skills)
+    ):
+        return False
+    if len(active.ranking) < active.limit:
+        return True
+    miles = haversine_miles(contractor.lat, contractor.lng, job.lat, job.lng)
+    best = best_total(average_rating=contractor.average_rating, miles=miles, w=w)
+    return best >= active.ranking[-1]["score"]

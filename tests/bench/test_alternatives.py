@@ -46,7 +46,7 @@ def channel_layer(settings):
     """A fresh instance of the configured channels-redis layer (this run's prefix), as
     tests/realtime uses it: Channels drops its cached layers on setting_changed."""
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layers["default"]["BACKEND"] == "realtime.layers.RedisChannelLayer"
     settings.CHANNEL_LAYERS = layers
     return get_channel_layer()
 

@@ -66,7 +66,7 @@ def private_channel_layer(own_redis, settings):
     """
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
     config = layers["default"]["CONFIG"]
-    assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layers["default"]["BACKEND"] == "realtime.layers.RedisChannelLayer"
     [host] = config["hosts"]
     host["address"] = own_redis.url
     settings.CHANNEL_LAYERS = layers  # Channels drops its cached layers on setting_changed

@@ -16,6 +16,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from smartscheduler.asgi import application
+from tests.events.support import RedisServer
 
 WAIT = 5.0  # seconds: bound on every wait for a frame that must arrive
 
@@ -26,9 +27,39 @@ def channel_layer(settings):
     instance for this test: each test runs on its own event loop, and a layer instance keeps
     per-loop receive state."""
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    assert layers["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layers["default"]["BACKEND"] == "realtime.layers.RedisChannelLayer"
     settings.CHANNEL_LAYERS = layers  # Channels drops its cached layers on setting_changed
     return layers["default"]["CONFIG"]
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A private redis-server the test may stop and restart (never the shared one)."""
+    server = RedisServer(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        if server.process is not None:
+            server.process.close()
+
+
+@pytest.fixture
+def private_layer(own_redis, settings):
+    """The configured layer on a private redis-server: `private_layer(**options)` overrides
+    layer options (say, a short `group_expiry`) and returns the CONFIG in use."""
+
+    def configure(**options) -> dict:
+        layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+        assert layers["default"]["BACKEND"] == "realtime.layers.RedisChannelLayer"
+        config = layers["default"]["CONFIG"]
+        [host] = config["hosts"]
+        host["address"] = own_redis.url
+        config.update(options)
+        settings.CHANNEL_LAYERS = layers  # Channels drops its cached layers on setting_changed
+        return config
+
+    return configure
 
 
 @dataclass

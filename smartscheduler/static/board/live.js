@@ -66,6 +66,11 @@ const Live = (() => {
           onEvent(event);
         } else if (frame.kind === "replayed") {
           last = Math.max(last, frame.through);
+        } else if (frame.kind === "degraded") {
+          onState("paused"); // the server's channel layer is down; the socket stays open
+        } else if (frame.kind === "recovered") {
+          last = Math.max(last, frame.through);
+          onState("live");
         } else if (frame.kind === "error") {
           console.warn("stream error", frame.code, frame.message);
         }

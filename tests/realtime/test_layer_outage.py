@@ -1,0 +1,197 @@
+"""Websockets and their channel layer over time, against a private redis-server: memberships
+expire unless renewed (a dead consumer drops out, a live one stays), and a Redis restart is a
+pause for the client, not a disconnect (realtime/link.py, docs/realtime.md).
+"""
+
+import asyncio
+import logging
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+
+from contractors.models import Contractor
+from contractors.services import Location
+from events.groups import channels_group_name, contractor_group
+from events.models import Event
+from events.relay import Outage, Relay
+from scheduling.services import create_job
+from tests.conftest import make_user, next_weekday
+from tests.contractors.factories import ContractorFactory
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+ELSEWHERE = Location(lat=34.05, lng=-118.24)  # in no region: "default"
+GROUP_EXPIRY = 2  # seconds; the consumers re-join every third of it
+
+
+@pytest.fixture
+def dispatcher(transactional_db) -> User:
+    return make_user("ada", role="dispatcher")
+
+
+@pytest.fixture
+def contractors(transactional_db) -> list[User]:
+    return [
+        make_user(f"worker{n}", role="contractor", contractor=ContractorFactory()) for n in (1, 2)
+    ]
+
+
+@database_sync_to_async
+def path_for(user: User, stream: str) -> str:
+    return f"/ws/{stream}/?token={Token.objects.get_or_create(user=user)[0].key}"
+
+
+@database_sync_to_async
+def group_of(user: User) -> str:
+    return channels_group_name(contractor_group(Contractor.objects.get(user=user).pk))
+
+
+@database_sync_to_async
+def record_job() -> Event:
+    job = create_job(
+        type="tile",
+        location=ELSEWHERE,
+        desired_date=next_weekday(1),
+        duration_minutes=120,
+        required_skills=["tile"],
+    )
+    return Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
+
+
+@database_sync_to_async
+def drain() -> int:
+    """The relay's pass; after a restart its first send may find a pooled connection the old
+    server closed, and the relay retries the batch, as here (a few times at most)."""
+    for _ in range(3):
+        try:
+            return Relay(name="outage").drain()
+        except Outage:
+            continue
+    return Relay(name="outage").drain()
+
+
+def link_tasks() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("layer-link ")]
+
+
+async def frames_until(stream, kind: str, limit: int = 50) -> list[dict]:
+    """The frames up to and including the first of `kind`."""
+    frames = []
+    for _ in range(limit):
+        frames.append(await stream.frame(timeout=15))
+        if frames[-1]["kind"] == kind:
+            return frames
+    raise AssertionError(f"no {kind!r} frame in {frames}")
+
+
+# --- memberships expire unless renewed --------------------------------------------------------
+
+
+async def test_a_dead_consumer_leaves_its_group_and_a_live_idle_one_keeps_receiving(
+    streams, private_layer, contractors
+):
+    private_layer(group_expiry=GROUP_EXPIRY)
+    layer = get_channel_layer()
+    live_group, dead_group = [await group_of(user) for user in contractors]
+    live = await streams.open(await path_for(contractors[0], "contractor"))
+    dead = await streams.open(await path_for(contractors[1], "contractor"))
+    assert await layer.groups_with_members([live_group, dead_group]) == {live_group, dead_group}
+
+    # As a killed server: the application stops, its disconnect never runs.
+    dead.communicator.future.cancel()
+    await asyncio.wait([dead.communicator.future])
+    dead.connected = False
+    assert len(link_tasks()) == 1  # the live consumer's; the dead one's went with it
+
+    await asyncio.sleep(GROUP_EXPIRY * 2)  # idle for two expiry periods
+    assert await layer.groups_with_members([live_group, dead_group]) == {live_group}
+    await layer.group_send(live_group, {"type": "event.message", "event": {"sequence": 1}})
+    assert await live.frame() == {"kind": "event", "event": {"sequence": 1}}
+    assert len(link_tasks()) == 1  # the renewals did not pile up tasks
+
+
+# --- a Redis restart is a pause ---------------------------------------------------------------
+
+
+async def test_a_redis_restart_pauses_the_stream_and_replays_what_it_missed(
+    streams, private_layer, own_redis, dispatcher, caplog
+):
+    private_layer()
+    caplog.set_level(logging.DEBUG, logger="realtime")
+    stream = await streams.open(await path_for(dispatcher, "dispatch"))
+    before = await record_job()
+    await drain()
+    assert (await stream.event())["sequence"] == before.sequence
+
+    own_redis.stop()
+    assert await stream.frame() == {
+        "kind": "degraded",
+        "reason": "channel_layer_unavailable",
+        "message": (
+            "Live events are paused; they resume, missed ones included, once the server's "
+            "channel layer is back."
+        ),
+    }
+    assert await stream.ping() == {"kind": "pong"}  # the socket is open
+    during = await record_job()  # recorded, not broadcast: the relay cannot reach Redis
+    await asyncio.sleep(2.5)
+    retries = caplog.text.count("still degraded")
+    # Backoff from a quarter second doubling to two, not a busy loop; one task per consumer.
+    assert 1 <= retries <= 6, caplog.text
+    assert len(link_tasks()) == 1
+
+    own_redis.start()  # empty: every membership is gone
+    frames = await frames_until(stream, "recovered")
+    replayed = [f["event"]["sequence"] for f in frames if f["kind"] == "event"]
+    assert during.sequence in replayed and set(replayed) <= {before.sequence, during.sequence}
+    assert frames[-1] == {"kind": "recovered", "through": during.sequence}
+
+    after = await record_job()
+    await drain()  # the broadcast reaches the re-joined groups
+    live = [await stream.event() for _ in range(2)]
+    assert {e["sequence"] for e in live} == {during.sequence, after.sequence}
+    assert len(link_tasks()) == 1
+
+
+async def test_a_handshake_while_redis_is_down_succeeds_and_gets_its_events_once_it_is_back(
+    streams, private_layer, own_redis, dispatcher
+):
+    private_layer()
+    path = await path_for(dispatcher, "dispatch")
+    own_redis.stop()
+
+    stream = await streams.open(path)  # authentication needs only PostgreSQL
+    assert (await stream.frame())["kind"] == "degraded"
+    during = await record_job()
+
+    own_redis.start()
+    frames = await frames_until(stream, "recovered")
+    assert [f["event"]["sequence"] for f in frames if f["kind"] == "event"] == [during.sequence]
+    assert frames[-1] == {"kind": "recovered", "through": during.sequence}
+
+    after = await record_job()
+    await drain()
+    live = [await stream.event() for _ in range(2)]
+    assert {e["sequence"] for e in live} == {during.sequence, after.sequence}
+
+
+async def test_every_consumer_of_the_server_is_degraded_and_rejoins_after_a_restart(
+    streams, private_layer, own_redis, contractors
+):
+    """A restarted Redis has lost every membership: each consumer, not only the one whose
+    receive saw the error, re-joins its groups."""
+    private_layer()
+    first = await streams.open(await path_for(contractors[0], "contractor"))
+    second = await streams.open(await path_for(contractors[1], "contractor"))
+    own_redis.stop()
+    assert (await first.frame())["kind"] == "degraded"
+    assert (await second.frame())["kind"] == "degraded"
+    own_redis.start()
+    assert (await frames_until(first, "recovered"))[-1]["kind"] == "recovered"
+    assert (await frames_until(second, "recovered"))[-1]["kind"] == "recovered"
+    layer = get_channel_layer()
+    groups = [await group_of(user) for user in contractors]
+    assert await layer.groups_with_members(groups) == set(groups)
