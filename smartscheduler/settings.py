@@ -229,6 +229,18 @@ EVENTS_EMBEDDED_RELAY = env_bool("EMBEDDED_RELAY", not DATABASE_URL)
 # publishes every event there through the `events.bus` handler; unset, the handler is off.
 EVENT_BUS_URL = os.environ.get("EVENT_BUS_URL", "")
 EVENT_BUS_EXCHANGE = os.environ.get("EVENT_BUS_EXCHANGE", "smartscheduler.events")
+# CloudEvents `source` of every event this deployment publishes (bus and webhooks), and where
+# its `dataschema` points: the AsyncAPI document's address as other services reach it (set the
+# absolute public URL in production, e.g. https://scheduler.example.com/api/asyncapi).
+EVENT_SOURCE = os.environ.get("EVENT_SOURCE", "/smartscheduler")
+EVENT_SCHEMA_BASE_URL = os.environ.get("EVENT_SCHEMA_BASE_URL", "/api/asyncapi")
+# Outgoing webhooks (docs/webhooks.md): endpoints on loopback, link-local or private addresses
+# are refused unless this is true (a test or an internal network that means it).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# Seconds to connect to and hear back from a webhook endpoint (one attempt).
+WEBHOOKS_TIMEOUT_SECONDS = env_float("WEBHOOKS_TIMEOUT_SECONDS", 5.0)
+# How long the previous secret keeps signing after a rotation.
+WEBHOOKS_ROTATION_GRACE_HOURS = env_float("WEBHOOKS_ROTATION_GRACE_HOURS", 24.0)
 
 # --- Domain -----------------------------------------------------------------------------------
 # Where events look up which logical groups a user may see (events imports no app).
