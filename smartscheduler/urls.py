@@ -17,6 +17,7 @@ api = [
     path("", include("contractors.api.urls")),
     path("", include("scheduling.api.urls")),
     path("", include("events.api.urls")),
+    path("", include("events.webhooks.urls")),
 ]
 
 handler404 = "smartscheduler.api.errors.page_not_found"
