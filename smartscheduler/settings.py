@@ -203,7 +203,12 @@ if DEBUG:
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "SmartScheduler API",
-    "DESCRIPTION": "Match flooring jobs to contractors; every change is a domain event.",
+    "DESCRIPTION": (
+        "Match flooring jobs to contractors; every change is a domain event. The events "
+        "(websocket streams, message bus, webhooks) are described by the AsyncAPI 3.0 "
+        "document at [/api/asyncapi](/api/asyncapi)."
+    ),
+    "EXTERNAL_DOCS": {"description": "Events: AsyncAPI 3.0 document", "url": "/api/asyncapi"},
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

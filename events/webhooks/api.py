@@ -12,16 +12,16 @@ from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 class EndpointSerializer(serializers.ModelSerializer):
-    eventTypes = serializers.ListField(  # noqa: N815 (the API's spelling)
+    eventTypes = serializers.ListField(
         source="event_types",
         child=serializers.ChoiceField(choices=EVENT_TYPE_CHOICES),
         required=False,
         default=list,
         help_text="Empty: every type.",
     )
-    disabledReason = serializers.CharField(source="disabled_reason", read_only=True)  # noqa: N815
-    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
-    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)  # noqa: N815
+    disabledReason = serializers.CharField(source="disabled_reason", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
 
     class Meta:
         model = WebhookEndpoint
@@ -44,12 +44,12 @@ def with_secret(result: services.EndpointWithSecret) -> dict:
 
 
 class DeliverySerializer(serializers.ModelSerializer):
-    eventId = serializers.UUIDField(source="event.event_id", read_only=True)  # noqa: N815
+    eventId = serializers.UUIDField(source="event.event_id", read_only=True)
     sequence = serializers.IntegerField(source="event_id", read_only=True)
-    eventType = serializers.CharField(source="event.type", read_only=True)  # noqa: N815
-    attemptedAt = serializers.DateTimeField(source="attempted_at")  # noqa: N815
-    statusCode = serializers.IntegerField(source="status_code", allow_null=True)  # noqa: N815
-    durationMs = serializers.IntegerField(source="duration_ms")  # noqa: N815
+    eventType = serializers.CharField(source="event.type", read_only=True)
+    attemptedAt = serializers.DateTimeField(source="attempted_at")
+    statusCode = serializers.IntegerField(source="status_code", allow_null=True)
+    durationMs = serializers.IntegerField(source="duration_ms")
 
     class Meta:
         model = WebhookDelivery

@@ -104,3 +104,10 @@ def test_the_document_is_public_like_the_openapi_schema():
 
     assert response.status_code == 200
     assert client_for(None).post("/api/asyncapi").status_code == 405
+
+
+def test_the_api_docs_link_to_the_asyncapi_document():
+    schema = client_for(None).get("/api/schema", HTTP_ACCEPT="application/json").json()
+
+    assert schema["externalDocs"]["url"] == "/api/asyncapi"
+    assert "(/api/asyncapi)" in schema["info"]["description"]
