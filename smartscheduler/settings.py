@@ -251,6 +251,8 @@ WEBHOOKS_ROTATION_GRACE_HOURS = env_float("WEBHOOKS_ROTATION_GRACE_HOURS", 24.0)
 # --- Domain -----------------------------------------------------------------------------------
 # Where events look up which logical groups a user may see (events imports no app).
 EVENTS_VISIBILITY_POLICY = "contractors.access.visible_groups"
+# Who holds the admin role, for the webhook endpoints (events/webhooks/api.py).
+WEBHOOKS_ADMIN_POLICY = "contractors.access.is_admin"
 # Which groups a websocket stream joins for a user (realtime imports no app either); it raises
 # PermissionError for a stream the user may not watch.
 REALTIME_STREAM_POLICY = "contractors.access.stream_groups"

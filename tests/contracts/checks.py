@@ -7,10 +7,13 @@ drifts from the catalog fails CI wherever it is recorded.
 """
 
 import functools
+import json
 from typing import Any
 
 from cloudevents.core.formats.json import JSONFormat
 from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from events.catalog import EVENT_TYPES
 from events.schemas import payload_schema
@@ -33,21 +36,23 @@ def payload_errors(event_type: str, version: int, payload: Any) -> list[str]:
     ]
 
 
-def component_schema(document: dict, pointer: str) -> dict:
-    """The schema a `dataschema` URI's fragment points to, inside the AsyncAPI document."""
-    node: Any = document
-    for part in pointer.removeprefix("#/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
+def document_validator(document: dict, pointer: str) -> Draft202012Validator:
+    """A validator for the schema at `pointer` in `document`, its `$ref`s resolved there."""
+    uri = "urn:smartscheduler:asyncapi"
+    registry = Registry().with_resource(uri, DRAFT202012.create_resource(document))
+    return Draft202012Validator({"$ref": f"{uri}{pointer}"}, registry=registry)
 
 
 def parse_and_validate(body: bytes | str, document: dict) -> dict:
-    """Parse a structured CloudEvent with the SDK, validate its data against the schema its
-    `dataschema` names in `document`, and return its attributes with `data`."""
+    """Parse a structured CloudEvent with the SDK; validate the whole event against its type's
+    message in `document` and its data against the schema its `dataschema` names; return its
+    attributes with `data`."""
     event = JSONFormat().read(None, body)
     attributes = dict(event.get_attributes())
+    message = document_validator(document, f"#/components/messages/{attributes['type']}/payload")
+    errors = [e.message for e in message.iter_errors(json.loads(body))]
     _, fragment = attributes["dataschema"].split("#", 1)
-    schema = component_schema(document, "#" + fragment)
-    errors = [e.message for e in Draft202012Validator(schema).iter_errors(event.get_data())]
+    data = document_validator(document, "#" + fragment)
+    errors += [e.message for e in data.iter_errors(event.get_data())]
     assert errors == [], (attributes["type"], errors)
     return {**attributes, "data": event.get_data()}

@@ -10,7 +10,10 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from events.catalog import EVENT_TYPES
+from events.cloudevent import structured
 from tests.conftest import client_for
+from tests.contracts.checks import parse_and_validate
+from tests.contracts.samples import record_samples
 
 SPEC = json.loads((Path(__file__).parent / "asyncapi" / "3.0.0.json").read_text())
 
@@ -111,3 +114,18 @@ def test_the_api_docs_link_to_the_asyncapi_document():
 
     assert schema["externalDocs"]["url"] == "/api/asyncapi"
     assert "(/api/asyncapi)" in schema["info"]["description"]
+
+
+@pytest.mark.django_db
+def test_a_cloudevent_that_breaks_its_message_schema_is_caught(document):
+    [event] = record_samples([EVENT_TYPES["JobCreated"]])
+    body = json.loads(structured(event))
+    assert parse_and_validate(json.dumps(body), document)["type"] == "JobCreated"
+
+    for broken in (
+        {**body, "sequence": "12"},  # not zero-padded
+        {**body, "subject": "invoice/3"},
+        {**body, "data": {**body["data"], "durationMinutes": "long"}},
+    ):
+        with pytest.raises(AssertionError):
+            parse_and_validate(json.dumps(broken), document)

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from events import catalog
@@ -12,6 +14,7 @@ from events.catalog import EVENT_TYPES, JobEvent
 from events.schemas import payload_schema, payload_schemas
 from tests.conftest import events_of
 from tests.contracts.checks import payload_errors
+from tests.contracts.samples import instances
 from tests.events.support import create_jobs
 
 
@@ -79,3 +82,13 @@ def test_a_new_catalog_type_gets_its_schema_with_no_extra_work(monkeypatch):
     assert schema["required"] == ["jobId", "region", "inspectorName", "timestamp"]
     assert schema["properties"]["passed"]["anyOf"] == [{"type": "boolean"}, {"type": "null"}]
     assert schema["x-event-version"] == 3
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+@given(data=st.data())
+@settings(max_examples=25, deadline=None)
+def test_any_instance_of_a_type_has_a_payload_its_schema_accepts(event_type, data):
+    event = data.draw(instances(EVENT_TYPES[event_type]))
+    payload = {**event.payload(), "timestamp": "2026-01-05T14:00:00Z"}
+
+    assert payload_errors(event_type, EVENT_TYPES[event_type].version, payload) == []

@@ -25,6 +25,7 @@ from django.core.management import CommandError, call_command
 from kombu.exceptions import OperationalError
 
 from events.bus import HANDLER_NAME, subscribe_bus, unsubscribe_bus
+from events.catalog import EVENT_TYPES
 from events.handlers import ALL_TYPES, subscription, subscriptions
 from events.models import DeliveryStatus, Event, HandlerReceipt
 from events.relay import Outage, Relay
@@ -33,6 +34,7 @@ from scheduling.services import assign_job
 from tests.conftest import at, client_for, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory
 from tests.contracts.checks import parse_and_validate
+from tests.contracts.samples import record_samples
 from tests.events.support import create_jobs, handlers_for
 from tests.support import Process, free_port, subprocess_env, wait_until
 
@@ -255,6 +257,21 @@ def test_events_recorded_by_the_services_reach_the_bus_as_persistent_cloudevents
 
     assert bus_receipts() == {e.sequence for e in events}
     assert {e.status for e in Event.objects.all()} == {DeliveryStatus.DELIVERED}
+
+
+def test_every_catalog_type_reaches_a_consumer_that_has_only_the_asyncapi_document(bus):
+    inbox = bus.bind("#")
+    recorded = record_samples(EVENT_TYPES.values())
+
+    Relay().drain()
+
+    document = asyncapi()
+    got = {
+        m.delivery_info["routing_key"]: parse_and_validate(m.body, document)
+        for m in inbox.take(len(recorded))
+    }
+    assert sorted(got) == sorted(EVENT_TYPES)
+    assert [got[e.type] for e in recorded] == [as_cloudevent(e) for e in recorded]
 
 
 def test_the_bus_handler_is_non_transactional_and_takes_every_type(bus):

@@ -18,6 +18,7 @@ import pytest
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from events.catalog import EVENT_TYPES
 from events.handlers import ALL_TYPES
 from events.webhooks import services
 from events.webhooks.addresses import AddressRefused, check_url
@@ -30,6 +31,7 @@ from events.webhooks.delivery import (
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import client_for, events_of
 from tests.contracts.checks import parse_and_validate
+from tests.contracts.samples import record_samples
 from tests.events.support import create_jobs
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +131,17 @@ def test_a_batch_reaches_the_endpoint_signed_as_cloudevents_in_order(receiver):
     assert [e["data"] for e in got] == [e.payload for e in events]
     assert deliveries(created.endpoint) == [("JobCreated", 204, True, "")] * 3
     assert created.secret.startswith("whsec_")
+
+
+def test_every_catalog_type_arrives_verifiable_and_valid(receiver):
+    created = services.create_endpoint(url=receiver.url, event_types=[])
+    recorded = record_samples(EVENT_TYPES.values())
+
+    assert send_batch(created.endpoint, recorded) == {}
+
+    got = receiver.verified(created.secret)
+    assert sorted(e["type"] for e in got) == sorted(EVENT_TYPES)
+    assert [e["data"] for e in got] == [e.payload for e in recorded]
 
 
 def test_an_endpoint_receives_only_the_types_it_asked_for(receiver):
@@ -400,6 +413,8 @@ def test_bad_input_gets_field_messages_and_writes_nothing(admin_user, monkeypatc
 
 
 def test_only_admins_reach_the_webhook_endpoints(dispatcher, contractor_user):
+    dispatcher.is_staff = True  # staff, but a dispatcher: not an admin (docs/api.md)
+    dispatcher.save()
     for user in (None, dispatcher, contractor_user):
         assert client_for(user).get("/api/webhooks").status_code in (401, 403)
         assert client_for(user).post("/api/webhooks", {}, format="json").status_code in (401, 403)
