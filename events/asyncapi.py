@@ -20,6 +20,7 @@ from django.conf import settings
 from events.catalog import EVENT_TYPES
 from events.cloudevent import CONTENT_TYPE, DATA_CONTENT_TYPE, SEQUENCE_DIGITS
 from events.schemas import component_name, description, payload_schema
+from events.webhooks.delivery import WEBHOOK_RETRY_SCHEDULE
 
 ASYNCAPI_VERSION = "3.0.0"
 AMQP_BINDING = "0.3.0"
@@ -222,7 +223,8 @@ def document(
             "description": (
                 "POSTed to each endpoint registered at /api/webhooks (admins), for the types it "
                 "subscribed to (all when none), signed per the Standard Webhooks specification. "
-                "Only a 2xx counts; retries over 25 hours; a 410 disables the endpoint."
+                f"Only a 2xx counts; {len(WEBHOOK_RETRY_SCHEDULE)} retries over "
+                f"{sum(WEBHOOK_RETRY_SCHEDULE) / 3600:.1f} hours; a 410 disables the endpoint."
             ),
             "servers": [{"$ref": "#/servers/webhookReceiver"}],
             "messages": type_refs,

@@ -2,6 +2,7 @@
 new secret is shown once, in the success message); attempts are read-only, with a
 "Send again" action (the redeliver service)."""
 
+from django import forms
 from django.contrib import admin, messages
 
 from events.admin_support import ReadOnlyAdmin, ServiceAdmin, error_text
@@ -10,8 +11,17 @@ from events.webhooks import services
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
+class EndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["url", "event_types", "active", "description"]
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ServiceAdmin):
+    form = EndpointForm
     list_display = ["id", "url", "event_types", "active", "disabled_reason", "updated_at"]
     list_filter = ["active"]
     fields = ["url", "event_types", "active", "description", "disabled_reason"]

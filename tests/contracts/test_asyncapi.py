@@ -15,7 +15,7 @@ from tests.conftest import client_for
 from tests.contracts.checks import parse_and_validate
 from tests.contracts.samples import record_samples
 
-SPEC = json.loads((Path(__file__).parent / "asyncapi" / "3.0.0.json").read_text())
+ASYNCAPI_SCHEMA = json.loads((Path(__file__).parent / "asyncapi" / "3.0.0.json").read_text())
 
 pytestmark = pytest.mark.django_db
 
@@ -23,8 +23,10 @@ pytestmark = pytest.mark.django_db
 def asyncapi_errors(document: dict) -> list[str]:
     # Every definition carries its own $id (http://asyncapi.com/definitions/3.0.0/...), found
     # inside the one file: nothing is fetched.
-    registry = Registry().with_resource(SPEC["$id"], DRAFT7.create_resource(SPEC))
-    validator = Draft7Validator(SPEC, registry=registry)
+    registry = Registry().with_resource(
+        ASYNCAPI_SCHEMA["$id"], DRAFT7.create_resource(ASYNCAPI_SCHEMA)
+    )
+    validator = Draft7Validator(ASYNCAPI_SCHEMA, registry=registry)
     return [
         f"{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}"
         for e in validator.iter_errors(document)

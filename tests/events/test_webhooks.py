@@ -418,3 +418,61 @@ def test_only_admins_reach_the_webhook_endpoints(dispatcher, contractor_user):
     for user in (None, dispatcher, contractor_user):
         assert client_for(user).get("/api/webhooks").status_code in (401, 403)
         assert client_for(user).post("/api/webhooks", {}, format="json").status_code in (401, 403)
+
+
+# --- the admin --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_site(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_the_admin_adds_endpoints_through_the_service_and_sends_attempts_again(
+    admin_site, receiver
+):
+    response = admin_site.post(
+        "/admin/webhooks/webhookendpoint/add/",
+        {"url": receiver.url, "event_types": '["JobCreated"]', "active": "on", "description": ""},
+        follow=True,
+    )
+    assert response.status_code == 200
+    [endpoint] = WebhookEndpoint.objects.all()
+    assert endpoint.event_types == ["JobCreated"]
+    [shown] = [m for m in messages_of(response) if m.startswith("Secret (shown once): ")]
+    secret = shown.removeprefix("Secret (shown once): ")
+    assert secret == endpoint.secret
+
+    create_jobs(1)
+    receiver.status = 500
+    send_batch(endpoint, events_of())
+    [failed] = WebhookDelivery.objects.all()
+    receiver.status = 200
+    response = admin_site.post(
+        "/admin/webhooks/webhookdelivery/",
+        {"action": "send_again", "_selected_action": [failed.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert [d.ok for d in WebhookDelivery.objects.order_by("id")] == [False, True]
+    assert len(receiver.verified(secret)) == 2
+    assert admin_site.get("/admin/webhooks/webhookendpoint/").status_code == 200
+
+
+def test_a_private_url_in_the_admin_is_refused_with_a_message(admin_site, monkeypatch):
+    fake_dns(monkeypatch, "10.9.8.7")
+
+    response = admin_site.post(
+        "/admin/webhooks/webhookendpoint/add/",
+        {"url": "https://hooks.example.com/in", "event_types": "[]", "description": ""},
+        follow=True,
+    )
+
+    assert any("private" in m for m in messages_of(response))
+    assert WebhookEndpoint.objects.count() == 0
