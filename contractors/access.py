@@ -36,6 +36,11 @@ def roles_of(user: AbstractBaseUser | AnonymousUser | None) -> set[Role]:
     return roles
 
 
+def is_admin(user: AbstractBaseUser | AnonymousUser | None) -> bool:
+    """The admin role (settings.WEBHOOKS_ADMIN_POLICY: events imports no app)."""
+    return Role.ADMIN in roles_of(user)
+
+
 def linked_contractor(user: AbstractBaseUser) -> Contractor | None:
     return Contractor.objects.filter(user=user, deleted_at__isnull=True).first()
 

@@ -6,6 +6,12 @@ It is non-transactional: publishing is a network effect, and its receipts are wr
 broker confirmed every message of the batch, so a crash in between publishes again. Consumers
 drop duplicates by `id`, which is also the message id.
 
+Each message is the event as a CloudEvent in structured JSON mode (`events.cloudevent`:
+`application/cloudevents+json`), the same bytes a webhook receives. On RabbitMQ the AMQP
+`message_id` is the event id and the routing key its type; on SNS/SQS the notification's
+message is that JSON itself (published through kombu's SNS helper, not as a kombu message), so
+a consumer in any language reads the SQS body without kombu.
+
 A broker that cannot be reached is an outage, not the events' fault: the publisher raises
 kombu's `OperationalError`, one of the relay's transient errors, so the batch is released with
 no attempt spent and the events stay pending for this handler until the broker is back. A
@@ -37,12 +43,11 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from kombu.exceptions import OperationalError
 
-from events.envelope import envelope
+from events.cloudevent import CONTENT_TYPE, structured
 from events.handlers import ALL_TYPES, Subscription, subscribe, unsubscribe
 from events.models import Event
 
 HANDLER_NAME = "events.bus"
-CONTENT_TYPE = "application/json"
 PERSISTENT = 2  # AMQP delivery_mode: the broker writes the message to disk
 # Seconds to reach the broker, and to wait for its confirm of one message (a broker under a
 # memory or disk alarm blocks publishers): past either, the relay treats it as an outage.
@@ -121,9 +126,12 @@ class Publisher:
         if self.producer is None:
             self._open()
         assert self.producer is not None
+        if is_sqs(self.url):
+            self._publish_sns(events)
+            return
         for event in events:
             self.producer.publish(
-                json.dumps(envelope(event), separators=(",", ":")),
+                structured(event),
                 routing_key=event.type,
                 message_id=str(event.event_id),
                 delivery_mode=PERSISTENT,
@@ -132,15 +140,20 @@ class Publisher:
                 retry=False,
                 timeout=CONFIRM_TIMEOUT,
                 confirm_timeout=CONFIRM_TIMEOUT,
-                **self._extra_properties(event),
             )
 
-    def _extra_properties(self, event: Event) -> dict:
-        if is_sqs(self.url):
-            # kombu sends these as SNS message attributes (strings), so an SQS subscription can
-            # take only some types with a filter policy (docs/bus.md).
-            return {"message_attributes": {"type": event.type}}
-        return {}
+    def _publish_sns(self, events: list[Event]) -> None:
+        """SNS/SQS: the CloudEvent JSON is the notification's message, with no kombu wrapper
+        (kombu's SQS transport would base64 its body inside a JSON of its own). The `type`
+        message attribute lets a subscription filter by event type (docs/bus.md)."""
+        assert self.connection is not None
+        sns = self.connection.default_channel.fanout  # kombu's SNS helper (supports_fanout)
+        for event in events:
+            sns.publish(
+                exchange_name=self.exchange.name,
+                message=structured(event).decode(),
+                message_attributes={"type": event.type},
+            )
 
     def _open(self) -> None:
         connection = bus_connection(self.url)
@@ -295,11 +308,12 @@ def tail(
     printed = duplicates = 0
     deadline = None if timeout is None else time.monotonic() + timeout
 
-    def on_message(body: dict, message: kombu.Message) -> None:
+    def on_message(raw: bytes | str, message: kombu.Message) -> None:
         nonlocal printed, duplicates
         if count is not None and printed >= count:
             message.requeue()  # not ours to take: leave it for the next reader of a named queue
             return
+        body = json.loads(raw)  # a structured CloudEvent (kombu has no decoder for its type)
         if recent.seen(body["id"]):
             duplicates += 1
         elif not wanted or body["type"] in wanted:

@@ -6,7 +6,7 @@ it travels to, so a service cannot record an event to the wrong audience by acci
 `JobUpdated` is an extension to the product's original catalog: edits to open jobs are changes too.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar
 
 from events.groups import contractor_group, dispatch_group
@@ -17,6 +17,11 @@ TimeSlot = dict[str, str]
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def payload_key(f: Field) -> str:
+    """A dataclass field's key in the payload (events.schemas reads it too)."""
+    return f.metadata.get("key", _camel(f.name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +37,7 @@ class DomainEvent:
         raise NotImplementedError
 
     def payload(self) -> dict[str, Any]:
-        return {f.metadata.get("key", _camel(f.name)): getattr(self, f.name) for f in fields(self)}
+        return {payload_key(f): getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True, kw_only=True)

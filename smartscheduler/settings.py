@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "events",
+    "events.webhooks",
     "contractors",
     "scheduling",
     "realtime",
@@ -209,7 +210,12 @@ if DEBUG:
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "SmartScheduler API",
-    "DESCRIPTION": "Match flooring jobs to contractors; every change is a domain event.",
+    "DESCRIPTION": (
+        "Match flooring jobs to contractors; every change is a domain event. The events "
+        "(websocket streams, message bus, webhooks) are described by the AsyncAPI 3.0 "
+        "document at [/api/asyncapi](/api/asyncapi)."
+    ),
+    "EXTERNAL_DOCS": {"description": "Events: AsyncAPI 3.0 document", "url": "/api/asyncapi"},
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -238,10 +244,24 @@ EVENTS_RETENTION_DAYS = int(os.environ.get("EVENTS_RETENTION_DAYS", "90"))
 # publishes every event there through the `events.bus` handler; unset, the handler is off.
 EVENT_BUS_URL = os.environ.get("EVENT_BUS_URL", "")
 EVENT_BUS_EXCHANGE = os.environ.get("EVENT_BUS_EXCHANGE", "smartscheduler.events")
+# CloudEvents `source` of every event this deployment publishes (bus and webhooks), and where
+# its `dataschema` points: the AsyncAPI document's address as other services reach it (set the
+# absolute public URL in production, e.g. https://scheduler.example.com/api/asyncapi).
+EVENT_SOURCE = os.environ.get("EVENT_SOURCE", "/smartscheduler")
+EVENT_SCHEMA_BASE_URL = os.environ.get("EVENT_SCHEMA_BASE_URL", "/api/asyncapi")
+# Outgoing webhooks (docs/webhooks.md): endpoints on loopback, link-local or private addresses
+# are refused unless this is true (a test or an internal network that means it).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# Seconds to connect to and hear back from a webhook endpoint (one attempt).
+WEBHOOKS_TIMEOUT_SECONDS = env_float("WEBHOOKS_TIMEOUT_SECONDS", 5.0)
+# How long the previous secret keeps signing after a rotation.
+WEBHOOKS_ROTATION_GRACE_HOURS = env_float("WEBHOOKS_ROTATION_GRACE_HOURS", 24.0)
 
 # --- Domain -----------------------------------------------------------------------------------
 # Where events look up which logical groups a user may see (events imports no app).
 EVENTS_VISIBILITY_POLICY = "contractors.access.visible_groups"
+# Who holds the admin role, for the webhook endpoints (events/webhooks/api.py).
+WEBHOOKS_ADMIN_POLICY = "contractors.access.is_admin"
 # Which groups a websocket stream joins for a user (realtime imports no app either); it raises
 # PermissionError for a stream the user may not watch.
 REALTIME_STREAM_POLICY = "contractors.access.stream_groups"

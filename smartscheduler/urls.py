@@ -5,16 +5,19 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from events.api.metrics import metrics_view
 from smartscheduler import board
+from smartscheduler.api.asyncapi import asyncapi_view
 from smartscheduler.api.views import ObtainTokenView
 from smartscheduler.health import healthz
 
 api = [
     path("auth/token", ObtainTokenView.as_view(), name="api-token"),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("asyncapi", asyncapi_view, name="api-asyncapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("contractors.api.urls")),
     path("", include("scheduling.api.urls")),
     path("", include("events.api.urls")),
+    path("", include("events.webhooks.urls")),
 ]
 
 handler404 = "smartscheduler.api.errors.page_not_found"

@@ -12,12 +12,14 @@ import redis
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
+from django.db.models.signals import post_save
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from contractors.access import DISPATCHERS_GROUP
 from events.models import Event
 from tests.contractors.factories import ContractorFactory
+from tests.contracts.checks import payload_errors
 
 
 def embedded() -> bool:
@@ -44,6 +46,30 @@ def pytest_sessionstart(session):
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         pytest.exit(f"Redis is not reachable at {settings.REDIS_URL}: {exc}", returncode=3)
+
+
+# Every event any test records is checked against its type's schema (events.schemas, strict:
+# no unknown field) as it is saved; the test fails at teardown with what did not match.
+_payload_mismatches: list[str] = []
+
+
+def _check_recorded_payload(sender, instance: Event, created: bool, **kwargs) -> None:
+    if created:
+        _payload_mismatches.extend(
+            payload_errors(instance.type, instance.version, instance.payload)
+        )
+
+
+post_save.connect(_check_recorded_payload, sender=Event, dispatch_uid="tests.event-schemas")
+
+
+@pytest.fixture(autouse=True)
+def _recorded_events_match_their_schemas():
+    _payload_mismatches.clear()
+    yield
+    mismatches = list(_payload_mismatches)
+    _payload_mismatches.clear()
+    assert mismatches == [], "recorded events do not match their schemas (events/schemas.py)"
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ A refused request records no event; an allowed write records exactly its event.
 
 Public by design: `POST /api/auth/token` (how one signs in), `GET /healthz` and `GET /metrics`
 (probes and scrapers carry no credentials) and `GET /api/schema`, `GET /api/docs` (the docs page
-fetches the schema before anyone can authorise in it).
+fetches the schema before anyone can authorise in it), and `GET /api/asyncapi` likewise.
 """
 
 from dataclasses import dataclass, field
@@ -263,6 +263,8 @@ ROWS = [
         {"username": "own", "password": "pw-own"},
     ),
     Row("schema", "GET", "/api/schema", PUBLIC),
+    Row("asyncapi", "GET", "/api/asyncapi", PUBLIC),
+    Row("webhooks-list", "GET", "/api/webhooks", (401, 403, 403, 200, 403, 403, 403)),
     Row("docs", "GET", "/api/docs", PUBLIC),
     Row("healthz", "GET", "/healthz", PUBLIC),
     Row("metrics", "GET", "/metrics", PUBLIC),

@@ -25,14 +25,16 @@ from django.core.management import CommandError, call_command
 from kombu.exceptions import OperationalError
 
 from events.bus import HANDLER_NAME, subscribe_bus, unsubscribe_bus
-from events.envelope import envelope
+from events.catalog import EVENT_TYPES
 from events.handlers import ALL_TYPES, subscription, subscriptions
 from events.models import DeliveryStatus, Event, HandlerReceipt
 from events.relay import Outage, Relay
 from scheduling.models import Job
 from scheduling.services import assign_job
-from tests.conftest import at, events_of, next_weekday
+from tests.conftest import at, client_for, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory
+from tests.contracts.checks import parse_and_validate
+from tests.contracts.samples import record_samples
 from tests.events.support import create_jobs, handlers_for
 from tests.support import Process, free_port, subprocess_env, wait_until
 
@@ -204,7 +206,27 @@ def book_a_job() -> Job:
 # --- publishing -------------------------------------------------------------------------------
 
 
-def test_events_recorded_by_the_services_reach_the_bus_as_persistent_envelopes(bus):
+def as_cloudevent(event: Event) -> dict:
+    """What a consumer parses out of the message for `event` (built here from the row)."""
+    return {
+        "specversion": "1.0",
+        "id": str(event.event_id),
+        "source": "/smartscheduler",
+        "type": event.type,
+        "time": event.occurred_at.replace(microsecond=event.occurred_at.microsecond // 1000 * 1000),
+        "subject": f"{event.aggregate_type}/{event.aggregate_id}",
+        "datacontenttype": "application/json",
+        "dataschema": f"/api/asyncapi#/components/schemas/{event.type}.v{event.version}",
+        "sequence": f"{event.sequence:019d}",
+        "data": event.payload,
+    }
+
+
+def asyncapi() -> dict:
+    return client_for(None).get("/api/asyncapi").json()
+
+
+def test_events_recorded_by_the_services_reach_the_bus_as_persistent_cloudevents(bus):
     everything, assigned_only = bus.bind("#"), bus.bind("JobAssigned")
 
     job = book_a_job()
@@ -220,18 +242,36 @@ def test_events_recorded_by_the_services_reach_the_bus_as_persistent_envelopes(b
     assert [(m.delivery_info["routing_key"], m.properties["message_id"]) for m in got] == [
         (e.type, str(e.event_id)) for e in events
     ]
-    assert [json.loads(m.body) for m in got] == [envelope(e) for e in events]
+    # Parsed as a consumer would (the CloudEvents SDK), each data validated against the schema
+    # its dataschema names in the AsyncAPI document.
+    document = asyncapi()
+    assert [parse_and_validate(m.body, document) for m in got] == [as_cloudevent(e) for e in events]
     assert {
         (m.delivery_info["exchange"], m.properties["delivery_mode"], m.content_type) for m in got
-    } == {(bus.exchange.name, 2, "application/json")}
+    } == {(bus.exchange.name, 2, "application/cloudevents+json")}
 
     [assigned] = assigned_only.take(1)
     [booking] = events_of("JobAssigned")
-    assert json.loads(assigned.body) == envelope(booking)
+    assert parse_and_validate(assigned.body, document) == as_cloudevent(booking)
     assert assigned.properties["message_id"] == str(booking.event_id)
 
     assert bus_receipts() == {e.sequence for e in events}
     assert {e.status for e in Event.objects.all()} == {DeliveryStatus.DELIVERED}
+
+
+def test_every_catalog_type_reaches_a_consumer_that_has_only_the_asyncapi_document(bus):
+    inbox = bus.bind("#")
+    recorded = record_samples(EVENT_TYPES.values())
+
+    Relay().drain()
+
+    document = asyncapi()
+    got = {
+        m.delivery_info["routing_key"]: parse_and_validate(m.body, document)
+        for m in inbox.take(len(recorded))
+    }
+    assert sorted(got) == sorted(EVENT_TYPES)
+    assert [got[e.type] for e in recorded] == [as_cloudevent(e) for e in recorded]
 
 
 def test_the_bus_handler_is_non_transactional_and_takes_every_type(bus):
@@ -257,7 +297,7 @@ def test_one_connection_serves_every_batch_and_a_dropped_one_is_reopened(bus, se
 
     assert (result.claimed, result.delivered) == (1, 1)
     [message] = inbox.take(1)
-    assert json.loads(message.body)["aggregate"] == {"type": "job", "id": str(job.pk)}
+    assert json.loads(message.body)["subject"] == f"job/{job.pk}"
     assert proxy.accepted == 2
 
 
@@ -434,7 +474,10 @@ def test_bus_tail_prints_the_chosen_types_once_each_as_json_lines(bus, tmp_path)
     assert tail.proc.returncode == 0, tail.describe()
     printed = [json.loads(line) for line in tail.output().splitlines() if line.startswith("{")]
     expected = [*created, *events_of("JobAssigned")]
-    assert printed == [envelope(e) for e in expected]
+    assert [p["id"] for p in printed] == [str(e.event_id) for e in expected]
+    assert [parse_and_validate(json.dumps(p), asyncapi()) for p in printed] == [
+        as_cloudevent(e) for e in expected
+    ]
 
 
 def test_bus_tail_with_a_count_fails_when_the_events_do_not_come_in_time(bus):
