@@ -1,10 +1,10 @@
 """The external message bus: every event published at least once for other services.
 
-`events.bus` is a handler like any other (it inherits retries, dead events and replay) and is
-subscribed only when `EVENT_BUS_URL` is set (`subscribe_bus`, called by `EventsConfig.ready`).
-It is non-transactional: publishing is a network effect, and its receipts are written after the
-broker confirmed every message of the batch, so a crash in between publishes again. Consumers
-drop duplicates by `id`, which is also the message id.
+`events.bus` is a subscriber like any other (its own position, retries, dead events and replay;
+docs/events.md) and is subscribed only when `EVENT_BUS_URL` is set (`subscribe_bus`, called by
+`EventsConfig.ready`). It is non-transactional: publishing is a network effect, and its
+position moves after the broker confirmed every message of the batch, so a crash in between
+publishes again. Consumers drop duplicates by `id`, which is also the message id.
 
 Each message is the event as a CloudEvent in structured JSON mode (`events.cloudevent`:
 `application/cloudevents+json`), the same bytes a webhook receives. On RabbitMQ the AMQP
@@ -12,11 +12,11 @@ Each message is the event as a CloudEvent in structured JSON mode (`events.cloud
 message is that JSON itself (published through kombu's SNS helper, not as a kombu message), so
 a consumer in any language reads the SQS body without kombu.
 
-A broker that cannot be reached is an outage, not the events' fault: the publisher raises
-kombu's `OperationalError`, one of the relay's transient errors, so the batch is released with
-no attempt spent and the events stay pending for this handler until the broker is back. A
-broker that answers but refuses (bad credentials, an exchange declared with another type, a
-nack) is an ordinary failure: retried with backoff, dead in the end, visible to operators.
+A broker that cannot be reached is an outage, not the events' fault: when publishing fails the
+relay probes the broker (`probe_broker`); a failing probe spends no attempt and the bus waits at
+its position, alone, until the broker answers. A broker that answers but refuses (bad
+credentials, an exchange declared with another type, a nack) is an ordinary failure: retried
+with backoff, dead in the end for the bus only, visible to operators.
 
 kombu serves RabbitMQ (`amqp://`: a durable topic exchange, routing key = event type) and
 Amazon SQS (`sqs://`: kombu routes topic exchanges inside the publishing process only, so there
@@ -211,10 +211,25 @@ def publish_events(events: list[Event]) -> None:
     publisher().publish(events)
 
 
+def probe_broker() -> None:
+    """Raises when the broker cannot be reached (the relay's outage probe): a fresh connection,
+    opened and closed."""
+    connection = bus_connection(settings.EVENT_BUS_URL)
+    try:
+        connection.ensure_connection(max_retries=0)
+    finally:
+        with suppress(Exception):
+            connection.release()
+
+
 def subscribe_bus() -> Subscription:
-    """Subscribe `events.bus` (EventsConfig.ready does when EVENT_BUS_URL is set)."""
+    """Subscribe `events.bus` (EventsConfig.ready does when EVENT_BUS_URL is set). A bus added
+    to a running system starts with the events published from then on."""
     check_transport(settings.EVENT_BUS_URL)
-    return subscribe(HANDLER_NAME, ALL_TYPES, publish_events, transactional=False)
+    return subscribe(
+        HANDLER_NAME, ALL_TYPES, publish_events, transactional=False, probe=probe_broker,
+        starts_at="end",
+    )  # fmt: skip
 
 
 def check_transport(url: str) -> None:

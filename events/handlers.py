@@ -29,6 +29,17 @@ Probe = Callable[[], None]  # raises when the store is unreachable
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+class PartialFailure(Exception):
+    """Raised by a network handler that delivered only part of its batch: `failures` maps the
+    sequence of each event that failed to its error, and every other event succeeded. The relay
+    then records those failures as they are, instead of trying each event alone (a receiver
+    that is down would otherwise cost a timeout per event)."""
+
+    def __init__(self, failures: dict[int, str], message: str = "") -> None:
+        super().__init__(message or f"{len(failures)} event(s) failed")
+        self.failures = failures
+
+
 @dataclass(frozen=True)
 class Subscription:
     name: str
@@ -66,11 +77,12 @@ def subscribe(
     transactional: bool = True,
     probe: Probe | None = None,
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE,
+    starts_at: str = "start",
 ) -> Subscription:
     if name in _registry:
         raise ValueError(f"handler {name!r} is already subscribed")
     subscription = Subscription(
-        name, wanted_types(types), func, transactional, probe, tuple(retry_schedule)
+        name, wanted_types(types), func, transactional, probe, tuple(retry_schedule), starts_at
     )
     _registry[name] = subscription
     return subscription

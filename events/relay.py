@@ -34,7 +34,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from events import handlers, metrics
-from events.handlers import Subscription
+from events.handlers import PartialFailure, Subscription
 from events.models import Event, FailedDelivery, Subscriber
 from events.publisher import head, publish_all
 
@@ -233,6 +233,16 @@ class Relay:
         try:
             self._run(sub, events)
             return {}
+        except PartialFailure as exc:
+            by_sequence = {event.sequence: event.id for event in events}
+            failures = {
+                by_sequence[sequence]: f"{sub.name}: {error}"
+                for sequence, error in exc.failures.items()
+                if sequence in by_sequence
+            }
+            if len(failures) == len(events):
+                self._raise_if_outage(sub, next(iter(failures.values())))
+            return failures
         except Exception:
             error = describe_failure(sub)
         self._raise_if_outage(sub, error)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from events.cloudevent import CONTENT_TYPE, structured
-from events.handlers import ALL_TYPES, Subscription
+from events.handlers import ALL_TYPES, PartialFailure, Subscription
 from events.models import Event
 from events.webhooks.addresses import AddressRefused, check_url
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -38,15 +38,16 @@ ERROR_BODY_CHARS = 200
 log = logging.getLogger("events.webhooks")
 
 
-class WebhookDeliveryFailed(Exception):
-    """Some events of a batch were not accepted by the endpoint (the relay retries them)."""
+class WebhookDeliveryFailed(PartialFailure):
+    """Some events of a batch were not accepted by the endpoint (the relay retries them on the
+    endpoint's schedule; the others were delivered)."""
 
     def __init__(self, endpoint_id: int, failures: dict[int, str]) -> None:
-        self.failures = failures
         first = min(failures)
         super().__init__(
+            failures,
             f"webhook #{endpoint_id}: {len(failures)} event(s) not delivered; "
-            f"#{first}: {failures[first]}"
+            f"#{first}: {failures[first]}",
         )
 
 
@@ -174,6 +175,8 @@ def webhook_subscriptions() -> list[Subscription]:
             types=frozenset(endpoint.event_types or [ALL_TYPES]),
             func=_handler(endpoint.pk),
             transactional=False,
+            retry_schedule=tuple(float(delay) for delay in WEBHOOK_RETRY_SCHEDULE),
+            starts_at="end",  # a new endpoint gets the events published from then on
         )
         for endpoint in WebhookEndpoint.objects.filter(active=True).order_by("pk")
     ]

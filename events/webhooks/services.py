@@ -13,8 +13,10 @@ from django.utils import timezone
 
 from events.catalog import EVENT_TYPES
 from events.errors import Invalid, NotFound
+from events.models import Subscriber
+from events.publisher import head
 from events.webhooks.addresses import AddressRefused, check_url
-from events.webhooks.delivery import attempt
+from events.webhooks.delivery import attempt, subscription_name
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"
@@ -68,6 +70,9 @@ def create_endpoint(
             description=description,
             secret=secret,
         )
+        # Its own subscriber from now on: every event published after this moment, whenever
+        # a relay first picks the endpoint up.
+        Subscriber.objects.create(name=subscription_name(endpoint.pk), position=head())
     return EndpointWithSecret(endpoint, secret)
 
 
@@ -99,6 +104,8 @@ def update_endpoint(
 def delete_endpoint(*, endpoint_id: int) -> None:
     with transaction.atomic():
         _get(endpoint_id, lock=True).delete()
+        # Its position and failed deliveries go with it.
+        Subscriber.objects.filter(name=subscription_name(endpoint_id)).delete()
 
 
 def rotate_secret(*, endpoint_id: int) -> EndpointWithSecret:
