@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from events.access import visible_events
 from events.admin_support import ReadOnlyAdmin
 from events.models import Event
 
@@ -16,3 +17,7 @@ class EventAdmin(ReadOnlyAdmin):
         "lease_expires_at", "delivered_at", "last_error",
     ]  # fmt: skip
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        # The same visibility as `GET /api/events`: a region-limited dispatcher sees its regions.
+        return visible_events(request.user)

@@ -18,6 +18,7 @@ from events.envelope import envelope
 from events.groups import channels_group_name
 from events.resume import ResumeError, missed_events
 from realtime.auth import query_params
+from realtime.revocation import FollowsAccount
 
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
@@ -43,7 +44,7 @@ def _replay(groups: set[str], after: int):
     return [envelope(e) for e in replay.events], replay.through
 
 
-class EventStream(AsyncWebsocketConsumer):
+class EventStream(FollowsAccount, AsyncWebsocketConsumer):
     stream = ""
 
     async def connect(self):
@@ -64,6 +65,8 @@ class EventStream(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(channels_group_name(group), self.channel_name)
             self.joined.append(group)
         await self.accept()
+        if not await self.follow_account(user, groups, regions):  # closes it when access goes
+            return
         if "after" in params:
             await self.resume(params["after"][0], groups)
 
@@ -87,6 +90,7 @@ class EventStream(AsyncWebsocketConsumer):
         await self.send_frame({"kind": "replayed", "through": through})
 
     async def disconnect(self, code):
+        self.stop_following()
         for group in getattr(self, "joined", []):
             await self.channel_layer.group_discard(channels_group_name(group), self.channel_name)
 

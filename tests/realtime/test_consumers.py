@@ -16,7 +16,6 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from contractors.models import Contractor, Region
 from contractors.services import Location
@@ -25,7 +24,7 @@ from events.relay import BatchResult, Relay, RelayConfig
 from events.timefmt import iso_utc
 from scheduling.models import Job
 from scheduling.services import assign_job, create_job
-from tests.conftest import at, make_user, next_weekday
+from tests.conftest import at, make_user, next_weekday, token_for
 from tests.contractors.factories import ContractorFactory, RegionFactory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -64,10 +63,6 @@ def contractor_users(regions) -> list[User]:
     return [
         make_user(f"worker{n}", role="contractor", contractor=ContractorFactory()) for n in (1, 2)
     ]
-
-
-def token_for(user: User) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
 
 
 def dispatch_path(user: User, query: str = "") -> str:
