@@ -229,13 +229,54 @@ def session_cookie(user: User) -> bytes:
 
 
 async def test_session_cookie_with_a_same_host_origin_is_accepted(streams, north_watcher):
-    headers = [(b"origin", b"http://testserver"), (b"cookie", await session_cookie(north_watcher))]
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", b"http://testserver"),
+        (b"cookie", await session_cookie(north_watcher)),
+    ]
     stream = await streams.open("/ws/dispatch/", headers=headers)
 
     assert await stream.ping() == {"kind": "pong"}
     north = await record_job(NORTH)
     await drain()
     assert sequences([await stream.event()]) == [north.sequence]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"https://testserver",  # another scheme: an https page is not this http origin
+        b"http://testserver:8080",  # another port
+        b"http://testserver:80.evil.example",
+        b"null",
+    ],
+)
+async def test_an_origin_with_the_same_host_but_another_scheme_or_port_is_refused(
+    streams, north_watcher, origin
+):
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", origin),
+        (b"cookie", await session_cookie(north_watcher)),
+    ]
+    stream = streams.client("/ws/dispatch/", headers=headers)
+
+    assert await stream.connect() == (False, 1000)
+
+
+async def test_the_default_port_may_be_spelled_out_and_trusted_origins_are_accepted(
+    streams, north_watcher, settings
+):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://board.example"]
+    cookie = await session_cookie(north_watcher)
+    for host, origin in [
+        (b"testserver", b"http://testserver:80"),
+        (b"testserver:80", b"http://testserver"),
+        (b"testserver", b"https://board.example"),
+    ]:
+        headers = [(b"host", host), (b"origin", origin), (b"cookie", cookie)]
+        stream = await streams.open("/ws/dispatch/", headers=headers)
+        assert await stream.ping() == {"kind": "pong"}
 
 
 async def test_a_cross_site_page_cannot_ride_on_the_session_cookie(streams, north_watcher):
