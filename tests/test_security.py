@@ -20,7 +20,7 @@ from django.test import Client
 from contractors.accounts import create_account
 from contractors.admin import ContractorForm
 from contractors.models import Contractor
-from contractors.services import Location, link_user
+from contractors.services import Location, create_contractor, link_user
 from events.errors import Invalid
 from scheduling.services import create_job
 from smartscheduler.asgi import application
@@ -193,15 +193,21 @@ def test_linking_a_login_in_the_admin_goes_through_the_service_and_records_its_e
     assert [e.payload["newValues"]["user"] for e in linked] == [free.pk]
 
 
-def test_link_user_refuses_staff_accounts(db):
+def test_the_services_refuse_to_make_a_staff_account_a_contractors_login(db):
     contractor = ContractorFactory()
     boss = make_user("boss", role="admin")
 
     with pytest.raises(Invalid):
         link_user(contractor_id=contractor.pk, user=boss)
+    with pytest.raises(Invalid):
+        create_contractor(
+            name="New", type="tile", skills=["tile"], location=Location(lat=40.7, lng=-74.0),
+            timezone_name="America/New_York", user=boss,
+        )  # fmt: skip
 
     contractor.refresh_from_db()
     assert contractor.user is None
+    assert Contractor.objects.count() == 1
     assert events_of() == []
 
 

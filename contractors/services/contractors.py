@@ -49,6 +49,8 @@ def create_contractor(
         if working_hours is not None
         else [Window(d, s, e) for d, s, e in DEFAULT_WORKING_HOURS]
     )
+    if user is not None and (user.is_staff or user.is_superuser):
+        raise Invalid({"user": ["staff accounts cannot be a contractor's login."]})
     if user is not None and Contractor.objects.filter(user=user).exists():
         raise Conflict(f"User {user.pk} is already linked to a contractor.", code="user_linked")
     contractor = Contractor.objects.create(
