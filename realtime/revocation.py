@@ -116,6 +116,9 @@ class AccessWatch:
 
     def discard(self, consumer) -> None:
         self.held.pop(id(consumer), None)
+        if not self.held and self.task is not None and not self.task.done():
+            self.task.cancel()  # nothing left to watch; a new socket starts another
+            self.task = None
 
     async def run(self) -> None:
         while self.held:
@@ -131,14 +134,22 @@ class AccessWatch:
         except Exception:  # the database is down: close nothing, try again next time
             logger.warning("websocket access re-check failed", exc_info=True)
             return
+        closing = []
         for socket, verdict in zip(snapshot, found, strict=True):
             if verdict is None or self.held.get(id(socket.consumer)) is not socket:
                 continue
-            self.discard(socket.consumer)
-            try:
-                await socket.consumer.revoke(*verdict)
-            except Exception:  # the client went away meanwhile
-                logger.debug("closing a revoked socket failed", exc_info=True)
+            self.held.pop(id(socket.consumer), None)
+            closing.append(self.close(socket, verdict))
+        if closing:
+            # Shielded: the last socket's disconnect may cancel this task meanwhile.
+            await asyncio.shield(asyncio.gather(*closing))
+
+    @staticmethod
+    async def close(socket: Held, verdict: tuple[int, str, str]) -> None:
+        try:
+            await socket.consumer.revoke(*verdict)
+        except Exception:  # the client went away meanwhile
+            logger.debug("closing a revoked socket failed", exc_info=True)
 
 
 _watches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AccessWatch]" = (
