@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from contractors.models import DEFAULT_REGION, Contractor, Region
-from contractors.tokens import live_token_ids
+from contractors.tokens import live_tokens_of
 from events.groups import contractor_group, dispatch_group
 
 DISPATCHERS_GROUP = "dispatchers"
@@ -137,7 +137,7 @@ def access_states(held: Sequence[tuple[int, str | None]]) -> list[AccessState | 
             "user_id", "pk"
         )
     )
-    live = live_token_ids([token for _, token in held if token is not None])
+    live = live_tokens_of(users) if any(token for _, token in held) else set()
     states: list[AccessState | None] = []
     for user_id, token_id in held:
         if user_id not in users or (token_id is not None and token_id not in live):
