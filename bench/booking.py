@@ -187,7 +187,7 @@ def delivered(cluster: BenchCluster) -> bool:
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("booking")
     progress("booking: seeding 300 contractors and planning free slots")
-    out = cluster.manage("seed_demo", "--contractors", "300", "--jobs", "0")
+    out = cluster.manage("seed_demo", "--force", "--contractors", "300", "--jobs", "0")
     token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
     plan_path = cluster.workdir / "plans.json"
     planned = cluster.worker("booking-plan", "--out", str(plan_path))
@@ -277,7 +277,7 @@ def compare(repeats: int, seconds: float) -> None:
     cluster = BenchCluster("bookingshapes")
     try:
         cluster.start()
-        out = cluster.manage("seed_demo", "--contractors", "300", "--jobs", "0")
+        out = cluster.manage("seed_demo", "--force", "--contractors", "300", "--jobs", "0")
         token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
         plan_path = cluster.workdir / "plans.json"
         cluster.worker("booking-plan", "--out", str(plan_path))

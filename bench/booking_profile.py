@@ -124,7 +124,7 @@ def main() -> int:
     cluster = BenchCluster("bookingprofile")
     try:
         cluster.start()
-        out = cluster.manage("seed_demo", "--contractors", "300", "--jobs", "0")
+        out = cluster.manage("seed_demo", "--force", "--contractors", "300", "--jobs", "0")
         token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
         plans = cluster.workdir / "plans.json"
         cluster.worker("booking-plan", "--out", str(plans), "--jobs", str(2 * args.requests + 6))

@@ -20,6 +20,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         progress(f"recommendations: seeding to {size:,} contractors (10,000 take a minute or two)")
         cluster.manage(
             "seed_demo",
+            "--force",
             "--contractors",
             str(size - seeded),
             "--jobs",

@@ -63,8 +63,8 @@ def boot(cluster: Cluster, seed: int) -> Setup:
     cluster.manage("migrate", "--no-input", timeout=300)
     cluster.start_redis()
     say(f"redis-server on port {cluster.redis_port}")
-    cluster.manage("seed_demo", "--contractors", str(CONTRACTORS), "--jobs", "0", "--seed",
-                   str(seed % 10_000))  # fmt: skip
+    cluster.manage("seed_demo", "--force", "--contractors", str(CONTRACTORS), "--jobs", "0",
+                   "--seed", str(seed % 10_000))  # fmt: skip
     token = cluster.create_token("chaos-dispatcher", "dispatcher")
     cluster.start_web()
     say(f"daphne on port {cluster.web_port}")

@@ -6,11 +6,17 @@ model permissions), contractor (a user linked to a contractor). A dispatcher lin
 watches those; linked to none, all of them.
 """
 
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import NamedTuple
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from contractors.models import DEFAULT_REGION, Contractor, Region
+from contractors.tokens import live_tokens_of
 from events.groups import contractor_group, dispatch_group
 
 DISPATCHERS_GROUP = "dispatchers"
@@ -97,3 +103,59 @@ def stream_groups(user, stream: str, regions: list[str] | None) -> set[str]:
 
 def all_region_slugs() -> set[str]:
     return set(Region.objects.values_list("slug", flat=True)) | {DEFAULT_REGION}
+
+
+class AccessState(NamedTuple):
+    """What an open socket's right to stay open depends on (realtime.revocation): `credential`
+    changes with the password (every sign-in is revoked then); `roles` with anything the role
+    and stream policies read."""
+
+    credential: str
+    roles: tuple
+
+
+def access_states(held: Sequence[tuple[int, str | None]]) -> list[AccessState | None]:
+    """For each (user id, token id or None) an open socket holds: its current AccessState, or
+    None when that sign-in is gone (user deleted or inactive, token revoked or expired). A few
+    queries for the whole batch, whatever its size."""
+    user_ids = {user_id for user_id, _ in held}
+    users = {
+        pk: (password, staff, superuser)
+        for pk, password, staff, superuser in get_user_model()
+        ._default_manager.filter(pk__in=user_ids, is_active=True)
+        .values_list("pk", "password", "is_staff", "is_superuser")
+    }
+    memberships: dict[int, list[int]] = defaultdict(list)
+    for user_id, group_id in (
+        get_user_model()
+        .groups.through.objects.filter(user_id__in=users)
+        .values_list("user_id", "group_id")
+    ):
+        memberships[user_id].append(group_id)
+    watches: dict[int, list[int]] = defaultdict(list)
+    for user_id, region_id in Region.watchers.through.objects.filter(user_id__in=users).values_list(
+        "user_id", "region_id"
+    ):
+        watches[user_id].append(region_id)
+    linked = dict(
+        Contractor.objects.filter(user_id__in=users, deleted_at__isnull=True).values_list(
+            "user_id", "pk"
+        )
+    )
+    live = live_tokens_of(users) if any(token for _, token in held) else set()
+    states: list[AccessState | None] = []
+    for user_id, token_id in held:
+        if user_id not in users or (token_id is not None and token_id not in live):
+            states.append(None)
+            continue
+        password, staff, superuser = users[user_id]
+        roles = (
+            staff,
+            superuser,
+            tuple(sorted(memberships[user_id])),
+            tuple(sorted(watches[user_id])),
+            linked.get(user_id),
+        )
+        credential = hashlib.sha256(password.encode()).hexdigest()
+        states.append(AccessState(credential=credential, roles=roles))
+    return states

@@ -15,11 +15,11 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from rest_framework.authtoken.models import Token
 
 from contractors.access import DISPATCHERS_GROUP, Role
 from contractors.models import Region
 from contractors.services import link_user
+from contractors.tokens import issue_token
 from events.errors import Conflict, Invalid, NotFound
 
 # What a dispatcher may do in the Django admin: (app label, model, actions). Looked up by
@@ -164,5 +164,4 @@ def create_account(
         except NotFound as exc:
             raise Invalid({"contractorId": exc.message}) from exc
 
-    token = Token.objects.create(user=user)
-    return Account(user=user, token_key=token.key)
+    return Account(user=user, token_key=issue_token(user=user).key)

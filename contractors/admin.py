@@ -1,12 +1,16 @@
 """Dispatchers' admin for contractors; every save goes through contractors.services."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from knox.models import AuthToken
 
 from contractors import services
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
 from contractors.selectors import known_timezones
 from contractors.services import Location, Window
+from contractors.tokens import revoke_token, revoke_tokens
 from events.admin_support import ReadOnlyAdmin, ServiceAdmin
 from events.errors import Invalid
 
@@ -22,6 +26,10 @@ class ContractorForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["skills"] = ", ".join(self.instance.skills)
+        # Only accounts that could be this contractor's own login: active, not staff (no
+        # dispatcher, no admin), linked to no other contractor; and the current one.
+        if "user" in self.fields:
+            self.fields["user"].queryset = linkable_users(self.instance.user_id)
 
     def clean_skills(self) -> list[str]:
         return [s.strip() for s in self.cleaned_data["skills"].split(",") if s.strip()]
@@ -31,6 +39,15 @@ class ContractorForm(forms.ModelForm):
         if name not in known_timezones():
             raise forms.ValidationError(f"'{name}' is not an IANA timezone name.")
         return name
+
+
+def linkable_users(current_user_id: int | None):
+    users = get_user_model()._default_manager.filter(
+        is_active=True, is_staff=False, is_superuser=False, contractor__isnull=True
+    )
+    if current_user_id is not None:
+        users = users | get_user_model()._default_manager.filter(pk=current_user_id)
+    return users.order_by(get_user_model().USERNAME_FIELD)
 
 
 class WorkingHoursFormSet(forms.BaseInlineFormSet):
@@ -165,3 +182,59 @@ class RegionAdmin(ServiceAdmin):
 class RatingAdmin(ReadOnlyAdmin):
     list_display = ["job_id", "contractor", "stars", "updated_at"]
     list_filter = ["stars"]
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+@admin.action(description="Revoke selected API tokens")
+def revoke_selected_tokens(modeladmin, request, queryset):
+    revoked = sum(revoke_token(token_id=token.pk) for token in queryset)
+    modeladmin.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
+
+
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens: who holds one, since and until when; revoke them. The token itself is never
+    stored, so it cannot be shown (the first 15 characters identify it)."""
+
+    list_display = ["token_key", "user", "created", "expiry"]
+    list_filter = ["expiry"]
+    search_fields = ["user__username", "=token_key"]
+    fields = ["token_key", "user", "created", "expiry"]
+    readonly_fields = fields
+    actions = [revoke_selected_tokens]
+
+    def has_add_permission(self, request):
+        return False  # issued by `POST /api/auth/token` or `manage.py create_user`
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request, obj):
+        revoke_token(token_id=obj.pk)
+
+
+if admin.site.is_registered(AuthToken):
+    admin.site.unregister(AuthToken)
+admin.site.register(AuthToken, ApiTokenAdmin)
+
+
+@admin.action(description="Revoke all API tokens of the selected users")
+def revoke_users_tokens(modeladmin, request, queryset):
+    revoked = sum(revoke_tokens(user=user) for user in queryset)
+    modeladmin.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
+
+
+class UserWithTokensAdmin(UserAdmin):
+    actions = [*UserAdmin.actions, revoke_users_tokens]
+
+
+_user_model = get_user_model()
+if admin.site.is_registered(_user_model):
+    admin.site.unregister(_user_model)
+admin.site.register(_user_model, UserWithTokensAdmin)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from events.access import visible_events
 from events.admin_support import ReadOnlyAdmin
 from events.models import Event, FailedDelivery, Subscriber
 
@@ -15,6 +16,10 @@ class EventAdmin(ReadOnlyAdmin):
         "groups", "occurred_at", "published_at",
     ]  # fmt: skip
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        # The same visibility as `GET /api/events`: a region-limited dispatcher sees its regions.
+        return visible_events(request.user)
 
 
 @admin.register(Subscriber)

@@ -30,6 +30,7 @@ from events.resume import ResumeError, missed_events
 from realtime.auth import query_params
 from realtime.dbretry import with_db_retries
 from realtime.link import LayerLink
+from realtime.revocation import FollowsAccount
 
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
@@ -61,6 +62,7 @@ def _last_sequence_before(moment) -> int:
     been sent no event yet resumes from after an outage."""
     found = (
         Event.objects.filter(occurred_at__lt=moment)
+        .exclude(sequence=None)
         .order_by("-sequence")
         .values_list("sequence", flat=True)
         .first()
@@ -68,7 +70,7 @@ def _last_sequence_before(moment) -> int:
     return found or 0
 
 
-class EventStream(AsyncWebsocketConsumer):
+class EventStream(FollowsAccount, AsyncWebsocketConsumer):
     stream = ""
 
     async def __call__(self, scope, receive, send):
@@ -112,6 +114,8 @@ class EventStream(AsyncWebsocketConsumer):
         # During a layer outage the handshake still succeeds: the link joins when it answers.
         await self.link.join([channels_group_name(group) for group in self.joined])
         await self.accept()
+        if not await self.follow_account(user, groups, regions):  # closes it when access goes
+            return
         if "after" in params:
             await self.resume(params["after"][0], groups)
         self.link.start()
@@ -137,6 +141,7 @@ class EventStream(AsyncWebsocketConsumer):
         await self.send_frame({"kind": "replayed", "through": through})
 
     async def disconnect(self, code):
+        self.stop_following()
         await self.link.leave()
 
     # --- a channel-layer outage (realtime/link.py) ---------------------------------------

@@ -16,9 +16,14 @@ from django.conf import settings  # noqa: E402
 from events.embedded import EmbeddedRelay  # noqa: E402
 from realtime.auth import authenticated  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from smartscheduler.middleware import asgi_body_limit  # noqa: E402
 
 application = ProtocolTypeRouter(
-    {"http": django_asgi_app, "websocket": authenticated(URLRouter(websocket_urlpatterns))}
+    {
+        # An oversized body is refused before Django spools it (smartscheduler.middleware).
+        "http": asgi_body_limit(django_asgi_app),
+        "websocket": authenticated(URLRouter(websocket_urlpatterns)),
+    }
 )
 if settings.EVENTS_EMBEDDED_RELAY:
     application = EmbeddedRelay(application)

@@ -1,11 +1,18 @@
-"""Liveness with dependency checks: the database answers and the channel layer round-trips."""
+"""Liveness with dependency checks: the database answers and the channel layer round-trips.
 
+Everyone learns up (200) or down (503); which check failed and why is logged, and shown only to
+operators (`smartscheduler.operations`): an exception's text can name internal hosts.
+"""
+
+import logging
 import uuid
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
+
+logger = logging.getLogger(__name__)
 
 
 def _check_database() -> str:
@@ -24,15 +31,16 @@ def _check_channel_layer() -> str:
     return "ok" if received.get("nonce") == probe["nonce"] else "mismatch"
 
 
-def healthz(request):
+def healthz(request, *, details: bool = False):
     checks: dict[str, str] = {}
     for name, check in (("database", _check_database), ("channelLayer", _check_channel_layer)):
         try:
             checks[name] = check()
         except Exception as exc:  # any failure of a dependency is "down", not a 500
             checks[name] = f"error: {type(exc).__name__}: {exc}"
+            logger.warning("healthz: %s check failed: %s", name, checks[name])
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unhealthy", "checks": checks},
-        status=200 if healthy else 503,
-    )
+    body: dict = {"status": "ok" if healthy else "unhealthy"}
+    if details:
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -6,6 +6,7 @@ channels-redis and django-redis (the production shape). No secret lives in this 
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -32,9 +33,11 @@ def env_float(name: str, default: float) -> float:
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and os.environ.get("DATABASE_URL"):
-        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is set (production).")
-    # Embedded default and tests only: a fixed, obviously-local key.
+    if os.environ.get("DATABASE_URL"):
+        # DEBUG=1 does not change this: a fixed public key would sign the sessions, CSRF
+        # tokens and password-reset links of a real database.
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is set.")
+    # The embedded default only (SQLite on one machine): a fixed, obviously-local key.
     SECRET_KEY = "embedded-default-not-secret"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -49,7 +52,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -62,7 +66,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a body over REQUEST_MAX_BODY_BYTES is a JSON 413 before anything reads it.
+    "smartscheduler.middleware.BodySizeLimit",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves collected static files (admin, API docs) from daphne in the production shape.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -71,6 +78,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # API answers (tokens, personal data) are never stored by browsers or proxies.
+    "smartscheduler.middleware.NoStoreApiResponses",
+    # Last, as django-axes asks: turns a locked-out sign-in into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "smartscheduler.urls"
@@ -179,6 +190,46 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+# django-axes first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# API tokens (django-rest-knox, docs/security.md): stored as SHA-512 digests, several per user,
+# each expiring API_TOKEN_TTL_DAYS after it was issued (no sliding renewal).
+API_TOKEN_TTL_DAYS = float(os.environ.get("API_TOKEN_TTL_DAYS", "30"))
+# Issuing one more than this revokes the user's oldest token (bounds the table per user).
+API_TOKENS_PER_USER = int(os.environ.get("API_TOKENS_PER_USER", "20"))
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# Failed sign-ins (django-axes), one policy for the token endpoint, /login/ and /admin/login/:
+# LOGIN_FAILURE_LIMIT failures from one client address lock that address out for
+# LOGIN_LOCKOUT_MINUTES (each failure while locked out starts the wait again); a locked-out
+# attempt answers 429 even with the right password. `python manage.py axes_reset_ip ADDRESS`
+# lifts a lockout (docs/security.md). LOGIN_LOCKOUT_PARAMETERS: "ip_address" (default),
+# "ip_address,username" (each counted on its own), or "username+ip_address" (the pair).
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [
+    part.split("+") if "+" in part else part
+    for part in env_list("LOGIN_LOCKOUT_PARAMETERS", "ip_address")
+]
+AXES_RESET_ON_SUCCESS = False  # else one's own good password would clear an address's failures
+AXES_LOCKOUT_CALLABLE = "smartscheduler.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "smartscheduler.clients.client_address"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = True
+
+# /metrics: with METRICS_TOKEN set, scrapers send `Authorization: Bearer <METRICS_TOKEN>`;
+# without it, only clients from METRICS_ALLOWED_NETWORKS (default: this machine) are answered.
+# The same credentials see /healthz's per-check details; anyone else gets only up or down.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -197,10 +248,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["smartscheduler.api.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
-    "DEFAULT_THROTTLE_RATES": {"token": os.environ.get("TOKEN_THROTTLE_RATE", "10/min")},
-    # Throttles count per client address. With NUM_PROXIES unset DRF would trust any
-    # X-Forwarded-For a client sends, so a password guesser could pick a new "address" per
-    # attempt; the address is REMOTE_ADDR unless trusted proxies in front say otherwise.
+    # Client addresses (login lockouts, /metrics): with NUM_PROXIES unset a client could send
+    # any X-Forwarded-For and pick a new "address" per attempt; the address is REMOTE_ADDR
+    # unless trusted proxies in front say otherwise (smartscheduler.clients).
     "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
 }
 if DEBUG:
@@ -265,6 +315,12 @@ WEBHOOKS_ADMIN_POLICY = "contractors.access.is_admin"
 # Which groups a websocket stream joins for a user (realtime imports no app either); it raises
 # PermissionError for a stream the user may not watch.
 REALTIME_STREAM_POLICY = "contractors.access.stream_groups"
+# How a websocket `?token=` is checked (the HTTP API's check), and what an open socket's access
+# depends on; every open socket is re-checked every WEBSOCKET_RECHECK_SECONDS and closed (4401 or
+# 4403) once its sign-in or permission is gone (realtime.revocation).
+REALTIME_TOKEN_POLICY = "contractors.tokens.authenticate_key"
+REALTIME_ACCESS_POLICY = "contractors.access.access_states"
+WEBSOCKET_RECHECK_SECONDS = env_float("WEBSOCKET_RECHECK_SECONDS", 2.0)
 SCHEDULING = {
     "BUFFER_MINUTES": int(os.environ.get("SCHEDULING_BUFFER_MINUTES", "30")),
     "AVERAGE_SPEED_MPH": env_float("SCHEDULING_AVERAGE_SPEED_MPH", 30.0),
@@ -284,6 +340,46 @@ STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 # Without collectstatic (tests, a quick daphne run) serve static files from the apps.
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
 
+# --- Hardening (docs/security.md) -----------------------------------------------------------
+# Request bodies over this many bytes are refused with a JSON 413 before they are read.
+REQUEST_MAX_BODY_BYTES = int(os.environ.get("REQUEST_MAX_BODY_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+# HTTPS=true (served over TLS, directly or behind a proxy that sets X-Forwarded-Proto): HSTS,
+# redirect to https, cookies only over TLS. `manage.py check --deploy` is then clean.
+HTTPS = env_bool("HTTPS", False)
+if HTTPS:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if env_bool("TRUST_X_FORWARDED_PROTO", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from this origin only,
+# no inline script; the websocket streams and the API on this origin. The API docs page
+# (Swagger UI) loads its script as a file for the same reason.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        # 'self' covers the same-origin ws:// and wss:// streams (CSP level 3).
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+if DEBUG:
+    # DRF's browsable API (DEBUG only) sets itself up with an inline script; without DEBUG the
+    # API answers JSON and everything under /api/ (the docs page too) is covered.
+    CONTENT_SECURITY_POLICY["EXCLUDE_URL_PREFIXES"] = ["/api/"]
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
@@ -296,5 +392,7 @@ LOGGING = {
         # with the root's, every django.* line (daphne's request lines too) printed twice.
         "django": {"handlers": [], "level": "INFO"},
         "django.db.backends": {"level": "WARNING"},
+        # Failed sign-ins and lockouts are warnings; every successful sign-in is not news.
+        "axes": {"level": "WARNING"},
     },
 }

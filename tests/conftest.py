@@ -13,10 +13,10 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db.models.signals import post_save
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from contractors.access import DISPATCHERS_GROUP
+from contractors.tokens import issue_token
 from events.models import Event
 from tests.contractors.factories import ContractorFactory
 from tests.contracts.checks import payload_errors
@@ -115,11 +115,15 @@ def make_user(username: str, *, role: str | None = None, contractor=None, region
     return user
 
 
+def token_for(user: User) -> str:
+    """A new API token of `user` (each call issues another, as each sign-in does)."""
+    return issue_token(user=user).key
+
+
 def client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
@@ -19,7 +19,7 @@ from tests.scheduling.factories import AssignmentFactory, JobFactory
 
 NY = ZoneInfo("America/New_York")
 COUNTED = (Contractor, Job, Assignment, Rating, TimeOff, Event)
-ALSO_COMPARED = (WorkingHours, Region, EventGroup, Token)
+ALSO_COMPARED = (WorkingHours, Region, EventGroup, AuthToken)
 
 
 def iso(moment: datetime) -> str:

@@ -11,11 +11,10 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from smartscheduler.wsgi import application
-from tests.conftest import at, make_user, next_weekday
+from tests.conftest import at, make_user, next_weekday, token_for
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 
@@ -52,7 +51,7 @@ def seeded(db, wsgi_on_test_transaction) -> dict:
     open_job = JobFactory(desired_date=day)
     dispatcher = make_user("fuzzer", role="dispatcher")
     return {
-        "token": Token.objects.create(user=dispatcher).key,
+        "token": token_for(dispatcher),
         "contractors": [own.pk, spare.pk],
         "jobs": [open_job.pk, booked.job_id, done.job_id],
         "time_off": [time_off.pk],

@@ -101,7 +101,7 @@ def test_a_request_the_database_gives_up_on_midway_answers_503(api):
     holder = psycopg.connect(subprocess_database_url())
     try:
         # Another session holds the token table, so authenticating this request times out.
-        holder.execute("LOCK TABLE authtoken_token IN ACCESS EXCLUSIVE MODE")
+        holder.execute("LOCK TABLE knox_authtoken IN ACCESS EXCLUSIVE MODE")
         response = api.get("/api/jobs")
     finally:
         holder.rollback()

@@ -26,7 +26,7 @@ from contractors.services.common import (
     validate_type,
     validate_windows,
 )
-from events.errors import Conflict
+from events.errors import Conflict, Invalid
 
 
 @transaction.atomic
@@ -49,6 +49,8 @@ def create_contractor(
         if working_hours is not None
         else [Window(d, s, e) for d, s, e in DEFAULT_WORKING_HOURS]
     )
+    if user is not None and (user.is_staff or user.is_superuser):
+        raise Invalid({"user": ["staff accounts cannot be a contractor's login."]})
     if user is not None and Contractor.objects.filter(user=user).exists():
         raise Conflict(f"User {user.pk} is already linked to a contractor.", code="user_linked")
     contractor = Contractor.objects.create(
@@ -169,6 +171,9 @@ def link_user(*, contractor_id: int, user: AbstractBaseUser) -> Contractor:
     contractor = lock_contractor(contractor_id)
     if contractor.user_id == user.pk:
         return contractor
+    if user.is_staff or user.is_superuser:
+        # A contractor login is its own role; a dispatcher or admin account is never one.
+        raise Invalid({"user": ["staff accounts cannot be a contractor's login."]})
     if contractor.user_id is not None:
         raise Conflict(
             f"Contractor {contractor_id} is already linked to another user.",

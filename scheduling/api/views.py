@@ -6,7 +6,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -120,10 +120,9 @@ class JobDetailView(GenericAPIView):
         return [IsAuthenticated(), IsDispatcherOrContractor()]
 
     def get(self, request, pk: int):
-        _existing_job(pk)
         job = jobs_for(request).filter(pk=pk).first()
-        if job is None:
-            raise PermissionDenied("Contractors may read only their own jobs.")
+        if job is None:  # missing or not the caller's: the same 404, so ids cannot be probed
+            raise NotFound("No such job.")
         return Response(JobSerializer(job).data)
 
     @extend_schema(request=JobPatchSerializer, responses={200: JobSerializer, 409: CONFLICT})

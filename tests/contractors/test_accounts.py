@@ -4,13 +4,14 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from contractors.access import DISPATCHERS_GROUP, Role, roles_of, watched_regions
 from contractors.accounts import create_account
 from contractors.management.commands import create_user
 from contractors.services import delete_contractor, link_user
+from contractors.tokens import authenticate_key
 from events.errors import Conflict, Invalid, NotFound
 from tests.conftest import events_of
 from tests.contractors.factories import ContractorFactory, RegionFactory
@@ -69,7 +70,7 @@ def test_dispatcher_account_is_staff_in_the_group_and_watches_its_regions():
     assert user.is_superuser is False
     assert roles_of(user) == {Role.DISPATCHER}
     assert sorted(watched_regions(user)) == ["north", "south"]
-    assert Token.objects.get(user=user).key == token_key
+    assert authenticate_key(token_key) == (user, AuthToken.objects.get(user=user))
     group = Group.objects.get(name=DISPATCHERS_GROUP)
     assert {
         (p.content_type.app_label, p.codename) for p in group.permissions.all()
@@ -98,7 +99,7 @@ def test_admin_account_is_superuser():
 
     assert (user.is_staff, user.is_superuser) == (True, True)
     assert roles_of(user) == {Role.ADMIN}
-    assert Token.objects.get(key=token_key).user == user
+    assert authenticate_key(token_key)[0] == user
 
 
 @pytest.mark.django_db
@@ -113,7 +114,7 @@ def test_contractor_account_links_the_contractor_and_records_schedule_updated():
     assert contractor.user == user
     assert roles_of(user) == {Role.CONTRACTOR}
     assert (user.is_staff, user.is_superuser) == (False, False)
-    assert Token.objects.get(key=token_key).user == user
+    assert authenticate_key(token_key)[0] == user
     [event] = events_of()
     assert event.type == "ScheduleUpdated"
     assert event.aggregate == f"contractor:{contractor.pk}"
@@ -147,13 +148,13 @@ def test_contractor_account_links_the_contractor_and_records_schedule_updated():
 def test_bad_input_raises_and_writes_nothing(kwargs, error):
     RegionFactory(slug="north")
     User.objects.create_user(username="taken", password=PASSWORD)
-    users, tokens, groups = User.objects.count(), Token.objects.count(), Group.objects.count()
+    users, tokens, groups = User.objects.count(), AuthToken.objects.count(), Group.objects.count()
     arguments = {"username": "newcomer", "password": PASSWORD, **kwargs}
 
     with pytest.raises(error):
         create_account(**arguments)
 
-    assert (User.objects.count(), Token.objects.count(), Group.objects.count()) == (
+    assert (User.objects.count(), AuthToken.objects.count(), Group.objects.count()) == (
         users,
         tokens,
         groups,
@@ -239,8 +240,8 @@ def test_command_creates_contractor_and_admin_logins():
     admin_output = run_create_user("root", "--role", "admin", "--password", PASSWORD)
 
     contractor.refresh_from_db()
-    assert Token.objects.get(key=token_from(contractor_output)).user == contractor.user
-    assert Token.objects.get(key=token_from(admin_output)).user.is_superuser
+    assert authenticate_key(token_from(contractor_output))[0] == contractor.user
+    assert authenticate_key(token_from(admin_output))[0].is_superuser
 
 
 @pytest.mark.django_db
@@ -264,7 +265,7 @@ def test_command_bad_input_is_a_one_line_command_error_and_creates_no_user(args)
 
     assert "\n" not in str(raised.value)
     assert not User.objects.filter(username="newcomer").exists()
-    assert Token.objects.count() == 0
+    assert AuthToken.objects.count() == 0
 
 
 @pytest.mark.django_db

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from contractors.models import Contractor, Region, TimeOff, WorkingHours
-from tests.conftest import at, client_for, events_of, make_user, next_weekday
+from tests.conftest import at, client_for, events_of, make_user, next_weekday, token_for
 from tests.contractors.factories import ContractorFactory, RegionFactory, TimeOffFactory
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 
@@ -811,7 +811,9 @@ def test_token_for_username_and_password(dispatcher):
     )
 
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=dispatcher).key}
+    assert set(response.json()) == {"token", "expiry"}
+    stored = AuthToken.objects.get(user=dispatcher)
+    assert response.json()["token"] not in {stored.digest, stored.token_key}  # stored hashed
     client = client_for(None)
     client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
     assert client.get("/api/contractors").status_code == 200
@@ -832,7 +834,7 @@ def test_token_rejects_bad_credentials_with_400(dispatcher, body, field):
     assert response.status_code == 400
     assert field in response.json()
     assert "token" not in response.json()
-    assert Token.objects.count() == 0
+    assert AuthToken.objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -865,8 +867,7 @@ def test_bad_token_is_401(db, header):
 
 
 def test_bearer_token_is_accepted(dispatcher):
-    token = Token.objects.create(user=dispatcher)
     client = client_for(None)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(dispatcher)}")
 
     assert client.get("/api/contractors").status_code == 200

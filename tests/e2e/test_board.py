@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
-from rest_framework.authtoken.models import Token
 
 from contractors.services import Location
 from scheduling.services import create_job
-from tests.conftest import make_user
+from tests.conftest import make_user, token_for
 from tests.contractors.factories import ContractorFactory
 from tests.support import Process, free_port, subprocess_env, wait_until
 
@@ -86,7 +85,7 @@ def api(base: str, token: str, method: str, path: str, body: dict | None = None)
 
 def test_the_board_shows_changes_live_and_catches_up_after_a_drop(stack):
     dispatcher = make_user("dana", role="dispatcher")
-    token = Token.objects.create(user=dispatcher).key
+    token = token_for(dispatcher)
     # Works every day of the week, all day, so a slot exists whatever day the test runs.
     contractor = ContractorFactory(
         name="Ana Ruiz", timezone="UTC", hours=[(d, time(0), time(23, 45)) for d in range(7)]
@@ -148,7 +147,7 @@ def test_the_board_shows_changes_live_and_catches_up_after_a_drop(stack):
 
 def test_the_contractor_page_shows_a_new_booking_live(stack):
     dispatcher = make_user("dana", role="dispatcher")
-    token = Token.objects.create(user=dispatcher).key
+    token = token_for(dispatcher)
     contractor = ContractorFactory(
         name="Ben Ortiz", timezone="UTC", hours=[(d, time(0), time(23, 45)) for d in range(7)]
     )

@@ -8,9 +8,8 @@ Roles as in tests/test_permissions.py, plus a dispatcher who watches "south" onl
 """
 
 import pytest
-from rest_framework.authtoken.models import Token
 
-from tests.conftest import make_user
+from tests.conftest import make_user, token_for
 from tests.contractors.factories import ContractorFactory, RegionFactory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -51,9 +50,7 @@ def tokens(transactional_db) -> dict[str, str | None]:
         "no_role": make_user("nobody"),
     }
     assert north.slug == "north"
-    return {"anonymous": None} | {
-        role: Token.objects.get_or_create(user=user)[0].key for role, user in users.items()
-    }
+    return {"anonymous": None} | {role: token_for(user) for role, user in users.items()}
 
 
 @pytest.mark.parametrize(("role", "query", "path", "outcome"), CASES)

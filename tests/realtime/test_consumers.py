@@ -17,7 +17,6 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from contractors.models import Contractor, Region
 from contractors.services import Location
@@ -27,7 +26,7 @@ from events.relay import Relay
 from events.timefmt import iso_utc
 from scheduling.models import Job
 from scheduling.services import assign_job, create_job
-from tests.conftest import at, make_user, next_weekday
+from tests.conftest import at, make_user, next_weekday, token_for
 from tests.contractors.factories import ContractorFactory, RegionFactory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -66,10 +65,6 @@ def contractor_users(regions) -> list[User]:
     return [
         make_user(f"worker{n}", role="contractor", contractor=ContractorFactory()) for n in (1, 2)
     ]
-
-
-def token_for(user: User) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
 
 
 def dispatch_path(user: User, query: str = "") -> str:
@@ -233,13 +228,54 @@ def session_cookie(user: User) -> bytes:
 
 
 async def test_session_cookie_with_a_same_host_origin_is_accepted(streams, north_watcher):
-    headers = [(b"origin", b"http://testserver"), (b"cookie", await session_cookie(north_watcher))]
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", b"http://testserver"),
+        (b"cookie", await session_cookie(north_watcher)),
+    ]
     stream = await streams.open("/ws/dispatch/", headers=headers)
 
     assert await stream.ping() == {"kind": "pong"}
     north = await record_job(NORTH)
     await drain()
     assert sequences([await stream.event()]) == [north.sequence]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"https://testserver",  # another scheme: an https page is not this http origin
+        b"http://testserver:8080",  # another port
+        b"http://testserver:80.evil.example",
+        b"null",
+    ],
+)
+async def test_an_origin_with_the_same_host_but_another_scheme_or_port_is_refused(
+    streams, north_watcher, origin
+):
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", origin),
+        (b"cookie", await session_cookie(north_watcher)),
+    ]
+    stream = streams.client("/ws/dispatch/", headers=headers)
+
+    assert await stream.connect() == (False, 1000)
+
+
+async def test_the_default_port_may_be_spelled_out_and_trusted_origins_are_accepted(
+    streams, north_watcher, settings
+):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://board.example"]
+    cookie = await session_cookie(north_watcher)
+    for host, origin in [
+        (b"testserver", b"http://testserver:80"),
+        (b"testserver:80", b"http://testserver"),
+        (b"testserver", b"https://board.example"),
+    ]:
+        headers = [(b"host", host), (b"origin", origin), (b"cookie", cookie)]
+        stream = await streams.open("/ws/dispatch/", headers=headers)
+        assert await stream.ping() == {"kind": "pong"}
 
 
 async def test_a_cross_site_page_cannot_ride_on_the_session_cookie(streams, north_watcher):

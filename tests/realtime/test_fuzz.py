@@ -14,9 +14,8 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 
-from tests.conftest import make_user
+from tests.conftest import make_user, token_for
 from tests.contractors.factories import ContractorFactory, RegionFactory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -30,8 +29,8 @@ def paths(transactional_db) -> dict[str, str]:
     dispatcher = make_user("ada", role="dispatcher")
     contractor = make_user("own", role="contractor", contractor=ContractorFactory())
     return {
-        "/ws/dispatch/": f"/ws/dispatch/?token={Token.objects.create(user=dispatcher).key}",
-        "/ws/contractor/": f"/ws/contractor/?token={Token.objects.create(user=contractor).key}",
+        "/ws/dispatch/": f"/ws/dispatch/?token={token_for(dispatcher)}",
+        "/ws/contractor/": f"/ws/contractor/?token={token_for(contractor)}",
     }
 
 

@@ -238,7 +238,7 @@ def test_contractor_lists_only_its_booked_and_completed_jobs(db):
 
     assert response.status_code == 200
     assert [j["id"] for j in response.json()["results"]] == [mine.job_id, done.job_id]
-    assert client_for(user).get(f"/api/jobs/{dropped.job_id}").status_code == 403
+    assert client_for(user).get(f"/api/jobs/{dropped.job_id}").status_code == 404
 
 
 # --- read and edit a job ----------------------------------------------------------------------

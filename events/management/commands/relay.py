@@ -29,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--lease", type=float, default=30.0, help="subscriber lease, seconds")
         parser.add_argument("--once", action="store_true", help="deliver what is due and exit")
         parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here")
+        parser.add_argument(
+            "--metrics-address",
+            default="127.0.0.1",
+            help="address the metrics port listens on (default: this machine only)",
+        )
         parser.add_argument("--log-level", default="INFO")
         parser.add_argument("--name", default="", help="relay name in leases and logs")
 
@@ -62,7 +67,7 @@ class Command(BaseCommand):
         if options["metrics_port"]:
             from prometheus_client import start_http_server
 
-            start_http_server(options["metrics_port"])
+            start_http_server(options["metrics_port"], addr=options["metrics_address"])
         stop = threading.Event()
 
         def request_stop(signum, frame):

@@ -1,9 +1,12 @@
 """`python manage.py seed_demo [--contractors N] [--jobs N] [--seed S] [--append]`: load the
 demo data set through the services (`scheduling.demo.seed_demo`) and print the demo logins.
-With contractors already present it does nothing (exit 0) unless --append is given."""
+With contractors already present it does nothing (exit 0) unless --append is given. With
+DATABASE_URL set (the production shape) it refuses unless --force is given: the demo logins'
+passwords are printed in the README."""
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from events.errors import DomainError
@@ -48,12 +51,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--append", action="store_true", help="Add to existing data instead of refusing."
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Load it into a production-shape database (DATABASE_URL set) anyway.",
+        )
         parser.add_argument("--dispatcher-username", default="dispatcher")
         parser.add_argument("--dispatcher-password", default="dispatch-demo")
         parser.add_argument("--contractor-username", default="contractor")
         parser.add_argument("--contractor-password", default="contractor-demo")
 
     def handle(self, *args, **options):
+        if settings.DATABASE_URL and not options["force"]:
+            # The demo logins have published passwords; a real database must not get them.
+            raise CommandError(
+                "DATABASE_URL is set (the production shape): the demo logins' passwords are "
+                "public. Use --force to load the demo data here anyway."
+            )
         if options["contractors"] < 0 or options["jobs"] < 0:
             raise CommandError("--contractors and --jobs must be 0 or more.")
         try:
