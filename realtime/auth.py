@@ -25,9 +25,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 from django.utils.module_loading import import_string
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
 from realtime.dbretry import with_db_retries
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def query_params(scope) -> dict[str, list[str]]:
