@@ -109,6 +109,18 @@ class JobFilterSerializer(serializers.Serializer):
     region = serializers.SlugField(required=False)
     type = serializers.ChoiceField(choices=JobType.choices, required=False)
     date = serializers.DateField(required=False, help_text="Desired date (YYYY-MM-DD).")
+    bookedFrom = serializers.DateTimeField(
+        required=False, help_text="Only jobs whose booked slot ends after this instant."
+    )
+    bookedTo = serializers.DateTimeField(
+        required=False, help_text="Only jobs whose booked slot starts before this instant."
+    )
+
+    def validate(self, attrs):
+        start, end = attrs.get("bookedFrom"), attrs.get("bookedTo")
+        if start is not None and end is not None and end <= start:
+            raise serializers.ValidationError({"bookedTo": "must be after bookedFrom."})
+        return attrs
 
 
 def _check_slot(attrs: dict) -> dict:

@@ -60,6 +60,17 @@ def jobs_for(request) -> QuerySet[Job]:
     ).distinct()
 
 
+def _booked_between(filters: dict) -> QuerySet[Assignment]:
+    """Job ids whose booked (not cancelled) slot overlaps [bookedFrom, bookedTo): the board
+    files a job under the day it is booked for, not the day it was wanted."""
+    booked = Assignment.objects.exclude(status=AssignmentStatus.CANCELLED)
+    if "bookedFrom" in filters:
+        booked = booked.filter(end__gt=filters["bookedFrom"])
+    if "bookedTo" in filters:
+        booked = booked.filter(start__lt=filters["bookedTo"])
+    return booked.values("job_id")
+
+
 def _validated(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
@@ -94,6 +105,8 @@ class JobListView(GenericAPIView):
         ):
             if param in filters:
                 queryset = queryset.filter(**{field: filters[param]})
+        if "bookedFrom" in filters or "bookedTo" in filters:
+            queryset = queryset.filter(pk__in=_booked_between(filters))
         page = self.paginate_queryset(queryset.order_by("id"))
         return self.get_paginated_response(JobSerializer(page, many=True).data)
 
