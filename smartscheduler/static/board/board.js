@@ -466,12 +466,16 @@
     return error.message;
   }
 
+  // Runs a change of ours; its events, arriving around the answer, are not news from others.
   async function mine(jobId, work) {
     state.booking.add(jobId);
     try {
-      return await work();
-    } finally {
+      const result = await work();
       setTimeout(() => state.booking.delete(jobId), 3000);
+      return result;
+    } catch (error) {
+      state.booking.delete(jobId); // refused: whatever happens to the job next is someone else's
+      throw error;
     }
   }
 
@@ -536,6 +540,16 @@
     const hint = $("recs-hint");
     const list = $("recs-list");
     hint.textContent = note || "Ranking…";
+    const job = jobs.get(jobId);
+    if (job && job.status !== "open") {
+      // Taken (or closed) meanwhile: the old ranking is stale, nothing here can be booked.
+      list.replaceChildren();
+      const slot = slotOf(job);
+      const status = STATUS_LABELS[job.status];
+      const now = slot ? `${status}: ${contractorName(job.assignment.contractorId)}, ${L.when(slot.start, state.zone)}` : status;
+      hint.textContent = `${note ? note + " " : ""}Now ${now}; nothing to book here.`;
+      return;
+    }
     try {
       const data = await api(`/api/jobs/${jobId}/recommendations?limit=5`);
       if (state.recsJob !== jobId) return;
@@ -676,7 +690,7 @@
     const feed = $("feed");
     feed.prepend(
       el("li", { "data-sequence": event.sequence, "data-type": event.type },
-        el("span", { class: "muted" }, `#${event.sequence} ${new Date(event.occurredAt).toLocaleTimeString([], { timeZone: state.zone, hour: "2-digit", minute: "2-digit", second: "2-digit" })} `),
+        el("span", { class: "muted" }, `#${event.sequence} ${new Date(event.occurredAt).toLocaleTimeString([], { timeZone: state.zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" })} `),
         summary(event)),
     );
     while (feed.children.length > 60) feed.lastElementChild.remove();
@@ -721,7 +735,7 @@
         announce(text.charAt(0).toUpperCase() + text.slice(1));
         // Someone else took (or cancelled) the job whose recommendations are on screen.
         if (state.recsJob === jobId && ["JobAssigned", "JobCancelled"].includes(event.type)) {
-          showRecommendations(jobId, `Job #${jobId} was just ${event.type === "JobAssigned" ? `booked by someone else (${contractorName(p.contractorId)}, ${L.when(p.scheduledTimeSlot.start, state.zone)})` : "cancelled by someone else"}.`);
+          showRecommendations(jobId, `Job #${jobId} was just ${event.type === "JobAssigned" ? "booked" : "cancelled"} by someone else.`);
         }
         if (before && state.selected === jobId) L.flash([$("details")]);
       }
