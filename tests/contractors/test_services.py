@@ -155,6 +155,20 @@ def test_create_contractor_saves_it_and_announces_its_schedule():
     )
 
 
+@pytest.mark.parametrize("name", ["localtime", "EST5EDT", "UTC+3", "Etc/GMT-3", "US/Eastern"])
+def test_create_contractor_refuses_zone_names_that_are_not_places(name):
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        create_contractor(
+            name="Bo", type="carpet", location=Location(**MAIN_ST), timezone_name=name
+        )
+
+    assert list(raised.value.errors) == ["timezone"]
+    assert db_state() == before
+    assert events_of() == []
+
+
 def test_create_contractor_defaults_to_monday_to_friday_8_to_17():
     contractor = create_contractor(
         name="Bo", type="carpet", location=Location(**MAIN_ST), status="on_leave"
@@ -163,6 +177,8 @@ def test_create_contractor_defaults_to_monday_to_friday_8_to_17():
     saved = Contractor.objects.get(pk=contractor.pk)
     assert saved.status == "on_leave"
     assert saved.skills == []
+    # No timezone given: the zone of the base location (Manhattan), not UTC.
+    assert saved.timezone == "America/New_York"
     assert hours_of(saved) == [(d, time(8), time(17)) for d in range(5)]
     assert_one_event(
         "ScheduleUpdated",
