@@ -3,9 +3,8 @@
 from django import forms
 from django.contrib import admin
 
-from contractors import services
+from contractors import services, timezones
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
-from contractors.selectors import known_timezones
 from contractors.services import Location, Window
 from events.admin_support import ReadOnlyAdmin, ServiceAdmin
 from events.errors import Invalid
@@ -20,16 +19,30 @@ class ContractorForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.__init_timezone()
         if self.instance.pk:
             self.initial["skills"] = ", ".join(self.instance.skills)
+        else:
+            self.initial["timezone"] = ""
 
     def clean_skills(self) -> list[str]:
         return [s.strip() for s in self.cleaned_data["skills"].split(",") if s.strip()]
 
-    def clean_timezone(self) -> str:
-        name = self.cleaned_data["timezone"]
-        if name not in known_timezones():
-            raise forms.ValidationError(f"'{name}' is not an IANA timezone name.")
+    def __init_timezone(self) -> None:
+        field = self.fields["timezone"]
+        field.required = False
+        field.help_text = (
+            "IANA name such as America/New_York. Leave empty to take the zone of the base "
+            "location. Working hours below are in this zone."
+        )
+
+    def clean_timezone(self) -> str | None:
+        name = (self.cleaned_data.get("timezone") or "").strip()
+        if not name:
+            return None  # the service takes the zone of the base location (or keeps the old one)
+        problem = timezones.problem_with(name)
+        if problem:
+            raise forms.ValidationError(problem)
         return name
 
 

@@ -15,7 +15,16 @@ from events.models import Event
 from scheduling.availability_cache import day_entries, day_key
 from scheduling.services import rerank_active_lists
 
-SCHEDULE_EVENTS = ["ScheduleUpdated", "JobAssigned", "JobRescheduled", "JobCancelled"]
+# JobStarted and JobCompleted too: work started early keeps the contractor from then on, and a
+# job completed early frees the rest of its slot (from its completion plus the buffer).
+SCHEDULE_EVENTS = [
+    "ScheduleUpdated",
+    "JobAssigned",
+    "JobRescheduled",
+    "JobCancelled",
+    "JobStarted",
+    "JobCompleted",
+]
 RANKING_EVENTS = [*SCHEDULE_EVENTS, "ContractorRated", "JobUpdated"]
 
 

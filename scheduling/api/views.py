@@ -26,6 +26,7 @@ from scheduling.api.serializers import (
     AvailabilityQuerySerializer,
     AvailabilitySerializer,
     CancelInputSerializer,
+    CompleteInputSerializer,
     JobFilterSerializer,
     JobInputSerializer,
     JobPatchSerializer,
@@ -171,7 +172,7 @@ class AssignView(GenericAPIView):
             raise ValidationError(serializer.errors)
         data = serializer.validated_data
         assignment = services.assign_job(
-            job_id=pk, contractor_id=data["contractorId"], start=data["start"], end=data["end"]
+            job_id=pk, contractor_id=data["contractorId"], start=data["start"], end=data.get("end")
         )
         return Response(AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
@@ -187,7 +188,10 @@ class RescheduleView(GenericAPIView):
         _existing_job(pk)
         data = _validated(RescheduleInputSerializer, request.data)
         assignment = services.reschedule_job(
-            job_id=pk, start=data["start"], end=data["end"], contractor_id=data.get("contractorId")
+            job_id=pk,
+            start=data["start"],
+            end=data.get("end"),
+            contractor_id=data.get("contractorId"),
         )
         return Response(AssignmentSerializer(assignment).data)
 
@@ -201,6 +205,44 @@ class CancelView(GenericAPIView):
         _existing_job(pk)
         data = _validated(CancelInputSerializer, request.data)
         services.cancel_job(job_id=pk, reason=data["reason"])
+        return _job_response(request, pk)
+
+
+def _acting_contractor_id(request, pk: int) -> int | None:
+    """None for dispatchers; a contractor login's own id, after checking it may see the job
+    (the service re-checks, under the job's lock, that the job is its own)."""
+    _existing_job(pk)
+    if is_staff_or_dispatcher(request):
+        return None
+    if not jobs_for(request).filter(pk=pk).exists():
+        raise PermissionDenied("Contractors may start and complete only their own jobs.")
+    return own_contractor_id(request)
+
+
+class StartView(GenericAPIView):
+    """The assigned contractor (own login) or a dispatcher: assigned -> in_progress."""
+
+    permission_classes = [IsAuthenticated, IsDispatcherOrContractor]
+    serializer_class = JobSerializer
+
+    @extend_schema(request=None, responses={200: JobSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        acting = _acting_contractor_id(request, pk)
+        services.start_job(job_id=pk, acting_contractor_id=acting)
+        return _job_response(request, pk)
+
+
+class CompleteView(GenericAPIView):
+    """The assigned contractor (own login) or a dispatcher: in_progress -> completed."""
+
+    permission_classes = [IsAuthenticated, IsDispatcherOrContractor]
+    serializer_class = JobSerializer
+
+    @extend_schema(request=CompleteInputSerializer, responses={200: JobSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        acting = _acting_contractor_id(request, pk)
+        data = _validated(CompleteInputSerializer, request.data)
+        services.complete_job(job_id=pk, notes=data["notes"], acting_contractor_id=acting)
         return _job_response(request, pk)
 
 
