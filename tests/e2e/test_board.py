@@ -29,6 +29,7 @@ from rest_framework.authtoken.models import Token
 
 from tests.conftest import make_user
 from tests.contractors.factories import ContractorFactory
+from tests.scheduling.factories import AssignmentFactory, JobFactory
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,6 +169,22 @@ def test_a_dispatchers_day_on_the_board(stack):
     )  # fmt: skip
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
     eight = datetime.combine(tomorrow, time(8), tzinfo=UTC)
+    # Two more crews with a booking each and an open carpet job: a board with something on it.
+    for name, kind, hour, minutes in (
+        ("Chen Floors", "flooring", 13, 180),
+        ("Dee Ivanova", "carpet", 9, 120),
+    ):
+        crew = ContractorFactory(
+            name=name, type=kind, skills=[kind], timezone="UTC", hours=every_day(time(7), time(18))
+        )
+        job = JobFactory(
+            type=kind, required_skills=[kind], desired_date=tomorrow, duration_minutes=minutes,
+            status="assigned", address=f"{hour} Elm St, New York",
+        )  # fmt: skip
+        AssignmentFactory(
+            job=job, contractor=crew, start=datetime.combine(tomorrow, time(hour), tzinfo=UTC)
+        )
+    JobFactory(type="carpet", required_skills=["carpet"], desired_date=tomorrow, priority="low")
 
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1440, "height": 900}, timezone_id="UTC")

@@ -290,8 +290,9 @@
       renderHeader(geo),
       ...(body.length ? body : [el("p", { class: "hint" }, "No contractor matches the filters.")]),
     );
-    const nowTrack = position(new Date(), geo);
-    if (nowTrack > 0 && nowTrack < 1) {
+    const now = Date.now();
+    const nowTrack = position(now, geo);
+    if (geo.segments.some((seg) => now > seg.start.getTime() && now < seg.end.getTime())) {
       for (const track of timeline.querySelectorAll(".row:not(.header) .track")) {
         const line = el("div", { class: "now", "aria-hidden": "true" });
         line.style.left = `${nowTrack * 100}%`;
@@ -823,6 +824,7 @@
       form.reset();
       $("create-error").textContent = "";
       near.replaceChildren(...regions.map((r) => el("option", { value: r.slug }, r.name)));
+      near.closest("label").hidden = regions.length === 0;
       if ($("f-region").value) near.value = $("f-region").value;
       fillFromRegion();
       form.elements.desiredDate.value = state.date;
