@@ -55,10 +55,10 @@
     return new Date(slot.end) > from && new Date(slot.start) < to;
   }
 
+  // Every open job, whatever day it is wanted (overdue ones too), unless narrowed to the shown days.
   function inTray(job) {
     if (job.status !== "open") return false;
-    if ($("tray-all").checked) return true;
-    return days().includes(job.desiredDate);
+    return !$("tray-shown").checked || days().includes(job.desiredDate);
   }
 
   // --- filters --------------------------------------------------------------------------------
@@ -253,7 +253,7 @@
   let renderWaiting = false;
 
   function renderTimeline() {
-    if (drag && drag.moved) {
+    if (drag) {
       renderWaiting = true; // not under the pointer of a dispatcher who is dragging
       return;
     }
@@ -304,13 +304,18 @@
   // --- rendering: the tray and the details card -----------------------------------------------
 
   function trayItem(job) {
+    const overdue = job.desiredDate < L.zoneDate(new Date(), state.zone);
     return el(
       "li",
       { "data-job-id": job.id, "data-status": job.status, class: `priority-${job.priority}${state.selected === job.id ? " selected" : ""}` },
-      el("button", { type: "button", class: "linkish", onclick: () => select(job.id), "aria-label": `Job #${job.id} ${job.type}, wanted ${job.desiredDate}, ${job.priority} priority` },
-        el("strong", {}, `#${job.id} ${job.type}`), ` · ${job.durationMinutes} min`),
-      el("span", { class: `pill pill-${job.priority}` }, job.priority),
-      el("div", { class: "muted small" }, `wanted ${L.dayLabel(job.desiredDate)} · ${job.region}${job.location.address ? " · " + job.location.address : ""}`),
+      el("article", { class: "tray-job", "data-job-id": job.id, "data-status": job.status },
+        el("button", { type: "button", class: "linkish", onclick: () => select(job.id), "aria-label": `Job #${job.id} ${job.type}, wanted ${job.desiredDate}, ${job.priority} priority` },
+          el("strong", {}, `#${job.id} ${job.type}`), ` · ${job.durationMinutes} min`),
+        el("span", { class: `pill pill-${job.priority}` }, job.priority),
+        el("div", { class: "muted small" },
+          overdue ? el("strong", { class: "error" }, "overdue · ") : null,
+          `wanted ${L.dayLabel(job.desiredDate)} · ${job.region}${job.location.address ? " · " + job.location.address : ""}`),
+        el("button", { type: "button", class: "ghost small-button", "aria-label": `Recommend contractors for job #${job.id}`, onclick: () => select(job.id) }, "Recommend")),
     );
   }
 
@@ -428,6 +433,7 @@
     async function load() {
       slots.replaceChildren(el("span", { class: "muted" }, "Looking up free times…"));
       const contractorId = Number(who.value);
+      slots.dataset.contractorId = "";
       try {
         const query = new URLSearchParams({ from: from.value, to: L.addDays(from.value, 2), duration: job.durationMinutes });
         const data = await api(`/api/contractors/${contractorId}/availability?${query}`);
@@ -438,6 +444,7 @@
             onclick: () => move(job, contractorId, slot.start, slot.end),
           }, L.when(slot.start, state.zone)))
           : [el("span", { class: "muted" }, "No free time in these three days.")]));
+        if (Number(who.value) === contractorId) slots.dataset.contractorId = contractorId;
       } catch (error) {
         slots.replaceChildren(el("span", { class: "error" }, `Could not read availability: ${error.message}`));
       }
@@ -533,8 +540,9 @@
   }
 
   async function showRecommendations(jobId, note = "") {
-    state.recsJob = jobId;
     const panel = $("recs");
+    const again = !panel.hidden && state.recsJob === jobId; // a re-rank: highlight the change
+    state.recsJob = jobId;
     panel.hidden = false;
     panel.dataset.jobId = jobId;
     $("recs-job").textContent = `job #${jobId}`;
@@ -571,7 +579,7 @@
                   onclick: () => assign(jobId, rec.contractorId, slot),
                 }, `Book ${L.when(slot.start, state.zone)}`))))),
       );
-      L.flash([list]);
+      if (again) L.flash([list]);
     } catch (error) {
       if (state.recsJob !== jobId) return;
       list.replaceChildren();
@@ -582,7 +590,9 @@
   async function assign(jobId, contractorId, slot) {
     try {
       await mine(jobId, () => api(`/api/jobs/${jobId}/assign`, { method: "POST", body: { contractorId, start: slot.start, end: slot.end } }));
-      hideRecommendations();
+      state.recsJob = null; // done with: later news about the job is not about this list
+      $("recs-list").replaceChildren();
+      $("recs-hint").textContent = `Booked job #${jobId}.`;
       $("alert").hidden = true;
       announce(`Job #${jobId} booked with ${contractorName(contractorId)} at ${L.when(slot.start, state.zone)}.`);
       await refreshJob(jobId);
@@ -645,7 +655,10 @@
     const point = current.moved && !cancelled ? dropPoint(event) : null;
     drag = null;
     for (const track of $("timeline").querySelectorAll(".track.drop-target")) track.classList.remove("drop-target");
-    if (!current.moved) return; // a click: the button's own handler selects the job
+    if (!current.moved) {
+      if (renderWaiting) setTimeout(renderTimeline, 0); // after the click has selected the job
+      return; // a click: the button's own handler selects the job
+    }
     suppressClickUntil = Date.now() + 300; // a drag is not a click
     if (!point) return renderTimeline();
     const slot = slotOf(current.job);
@@ -801,7 +814,7 @@
     $("tz").addEventListener("change", () => { state.zone = $("tz").value; goTo(state.date); });
     for (const id of ["f-region", "f-type", "f-status", "f-booked"]) $(id).addEventListener("change", render);
     $("f-search").addEventListener("input", render);
-    $("tray-all").addEventListener("change", renderTray);
+    $("tray-shown").addEventListener("change", renderTray);
     $("alert-close").addEventListener("click", () => { $("alert").hidden = true; });
     wireCreate();
   }

@@ -1,4 +1,4 @@
-// A contractor's own week, day by day in its own time zone, kept live over ws/contractor/:
+// A contractor's own week (the next seven days), day by day in its own time zone, kept live over ws/contractor/:
 // each visit's time, duration and address (with a map link), Start and Complete, and a line
 // for every change ("#35 moved to Wed 3 Dec 12:30"), highlighted where it happened.
 "use strict";
@@ -13,15 +13,11 @@
   const jobs = new Map();
   const STATUS = { assigned: "Booked", in_progress: "In progress", completed: "Done" };
   const busy = new Set(); // job ids this page is changing (their events are ours)
-  let monday = mondayOf(L.zoneDate(new Date(), zone));
+  let first = L.zoneDate(new Date(), zone); // the seven days shown start here (today at first)
   const startSequence = Number(root.dataset.lastSequence);
 
-  function mondayOf(date) {
-    return L.addDays(date, -L.weekday(date));
-  }
-
   function week() {
-    return Array.from({ length: 7 }, (_, i) => L.addDays(monday, i));
+    return Array.from({ length: 7 }, (_, i) => L.addDays(first, i));
   }
 
   function mine(job) {
@@ -64,7 +60,7 @@
     const today = L.zoneDate(new Date(), zone);
     $("week-title").textContent = `${L.dayLabel(list[0], { day: "numeric", month: "short" })} – ${L.dayLabel(list[6], { day: "numeric", month: "short", year: "numeric" })}`;
     let count = 0;
-    $("week").replaceChildren(...list.map((date) => {
+    $("assignments").replaceChildren(...list.map((date) => {
       const visits = [...jobs.values()]
         .filter((job) => mine(job) && L.zoneDate(job.assignment.scheduledTimeSlot.start, zone) === date)
         .sort((a, b) => a.assignment.scheduledTimeSlot.start.localeCompare(b.assignment.scheduledTimeSlot.start));
@@ -133,7 +129,7 @@
     const ours = busy.has(jobId) && ["JobStarted", "JobCompleted"].includes(event.type);
     // An event the page was built after (the relay may still be delivering it) is no news.
     if (text && !ours && event.sequence > startSequence) change(text, jobId);
-    L.flash(document.querySelectorAll(`#week [data-job-id="${jobId}"]`));
+    L.flash(document.querySelectorAll(`#assignments [data-job-id="${jobId}"]`));
   }
 
   async function loadWeek() {
@@ -148,14 +144,14 @@
   }
 
   function goTo(date) {
-    monday = mondayOf(date);
+    first = date;
     render();
     loadWeek().catch((error) => L.setState(`error: ${error.message}`));
   }
 
   async function load() {
-    $("prev-week").addEventListener("click", () => goTo(L.addDays(monday, -7)));
-    $("next-week").addEventListener("click", () => goTo(L.addDays(monday, 7)));
+    $("prev-week").addEventListener("click", () => goTo(L.addDays(first, -7)));
+    $("next-week").addEventListener("click", () => goTo(L.addDays(first, 7)));
     $("this-week").addEventListener("click", () => goTo(L.zoneDate(new Date(), zone)));
     $("alert-close").addEventListener("click", () => { $("alert").hidden = true; });
     await loadWeek();
