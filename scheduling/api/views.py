@@ -37,7 +37,7 @@ from scheduling.api.serializers import (
     RecommendationQuerySerializer,
     RescheduleInputSerializer,
 )
-from scheduling.models import Assignment, AssignmentStatus, Job
+from scheduling.models import MAX_DURATION_MINUTES, Assignment, AssignmentStatus, Job
 from scheduling.selectors import availability
 
 DISPATCHERS_ONLY = [IsAuthenticated, IsDispatcher]
@@ -66,7 +66,10 @@ def _booked_between(filters: dict) -> QuerySet[Assignment]:
     files a job under the day it is booked for, not the day it was wanted."""
     booked = Assignment.objects.exclude(status=AssignmentStatus.CANCELLED)
     if "bookedFrom" in filters:
-        booked = booked.filter(end__gt=filters["bookedFrom"])
+        # A slot lasts at most a job's longest duration: bounding the start as well keeps
+        # the scan to the range asked for, not every booking that ever ended later.
+        start_after = filters["bookedFrom"] - timedelta(minutes=MAX_DURATION_MINUTES)
+        booked = booked.filter(end__gt=filters["bookedFrom"], start__gt=start_after)
     if "bookedTo" in filters:
         booked = booked.filter(start__lt=filters["bookedTo"])
     return booked.values("job_id")

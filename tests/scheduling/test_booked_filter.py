@@ -17,8 +17,10 @@ def iso(moment) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def booked(contractor, start, *, status="scheduled", desired=None) -> Job:
-    job = JobFactory(desired_date=desired or start.date(), status="assigned")
+def booked(contractor, start, *, status="scheduled", desired=None, minutes=120) -> Job:
+    job = JobFactory(
+        desired_date=desired or start.date(), status="assigned", duration_minutes=minutes
+    )
     AssignmentFactory(job=job, contractor=contractor, start=start, status=status)
     return job
 
@@ -60,6 +62,17 @@ def test_a_contractor_sees_only_its_own_bookings_in_the_range():
 
     week = {"bookedFrom": iso(at(monday, 0)), "bookedTo": iso(at(monday + timedelta(days=7), 0))}
     assert ids(client_for(user).get("/api/jobs", week)) == [mine.pk]
+
+
+def test_the_longest_job_still_running_when_the_range_opens_is_listed(api):
+    monday = next_weekday(0)
+    ana = ContractorFactory()
+    # Eight hours from 16:01 Monday: still on at 00:00 Tuesday, one minute before it ends.
+    overnight = booked(ana, at(monday, 16, 1), minutes=8 * 60)
+    booked(ContractorFactory(), at(monday, 16, 0), minutes=8 * 60)  # ends at midnight: not listed
+
+    tuesday = {"bookedFrom": iso(at(monday + timedelta(days=1), 0))}
+    assert ids(api.get("/api/jobs", tuesday)) == [overnight.pk]
 
 
 @pytest.mark.parametrize(
