@@ -117,7 +117,13 @@ def test_the_board_shows_changes_live_and_catches_up_after_a_drop(stack):
             expect(card).to_have_attribute("data-status", "assigned", timeout=10_000)
             expect(card).to_contain_text("Ana Ruiz")
 
-            # A rating reaches the contractor list: the average the relay recomputed.
+            # Started and completed (only a completed job can be rated): the card follows.
+            api(stack, token, "POST", f"/api/jobs/{first.pk}/start", {})
+            expect(card).to_have_attribute("data-status", "in_progress", timeout=10_000)
+            api(stack, token, "POST", f"/api/jobs/{first.pk}/complete", {"notes": "Done"})
+            expect(card).to_have_attribute("data-status", "completed", timeout=10_000)
+
+            # A rating reaches the contractor list: the average stored with the rating.
             api(stack, token, "PUT", f"/api/jobs/{first.pk}/rating", {"rating": 4})
             rating = page.locator(f'#contractors li[data-contractor-id="{contractor.pk}"] .rating')
             expect(rating).to_have_text(" ★ 4.00 (1)", timeout=10_000)
@@ -130,11 +136,12 @@ def test_the_board_shows_changes_live_and_catches_up_after_a_drop(stack):
                 "location": {"lat": 40.73, "lng": -73.98, "address": "2 Board St"},
                 "durationMinutes": 90, "priority": "urgent",
             })  # fmt: skip
-            api(stack, token, "POST", f"/api/jobs/{first.pk}/cancel", {"reason": "Customer away"})
+            cancel = f"/api/jobs/{second['id']}/cancel"
+            api(stack, token, "POST", cancel, {"reason": "Customer away"})
             expect(page.locator("#conn")).to_have_text("live", timeout=15_000)
-            expect(card).to_have_attribute("data-status", "cancelled", timeout=10_000)
             new_card = page.locator(f'article[data-job-id="{second["id"]}"]')
-            expect(new_card).to_have_attribute("data-status", "open", timeout=10_000)
+            expect(new_card).to_have_attribute("data-status", "cancelled", timeout=10_000)
+            expect(card).to_have_attribute("data-status", "completed")
             expect(page.locator('#feed li[data-type="JobCancelled"]')).to_have_count(1)
             # Replays may repeat events; the page shows each once.
             expect(page.locator('#feed li[data-type="JobCreated"]')).to_have_count(2)
