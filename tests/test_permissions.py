@@ -4,7 +4,8 @@ Roles: anonymous (401), dispatcher and admin (allowed; `POST /api/regions` is ad
 a dispatcher who watches another region (allowed alike: region links scope what a dispatcher
 *watches*, not what it may book, docs/api.md; `/api/events` hides the other regions' events), a
 contractor on its own data (may read its own contractor record, jobs and availability, and
-start and complete its own jobs; every other write is 403), another contractor (403 on someone else's data), and a signed-in user with no role.
+start and complete its own jobs; every other write is 403), another contractor (403 on someone
+else's data), and a signed-in user with no role.
 A refused request records no event; an allowed write records exactly its event.
 
 Public by design: `POST /api/auth/token` (how one signs in), `GET /healthz` and `GET /metrics`
