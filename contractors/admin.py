@@ -1,16 +1,25 @@
-"""Dispatchers' admin for contractors; every save goes through contractors.services."""
+"""Dispatchers' admin for contractors; every save goes through contractors.services.
+
+Times are shown where they are lived: working hours are the contractor's local times (weekday
+names, not 0..6), and on a contractor's page time off is read and typed in its timezone too.
+"""
+
+import calendar
 
 from django import forms
 from django.contrib import admin
+from django.utils import timezone
 
 from contractors import services, timezones
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
 from contractors.services import Location, Window
-from events.admin_support import ReadOnlyAdmin, ServiceAdmin
+from events.admin_support import ReadOnlyAdmin, ServiceAdmin, ServiceModelForm
 from events.errors import Invalid
 
+WEEKDAYS = [(number, calendar.day_name[number]) for number in range(7)]
 
-class ContractorForm(forms.ModelForm):
+
+class ContractorForm(ServiceModelForm):
     skills = forms.CharField(required=False, help_text="Comma-separated, e.g. tile, grout.")
 
     class Meta:
@@ -63,16 +72,34 @@ def windows_of(formset) -> list[Window]:
     ]
 
 
+class WorkingHoursForm(ServiceModelForm):
+    weekday = forms.TypedChoiceField(choices=WEEKDAYS, coerce=int)
+
+    class Meta:
+        model = WorkingHours
+        fields = ["weekday", "start", "end"]
+
+
 class WorkingHoursInline(admin.TabularInline):
     model = WorkingHours
+    form = WorkingHoursForm
     formset = WorkingHoursFormSet
     extra = 0
+    verbose_name_plural = "working hours (the contractor's local time)"
+
+
+class TimeOffForm(ServiceModelForm):
+    class Meta:
+        model = TimeOff
+        fields = ["start", "end", "reason"]
 
 
 class TimeOffInline(admin.TabularInline):
     model = TimeOff
+    form = TimeOffForm
     fields = ["start", "end", "reason"]
     extra = 0
+    verbose_name_plural = "time off (the contractor's local time)"
 
 
 @admin.register(Contractor)
@@ -83,6 +110,23 @@ class ContractorAdmin(ServiceAdmin):
     list_filter = ["status", "type", "region"]
     search_fields = ["name", "address"]
     readonly_fields = ["region", "average_rating", "rating_count", "deleted_at"]
+    service_error_fields = {"location": "lat"}
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # On a contractor's page, date-times (time off) are shown and typed in its timezone.
+        contractor = (
+            Contractor.objects.filter(pk=object_id).first()
+            if object_id is not None and str(object_id).isdigit()
+            else None
+        )
+        if contractor is None:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        with timezone.override(contractor.tz):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            # Rendered here: a TemplateResponse would otherwise render after the override.
+            if hasattr(response, "render"):
+                response.render()
+            return response
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(deleted_at__isnull=True)

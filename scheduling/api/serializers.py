@@ -94,20 +94,12 @@ class JobSerializer(serializers.ModelSerializer):
         return AssignmentSerializer(assignments[0]).data if assignments else None
 
 
-def validate_desired_date(value):
-    today = timezone.now().date()
-    if value < today - timedelta(days=1):
-        raise serializers.ValidationError("is in the past.")
-    if value > today + timedelta(days=MAX_DAYS_AHEAD):
-        raise serializers.ValidationError(f"is more than {MAX_DAYS_AHEAD} days ahead.")
-    return value
-
-
 class JobInputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=JobType.choices)
     requiredSkills = skill_list(max_length=50, required=False, default=list)
     location = LocationSerializer()
-    desiredDate = serializers.DateField(validators=[validate_desired_date])
+    # The date's rules (not past, not too far ahead) are the service's, for the admin too.
+    desiredDate = serializers.DateField()
     durationMinutes = serializers.IntegerField(
         min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES
     )
@@ -118,7 +110,7 @@ class JobPatchSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=JobType.choices, required=False)
     requiredSkills = skill_list(max_length=50, required=False)
     location = LocationSerializer(required=False)
-    desiredDate = serializers.DateField(required=False, validators=[validate_desired_date])
+    desiredDate = serializers.DateField(required=False)
     durationMinutes = serializers.IntegerField(
         min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES, required=False
     )
@@ -130,10 +122,10 @@ class JobFilterSerializer(serializers.Serializer):
     region = serializers.SlugField(required=False)
     type = serializers.ChoiceField(choices=JobType.choices, required=False)
     date = serializers.DateField(required=False, help_text="Desired date (YYYY-MM-DD).")
-    bookedFrom = serializers.DateTimeField(
+    bookedFrom = AwareDateTimeField(
         required=False, help_text="Only jobs whose booked slot ends after this instant."
     )
-    bookedTo = serializers.DateTimeField(
+    bookedTo = AwareDateTimeField(
         required=False, help_text="Only jobs whose booked slot starts before this instant."
     )
 
