@@ -554,7 +554,7 @@
       // Taken (or closed) meanwhile: the old ranking is stale, nothing here can be booked.
       list.replaceChildren();
       const slot = slotOf(job);
-      const status = STATUS_LABELS[job.status];
+      const status = STATUS_LABELS[job.status].toLowerCase();
       const now = slot ? `${status}: ${contractorName(job.assignment.contractorId)}, ${L.when(slot.start, state.zone)}` : status;
       hint.textContent = `${note ? note + " " : ""}Now ${now}; nothing to book here.`;
       return;
