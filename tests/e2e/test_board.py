@@ -193,7 +193,9 @@ def test_a_dispatchers_day_on_the_board(stack):
     JobFactory(type="carpet", required_skills=["carpet"], desired_date=tomorrow, priority="low")
 
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1440, "height": 900}, timezone_id="UTC")
+        page = browser.new_page(
+            viewport={"width": 1440, "height": 900}, timezone_id="UTC", locale="en-US"
+        )
         sign_in(page, stack, "dana", f"/?date={tomorrow}&view=day&tz=UTC")
         expect(page.locator("#range-title")).to_contain_text("UTC")
         expect(page.locator(f'.row[data-contractor-id="{ana.pk}"]')).to_contain_text("Ana Ruiz")
@@ -336,8 +338,9 @@ def test_a_contractors_day_on_a_phone(stack):
 
     with chromium() as browser:
         page = browser.new_page(
-            viewport={"width": 390, "height": 844},
+            viewport={"width": 390, "height": 844},  # a phone
             timezone_id="UTC",
+            locale="en-US",  # the change lines are compared as text
             is_mobile=True,
             has_touch=True,
         )
