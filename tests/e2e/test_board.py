@@ -252,7 +252,7 @@ def test_a_dispatchers_day_on_the_board(stack):
         tray_item.get_by_role("button", name="Recommend").click()
         stale = page.locator("#recs-list button.book").first
         expect(stale).to_be_visible(timeout=WAIT)
-        page.evaluate("window.boardStream.drop(3000)")
+        page.evaluate("window.boardStream.drop(6000)")  # long enough for two API calls
         expect(page.locator("#conn")).to_have_text("reconnecting", timeout=5_000)
         ranked = api(stack, omar_token, "GET", f"/api/jobs/{second['id']}/recommendations")
         taken = ranked["recommendations"][0]
