@@ -238,10 +238,15 @@ class LoadGenerator:
                 self._forget_open(job_id, locked=True)
 
     def op_rate(self, api: Api, rng: random.Random) -> None:
+        """Only a completed job can be rated: start it, complete it, rate it (each step may
+        meet a 409 when another worker got there first)."""
         picked = self._booked(rng)
         if picked is None:
             return
         job_id, _ = picked
+        for step in ("start", "complete"):
+            status, _ = api.request("POST", f"/api/jobs/{job_id}/{step}", {})
+            self.count(step, status)
         status, _ = api.request("PUT", f"/api/jobs/{job_id}/rating", {"rating": rng.randint(1, 5)})
         self.count("rate", status)
 

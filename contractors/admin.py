@@ -1,21 +1,29 @@
-"""Dispatchers' admin for contractors; every save goes through contractors.services."""
+"""Dispatchers' admin for contractors; every save goes through contractors.services.
+
+Times are shown where they are lived: working hours are the contractor's local times (weekday
+names, not 0..6), and on a contractor's page time off is read and typed in its timezone too.
+"""
+
+import calendar
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.utils import timezone
 from knox.models import AuthToken
 
-from contractors import services
+from contractors import services, timezones
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
-from contractors.selectors import known_timezones
 from contractors.services import Location, Window
 from contractors.tokens import revoke_token, revoke_tokens
-from events.admin_support import ReadOnlyAdmin, ServiceAdmin
+from events.admin_support import ReadOnlyAdmin, ServiceAdmin, ServiceModelForm
 from events.errors import Invalid
 
+WEEKDAYS = [(number, calendar.day_name[number]) for number in range(7)]
 
-class ContractorForm(forms.ModelForm):
+
+class ContractorForm(ServiceModelForm):
     skills = forms.CharField(required=False, help_text="Comma-separated, e.g. tile, grout.")
 
     class Meta:
@@ -24,8 +32,11 @@ class ContractorForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.__init_timezone()
         if self.instance.pk:
             self.initial["skills"] = ", ".join(self.instance.skills)
+        else:
+            self.initial["timezone"] = ""
         # Only accounts that could be this contractor's own login: active, not staff (no
         # dispatcher, no admin), linked to no other contractor; and the current one.
         if "user" in self.fields:
@@ -34,10 +45,21 @@ class ContractorForm(forms.ModelForm):
     def clean_skills(self) -> list[str]:
         return [s.strip() for s in self.cleaned_data["skills"].split(",") if s.strip()]
 
-    def clean_timezone(self) -> str:
-        name = self.cleaned_data["timezone"]
-        if name not in known_timezones():
-            raise forms.ValidationError(f"'{name}' is not an IANA timezone name.")
+    def __init_timezone(self) -> None:
+        field = self.fields["timezone"]
+        field.required = False
+        field.help_text = (
+            "IANA name such as America/New_York. Leave empty to take the zone of the base "
+            "location. Working hours below are in this zone."
+        )
+
+    def clean_timezone(self) -> str | None:
+        name = (self.cleaned_data.get("timezone") or "").strip()
+        if not name:
+            return None  # the service takes the zone of the base location (or keeps the old one)
+        problem = timezones.problem_with(name)
+        if problem:
+            raise forms.ValidationError(problem)
         return name
 
 
@@ -67,16 +89,34 @@ def windows_of(formset) -> list[Window]:
     ]
 
 
+class WorkingHoursForm(ServiceModelForm):
+    weekday = forms.TypedChoiceField(choices=WEEKDAYS, coerce=int)
+
+    class Meta:
+        model = WorkingHours
+        fields = ["weekday", "start", "end"]
+
+
 class WorkingHoursInline(admin.TabularInline):
     model = WorkingHours
+    form = WorkingHoursForm
     formset = WorkingHoursFormSet
     extra = 0
+    verbose_name_plural = "working hours (the contractor's local time)"
+
+
+class TimeOffForm(ServiceModelForm):
+    class Meta:
+        model = TimeOff
+        fields = ["start", "end", "reason"]
 
 
 class TimeOffInline(admin.TabularInline):
     model = TimeOff
+    form = TimeOffForm
     fields = ["start", "end", "reason"]
     extra = 0
+    verbose_name_plural = "time off (the contractor's local time)"
 
 
 @admin.register(Contractor)
@@ -87,6 +127,23 @@ class ContractorAdmin(ServiceAdmin):
     list_filter = ["status", "type", "region"]
     search_fields = ["name", "address"]
     readonly_fields = ["region", "average_rating", "rating_count", "deleted_at"]
+    service_error_fields = {"location": "lat"}
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # On a contractor's page, date-times (time off) are shown and typed in its timezone.
+        contractor = (
+            Contractor.objects.filter(pk=object_id).first()
+            if object_id is not None and str(object_id).isdigit()
+            else None
+        )
+        if contractor is None:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        with timezone.override(contractor.tz):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            # Rendered here: a TemplateResponse would otherwise render after the override.
+            if hasattr(response, "render"):
+                response.render()
+            return response
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(deleted_at__isnull=True)

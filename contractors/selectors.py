@@ -1,8 +1,5 @@
 """Reads worth naming."""
 
-from functools import cache
-from zoneinfo import available_timezones
-
 from django.db.models import Avg, Count, QuerySet
 
 from contractors.geo import haversine_miles
@@ -46,8 +43,3 @@ def rating_summaries(contractor_ids: list[int]) -> dict[int, tuple[float | None,
     for row in rows:
         summaries[row["contractor_id"]] = (round(float(row["average"]), 3), row["count"])
     return summaries
-
-
-@cache
-def known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())

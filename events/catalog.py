@@ -133,6 +133,33 @@ class JobCancelled(JobEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobStarted(JobEvent):
+    """The assigned contractor (or a dispatcher for it) started the work."""
+
+    type: ClassVar[str] = "JobStarted"
+    assignment_id: int
+    contractor_id: int
+    started_at: str
+
+    def groups(self) -> list[str]:
+        return [dispatch_group(self.region), contractor_group(self.contractor_id)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobCompleted(JobEvent):
+    """The work is done; a completion before the slot's end frees the rest of the slot."""
+
+    type: ClassVar[str] = "JobCompleted"
+    assignment_id: int
+    contractor_id: int
+    completed_at: str
+    notes: str
+
+    def groups(self) -> list[str]:
+        return [dispatch_group(self.region), contractor_group(self.contractor_id)]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScheduleUpdated(ContractorEvent):
     """Anything that can change a contractor's availability or eligibility changed."""
 
@@ -180,6 +207,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         JobAssigned,
         JobRescheduled,
         JobCancelled,
+        JobStarted,
+        JobCompleted,
         ScheduleUpdated,
         ContractorRated,
         RecommendationsUpdated,

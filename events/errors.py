@@ -20,6 +20,13 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class Forbidden(DomainError):
+    """The caller may see this but not do it (HTTP 403): a contractor acting on a job that is
+    not its own."""
+
+    code = "forbidden"
+
+
 class Conflict(DomainError):
     """The request is well-formed but clashes with the current state (HTTP 409)."""
 

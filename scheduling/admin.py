@@ -1,16 +1,41 @@
-"""Dispatchers' admin for jobs and assignments; every save goes through scheduling.services."""
+"""Dispatchers' admin for jobs and assignments; every write goes through scheduling.services.
+
+A job's page is a dispatcher's tool: its ranked recommendations with a button to book each
+slot, and buttons to start, complete (with notes), cancel (with a reason) and rate the job, as
+its state allows. The list has start, complete and cancel (asking for a reason) as actions.
+A refusal reads as the service words it; nothing here writes a row itself.
+"""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.dateparse import parse_datetime
 
 from contractors.services import Location
-from events.admin_support import ServiceAdmin, error_text
+from events.admin_support import ServiceAdmin, ServiceModelForm, error_text
 from events.errors import DomainError
 from scheduling import services
-from scheduling.models import Assignment, Job, JobStatus
+from scheduling.models import Assignment, AssignmentStatus, Job, JobStatus
+from scheduling.services.lifecycle import MAX_NOTES_LENGTH
 
 
-class JobForm(forms.ModelForm):
+def local(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A moment as the contractor lives it: `Mon 7 Dec 10:00 EST`."""
+    if moment is None:
+        return "-"
+    shown = moment.astimezone(zone)
+    return f"{shown:%a} {shown.day} {shown:%b %H:%M %Z}"
+
+
+class JobForm(ServiceModelForm):
     required_skills = forms.CharField(required=False, help_text="Comma-separated.")
 
     class Meta:
@@ -29,22 +54,69 @@ class JobForm(forms.ModelForm):
         return [s.strip() for s in self.cleaned_data["required_skills"].split(",") if s.strip()]
 
 
-@admin.action(description="Cancel selected jobs")
-def cancel_jobs(modeladmin, request, queryset):
-    cancelled = 0
-    for job in queryset:
+def _each(modeladmin, request, queryset, verb: str, call) -> None:
+    done = 0
+    for job in queryset.order_by("pk"):
         try:
-            services.cancel_job(job_id=job.pk, reason="Cancelled in the admin")
-            cancelled += 1
+            call(job)
+            done += 1
         except DomainError as exc:
             modeladmin.message_user(request, f"Job {job.pk}: {error_text(exc)}", messages.ERROR)
-    if cancelled:
-        modeladmin.message_user(request, f"Cancelled {cancelled} job(s).", messages.SUCCESS)
+    if done:
+        modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+
+
+@admin.action(description="Start selected jobs")
+def start_jobs(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, "Started", lambda job: services.start_job(job_id=job.pk))
+
+
+@admin.action(description="Complete selected jobs")
+def complete_jobs(modeladmin, request, queryset):
+    _each(
+        modeladmin, request, queryset, "Completed", lambda job: services.complete_job(job_id=job.pk)
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+@admin.action(description="Cancel selected jobs (asks for a reason)")
+def cancel_jobs(modeladmin, request, queryset):
+    if "apply" in request.POST:
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            _each(
+                modeladmin,
+                request,
+                queryset,
+                "Cancelled",
+                lambda job: services.cancel_job(job_id=job.pk, reason=reason),
+            )
+            return None
+    else:
+        form = ReasonForm()
+    return TemplateResponse(
+        request,
+        "admin/scheduling/job/cancel_reason.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": "Cancel jobs",
+            "jobs": queryset.order_by("pk"),
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "opts": modeladmin.model._meta,
+        },
+    )
 
 
 class AssignmentInline(admin.TabularInline):
     model = Assignment
-    fields = ["contractor", "start", "end", "status", "score"]
+    fields = ["contractor", "local_slot", "status", "score", "started_at", "completed_at", "notes"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -52,16 +124,33 @@ class AssignmentInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="slot (contractor's time)")
+    def local_slot(self, obj: Assignment) -> str:
+        zone = obj.contractor.tz
+        return f"{local(obj.start, zone)} - {obj.end.astimezone(zone):%H:%M}"
+
+
+class CompleteForm(forms.Form):
+    notes = forms.CharField(
+        max_length=MAX_NOTES_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class RateForm(forms.Form):
+    rating = forms.TypedChoiceField(choices=[(n, "★" * n) for n in range(1, 6)], coerce=int)
+
 
 @admin.register(Job)
 class JobAdmin(ServiceAdmin):
     form = JobForm
     inlines = [AssignmentInline]
-    actions = [cancel_jobs]
+    actions = [start_jobs, complete_jobs, cancel_jobs]
     list_display = ["id", "type", "region", "desired_date", "priority", "status"]
     list_filter = ["status", "type", "region", "priority"]
     date_hierarchy = "desired_date"
     readonly_fields = ["region", "status", "cancel_reason"]
+    change_form_template = "admin/scheduling/job/change_form.html"
+    service_error_fields = {"location": "lat"}
 
     def has_change_permission(self, request, obj=None):
         # Only open jobs can be edited (the service says so too); others are read-only pages.
@@ -85,14 +174,135 @@ class JobAdmin(ServiceAdmin):
             return services.update_job(job_id=form.instance.pk, **fields)
         return services.create_job(**fields)
 
+    # --- the job page as a dispatcher's tool ----------------------------------------------
 
-class AssignmentForm(forms.ModelForm):
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/do/<str:action>/",
+                self.admin_site.admin_view(self.job_action),
+                name="scheduling_job_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = Job.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if job is not None and request.method == "GET":
+            extra_context = {**(extra_context or {}), **self._tools(request, job)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _tools(self, request, job: Job) -> dict:
+        context: dict = {"job_status": job.status}
+        if job.status == JobStatus.OPEN:
+            try:
+                ranked = services.recommend_for_job(job_id=job.pk, limit=5)
+            except DomainError as exc:
+                ranked = []
+                self.message_user(request, error_text(exc), messages.ERROR)
+            context["recommendations"] = [
+                {
+                    "rank": rank,
+                    "contractor": rec.contractor,
+                    "score": rec.score.total,
+                    "miles": round(rec.miles, 1),
+                    "explanation": rec.explanation(),
+                    "slots": [
+                        {
+                            "start": start.isoformat(),
+                            "label": f"{local(start, rec.contractor.tz)} - "
+                            f"{end.astimezone(rec.contractor.tz):%H:%M}",
+                        }
+                        for start, end in rec.slots
+                    ],
+                }
+                for rank, rec in enumerate(ranked, start=1)
+            ]
+        if job.status in (JobStatus.OPEN, JobStatus.ASSIGNED):
+            context["cancel_form"] = ReasonForm()
+        if job.status == JobStatus.IN_PROGRESS:
+            context["complete_form"] = CompleteForm()
+        if job.status == JobStatus.COMPLETED:
+            rating = job_rating(job)
+            context["rate_form"] = RateForm(initial={"rating": rating} if rating else None)
+            context["current_rating"] = rating
+        context["book_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "book"])
+        context["start_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "start"])
+        context["complete_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "complete"])
+        context["cancel_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "cancel"])
+        context["rate_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "rate"])
+        return context
+
+    def job_action(self, request, object_id, action):
+        """POST only: one service call; its refusal comes back as a message on the job page."""
+        job = get_object_or_404(Job, pk=object_id if str(object_id).isdigit() else 0)
+        if request.method != "POST":
+            return HttpResponseRedirect(self._page(job))
+        # The model-level change permission (an open job's page is editable with it).
+        if not super().has_change_permission(request):
+            raise PermissionDenied
+        try:
+            done = self._run(action, job, request.POST)
+        except DomainError as exc:
+            self.message_user(request, error_text(exc), messages.ERROR)
+        else:
+            if done:
+                self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(self._page(job))
+
+    def _run(self, action: str, job: Job, data) -> str | None:
+        if action == "book":
+            start = parse_datetime(data.get("start", ""))
+            contractor_id = data.get("contractor", "")
+            if start is None or start.tzinfo is None or not contractor_id.isdigit():
+                raise DomainError("Pick one of the offered slots to book.")
+            assignment = services.assign_job(
+                job_id=job.pk, contractor_id=int(contractor_id), start=start
+            )
+            return f"Booked with {assignment.contractor.name}."
+        if action == "start":
+            services.start_job(job_id=job.pk)
+            return "Started."
+        if action == "complete":
+            form = CompleteForm(data)
+            if not form.is_valid():
+                raise DomainError(f"Notes: at most {MAX_NOTES_LENGTH} characters.")
+            services.complete_job(job_id=job.pk, notes=form.cleaned_data["notes"])
+            return "Completed."
+        if action == "cancel":
+            form = ReasonForm(data)
+            if not form.is_valid():
+                raise DomainError("Reason: at most 500 characters.")
+            services.cancel_job(job_id=job.pk, reason=form.cleaned_data["reason"])
+            return "Cancelled."
+        if action == "rate":
+            form = RateForm(data)
+            if not form.is_valid():
+                raise DomainError("Rating: pick 1 to 5 stars.")
+            rated = services.rate_job(job_id=job.pk, stars=form.cleaned_data["rating"])
+            return "Rated." if rated.result.changed else "That is already the rating."
+        raise DomainError(f"Unknown action '{action}'.")
+
+    def _page(self, job: Job) -> str:
+        return reverse("admin:scheduling_job_change", args=[job.pk])
+
+
+def job_rating(job: Job) -> int | None:
+    from contractors.models import Rating
+
+    return Rating.objects.filter(job_id=job.pk).values_list("stars", flat=True).first()
+
+
+class AssignmentForm(ServiceModelForm):
     class Meta:
         model = Assignment
         fields = ["job", "contractor", "start", "end"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["end"].required = False
+        self.fields["end"].help_text = "Leave empty: the start plus the job's duration."
+        self.fields["start"].help_text = "UTC (the contractor's local times are on the job page)."
         if self.instance.pk:
             self.fields["job"].disabled = True
         else:
@@ -106,11 +316,12 @@ class AssignmentAdmin(ServiceAdmin):
     form = AssignmentForm
     list_display = ["id", "job", "contractor", "start", "end", "status", "score"]
     list_filter = ["status"]
-    readonly_fields = ["status", "score", "score_breakdown"]
+    readonly_fields = ["status", "score", "score_breakdown", "started_at", "completed_at", "notes"]
+    service_error_fields = {"contractorId": "contractor"}
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or obj.status == "scheduled")
+        return allowed and (obj is None or obj.status == AssignmentStatus.SCHEDULED)
 
     def has_delete_permission(self, request, obj=None):
         return False  # cancel the job instead
@@ -121,12 +332,12 @@ class AssignmentAdmin(ServiceAdmin):
             return services.reschedule_job(
                 job_id=form.instance.job_id,
                 start=data["start"],
-                end=data["end"],
+                end=data.get("end"),
                 contractor_id=data["contractor"].pk,
             )
         return services.assign_job(
             job_id=data["job"].pk,
             contractor_id=data["contractor"].pk,
             start=data["start"],
-            end=data["end"],
+            end=data.get("end"),
         )

@@ -5,7 +5,9 @@ off, status or bookings bumps `schedule_version` in the changing transaction, so
 never be stale: a reader with the current version finds the entry computed for that version or
 computes it from the database. Event handlers warm the new version's days so readers find them.
 
-An entry holds the day's free windows with bookings padded by the buffer only (travel depends
+A completed assignment keeps its contractor only up to its completion (plus the padding), so
+an early completion frees the rest of its slot. An entry holds the day's free windows with
+bookings padded by the buffer only (travel depends
 on the job's site), plus the live bookings near the day with their sites, so a reader can add
 the travel time to its own job site without touching the database.
 """
@@ -29,7 +31,7 @@ from scheduling.availability import (
     subtract,
     working_windows,
 )
-from scheduling.models import LIVE_ASSIGNMENT, Assignment
+from scheduling.models import OCCUPYING_ASSIGNMENT, Assignment, occupied
 
 TTL_SECONDS = 6 * 60 * 60
 
@@ -146,10 +148,13 @@ def compute_entries(pairs: list[tuple[Contractor, date]]) -> dict[tuple[int, dat
     ).values_list("contractor_id", "start", "end"):
         time_off[cid].append((start, end))
     bookings: dict[int, list[Booking]] = defaultdict(list)
-    for cid, start, end, lat, lng in Assignment.objects.filter(
-        contractor_id__in=ids, status__in=LIVE_ASSIGNMENT, start__lt=latest, end__gt=earliest
-    ).values_list("contractor_id", "start", "end", "job__lat", "job__lng"):
-        bookings[cid].append(Booking(start, end, Site(lat, lng)))
+    for cid, start, end, started_at, completed_at, lat, lng in Assignment.objects.filter(
+        contractor_id__in=ids, status__in=OCCUPYING_ASSIGNMENT, start__lt=latest, end__gt=earliest
+    ).values_list(
+        "contractor_id", "start", "end", "started_at", "completed_at", "job__lat", "job__lng"
+    ):
+        kept = occupied(start, end, started_at, completed_at)
+        bookings[cid].append(Booking(*kept, Site(lat, lng)))
 
     entries = {}
     for contractor, day in pairs:

@@ -27,9 +27,16 @@ from contractors.services import add_time_off, create_contractor, create_region
 from events.errors import DomainError
 from scheduling.availability import Site
 from scheduling.demo_plan import AREAS, ContractorSpec, JobSpec, plan_demo
-from scheduling.models import LIVE_ASSIGNMENT
+from scheduling.models import LIVE_ASSIGNMENT, Assignment, AssignmentStatus
 from scheduling.selectors import availability
-from scheduling.services import assign_job, cancel_job, create_job, rate_job
+from scheduling.services import (
+    assign_job,
+    cancel_job,
+    complete_job,
+    create_job,
+    rate_job,
+    start_job,
+)
 
 # Rows per transaction while seeding: each service still runs in its own atomic block (a
 # savepoint inside the batch's), the batch only saves a commit per row at large sizes.
@@ -37,6 +44,15 @@ BATCH = 250
 # Candidates farther than this are not worth sending a truck to in the demo.
 MAX_BOOKING_MILES = 35.0
 BOOKING_LOOKAHEAD_DAYS = 6
+# Booked jobs whose work is under way when the seed ends (the earliest booked ones), so the
+# board's In progress column is not empty; rated jobs are done (only completed jobs are rated).
+IN_PROGRESS_JOBS = 2
+COMPLETION_NOTES = (
+    "Done; customer happy with the finish.",
+    "Finished early, site left clean.",
+    "",
+    "Replaced two damaged boards as well.",
+)
 
 
 # (phase, rows done, rows in the phase); called with 0 when a phase starts.
@@ -60,6 +76,8 @@ class SeedReport:
     time_off: int = 0
     jobs: int = 0
     booked: int = 0
+    in_progress: int = 0
+    completed: int = 0
     rated: int = 0
     cancelled: int = 0
     logins: list[Login] = field(default_factory=list)
@@ -71,7 +89,8 @@ class SeedReport:
         lines = [
             f"Seeded in {self.seconds:.1f} s: {self.regions} regions, {self.contractors} "
             f"contractors ({self.time_off} time-off ranges), {self.jobs} jobs ({self.booked} "
-            f"booked, {self.rated} rated, {self.cancelled} cancelled)."
+            f"booked, {self.in_progress} in progress, {self.completed} completed, {self.rated} "
+            f"rated, {self.cancelled} cancelled)."
         ]
         for login in self.logins:
             if login.skipped:
@@ -210,8 +229,23 @@ def _write_bookings(
             cancel_job(job_id=job_id, reason=spec.cancel_reason)
             report.cancelled += 1
         elif spec.stars is not None and job_id in booked:  # unbooked (nobody free): no rating
+            # Only a completed job can be rated: the work is started, done, then rated.
+            start_job(job_id=job_id)
+            complete_job(job_id=job_id, notes=rng.choice(COMPLETION_NOTES))
             rate_job(job_id=job_id, stars=spec.stars)
+            report.completed += 1
             report.rated += 1
+    waiting = [
+        job_id
+        for job_id, spec in zip(job_ids, specs, strict=True)
+        if job_id in booked and spec.stars is None and not spec.cancel_reason
+    ]
+    earliest = Assignment.objects.filter(
+        job_id__in=waiting, status=AssignmentStatus.SCHEDULED
+    ).order_by("start", "pk")
+    for assignment in earliest[:IN_PROGRESS_JOBS]:
+        start_job(job_id=assignment.job_id)
+        report.in_progress += 1
 
 
 def _write_logins(

@@ -18,7 +18,16 @@ from scheduling.models import Assignment
 from scheduling.services import rerank_active_lists
 from scheduling.services.active_lists import DaySpan
 
-SCHEDULE_EVENTS = ["ScheduleUpdated", "JobAssigned", "JobRescheduled", "JobCancelled"]
+# JobStarted and JobCompleted too: work started early keeps the contractor from then on, and a
+# job completed early frees the rest of its slot (from its completion plus the buffer).
+SCHEDULE_EVENTS = [
+    "ScheduleUpdated",
+    "JobAssigned",
+    "JobRescheduled",
+    "JobCancelled",
+    "JobStarted",
+    "JobCompleted",
+]
 RANKING_EVENTS = [*SCHEDULE_EVENTS, "ContractorRated", "JobUpdated"]
 
 

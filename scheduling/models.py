@@ -6,6 +6,8 @@ re-checked by the booking service under the contractor's row lock, which also en
 buffer and travel time that the constraint cannot express).
 """
 
+from datetime import datetime
+
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import RangeBoundary, RangeOperators
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -49,6 +51,26 @@ class AssignmentStatus(models.TextChoices):
 
 
 LIVE_ASSIGNMENT = [AssignmentStatus.SCHEDULED, AssignmentStatus.IN_PROGRESS]
+# Assignments that keep (some of) the contractor's time: the live ones, and completed ones for
+# the buffer after their completion.
+OCCUPYING_ASSIGNMENT = [*LIVE_ASSIGNMENT, AssignmentStatus.COMPLETED]
+
+
+def occupied(
+    start: datetime,
+    end: datetime,
+    started_at: datetime | None = None,
+    completed_at: datetime | None = None,
+) -> tuple[datetime, datetime]:
+    """The time an assignment actually keeps from its contractor, before padding.
+
+    The booked slot, from the earlier of its start and the moment work started; a completed
+    assignment ends at its completion (an early completion frees the rest of the slot, the
+    buffer and travel still apply after it)."""
+    begin = min(start, started_at) if started_at is not None else start
+    if completed_at is not None:
+        return begin, max(begin, completed_at)
+    return begin, end
 
 
 class Job(models.Model):
@@ -128,6 +150,9 @@ class Assignment(models.Model):
     )
     score = models.FloatField(null=True, blank=True)
     score_breakdown = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField(blank=True, default="", help_text="The completion notes.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -157,6 +182,10 @@ class Assignment(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_ASSIGNMENT
+
+    @property
+    def occupied(self) -> tuple[datetime, datetime]:
+        return occupied(self.start, self.end, self.started_at, self.completed_at)
 
 
 class ActiveRecommendationList(models.Model):

@@ -15,7 +15,7 @@ from scheduling.availability import (
     free_windows,
     slot_starts,
 )
-from scheduling.models import LIVE_ASSIGNMENT, Assignment, Job
+from scheduling.models import OCCUPYING_ASSIGNMENT, Assignment, Job
 
 # The widest padding a booking can need: a day covers any buffer plus travel we would accept.
 BOOKING_LOOKAROUND = timedelta(days=1)
@@ -32,24 +32,25 @@ def load_schedule(
     *,
     exclude_assignment_id: int | None = None,
 ) -> Schedule:
-    """The contractor's hours, time off and live bookings around [start, end)."""
+    """The contractor's hours, time off and bookings around [start, end): live ones, and
+    completed ones up to their completion (`Assignment.occupied`)."""
     bookings = (
         Assignment.objects.filter(
             contractor=contractor,
-            status__in=LIVE_ASSIGNMENT,
+            status__in=OCCUPYING_ASSIGNMENT,
             start__lt=end + BOOKING_LOOKAROUND,
             end__gt=start - BOOKING_LOOKAROUND,
         )
         .exclude(pk=exclude_assignment_id)
         .select_related("job")
-        .only("start", "end", "job__lat", "job__lng")
+        .only("start", "end", "started_at", "completed_at", "job__lat", "job__lng")
     )
     time_off = contractor.time_off.filter(start__lt=end, end__gt=start).only("start", "end")
     return Schedule(
         tz=contractor.tz,
         hours=tuple(contractor.hours.values_list("weekday", "start", "end")),
         time_off=tuple((t.start, t.end) for t in time_off),
-        bookings=tuple(Booking(b.start, b.end, Site(b.job.lat, b.job.lng)) for b in bookings),
+        bookings=tuple(Booking(*b.occupied, Site(b.job.lat, b.job.lng)) for b in bookings),
     )
 
 

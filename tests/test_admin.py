@@ -1,6 +1,6 @@
 """The admin writes through the services: the same rows and the same events as the API."""
 
-from datetime import time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,7 @@ from contractors.models import Contractor, Region, TimeOff
 from scheduling.models import Assignment, Job
 from tests.conftest import at, events_of, make_user, next_weekday
 from tests.contractors.factories import ContractorFactory
-from tests.scheduling.factories import JobFactory
+from tests.scheduling.factories import AssignmentFactory, JobFactory
 
 NY = ZoneInfo("America/New_York")
 
@@ -209,14 +209,27 @@ def test_creating_and_cancelling_a_job_in_the_admin_records_events(admin_client)
     assert response.status_code == 302, response.content.decode()[:2000]
     job = Job.objects.get()
 
-    response = admin_client.post(
+    asked = admin_client.post(
         "/admin/scheduling/job/",
         {"action": "cancel_jobs", "_selected_action": [str(job.pk)]},
+    )
+    assert asked.status_code == 200  # asks for the reason first, cancels nothing yet
+    assert 'name="reason"' in asked.content.decode()
+    assert Job.objects.get(pk=job.pk).status == "open"
+
+    response = admin_client.post(
+        "/admin/scheduling/job/",
+        {
+            "action": "cancel_jobs",
+            "_selected_action": [str(job.pk)],
+            "apply": "1",
+            "reason": "Customer moved",
+        },
     )
 
     assert response.status_code == 302
     job.refresh_from_db()
-    assert job.status == "cancelled"
+    assert (job.status, job.cancel_reason) == ("cancelled", "Customer moved")
     assert [e.type for e in events_of()] == ["JobCreated", "JobCancelled"]
     assert events_of()[0].payload["priority"] == "high"
 
@@ -279,3 +292,265 @@ def test_a_region_is_added_and_its_watchers_set_in_the_admin(admin_client):
         25.0,
         [],
     )
+
+
+# --- the admin as a dispatcher's tool -------------------------------------------------------
+
+
+def utc_parts(moment) -> tuple[str, str]:
+    moment = moment.astimezone(ZoneInfo("UTC"))
+    return moment.date().isoformat(), moment.strftime("%H:%M")
+
+
+def assignment_form(job, contractor, start, end=None) -> dict:
+    data = {"job": str(job.pk), "contractor": str(contractor.pk)}
+    data["start_0"], data["start_1"] = utc_parts(start)
+    data["end_0"], data["end_1"] = utc_parts(end) if end is not None else ("", "")
+    return data
+
+
+def test_a_refused_booking_keeps_the_form_and_says_why_in_plain_words(admin_client):
+    day = next_weekday(2)
+    contractor = ContractorFactory()
+    job = JobFactory(desired_date=day)
+    start = at(day, 10, tz=NY)
+
+    response = admin_client.post(
+        "/admin/scheduling/assignment/add/",
+        assignment_form(job, contractor, start, start - timedelta(hours=1)),
+    )
+
+    assert response.status_code == 200  # the same form again, not a redirect to an empty one
+    html = response.content.decode()
+    assert "Constraint" not in html
+    assert "must be after start" in html
+    form = response.context["adminform"].form
+    assert (form["contractor"].value(), form["start"].value()) == (
+        str(contractor.pk),
+        list(utc_parts(start)),
+    )
+    assert Assignment.objects.count() == 0
+    assert events_of() == []
+
+
+def test_a_slot_taken_in_the_admin_is_a_message_on_the_kept_form(admin_client):
+    day = next_weekday(2)
+    contractor = ContractorFactory()
+    AssignmentFactory(contractor=contractor, start=at(day, 10, tz=NY))
+    job = JobFactory(desired_date=day)
+
+    response = admin_client.post(
+        "/admin/scheduling/assignment/add/", assignment_form(job, contractor, at(day, 11, tz=NY))
+    )
+
+    assert response.status_code == 200
+    assert "overlaps another live assignment" in response.content.decode()
+    assert response.context["adminform"].form["job"].value() == str(job.pk)
+    assert Assignment.objects.count() == 1
+    assert events_of() == []
+
+
+def test_booking_in_the_admin_without_an_end_takes_the_jobs_duration(admin_client):
+    day = next_weekday(2)
+    contractor = ContractorFactory()
+    job = JobFactory(desired_date=day, duration_minutes=90)
+
+    response = admin_client.post(
+        "/admin/scheduling/assignment/add/", assignment_form(job, contractor, at(day, 10, tz=NY))
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    saved = Assignment.objects.get()
+    assert (saved.start, saved.end) == (at(day, 10, tz=NY), at(day, 11, 30, tz=NY))
+    assert [e.type for e in events_of()] == ["JobAssigned"]
+
+
+def job_form(**overrides) -> dict:
+    return {
+        "type": "carpet",
+        "required_skills": "carpet",
+        "lat": "40.72",
+        "lng": "-73.99",
+        "address": "5 Elm St",
+        "desired_date": next_weekday(3).isoformat(),
+        "duration_minutes": "90",
+        "priority": "high",
+        **management("assignments", 0),
+        **overrides,
+    }
+
+
+def test_the_admin_refuses_a_past_desired_date_as_the_api_does(admin_client, api):
+    past = (next_weekday(0) - timedelta(days=30)).isoformat()
+
+    response = admin_client.post("/admin/scheduling/job/add/", job_form(desired_date=past))
+    from_api = api.post(
+        "/api/jobs",
+        {
+            "type": "carpet",
+            "location": {"lat": 40.72, "lng": -73.99},
+            "desiredDate": past,
+            "durationMinutes": 90,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["desired_date"] == ["is in the past."]
+    assert from_api.status_code == 400
+    assert from_api.json() == {"desiredDate": ["is in the past."]}
+    assert Job.objects.count() == 0
+    assert events_of() == []
+
+
+def test_working_hours_read_as_weekday_names(admin_client):
+    contractor = ContractorFactory(hours=[(2, time(8), time(17))])
+
+    html = admin_client.get(f"/admin/contractors/contractor/{contractor.pk}/change/").content
+    html = html.decode()
+
+    assert '<option value="2" selected>Wednesday</option>' in html
+    assert "Sunday" in html
+    assert "the contractor&#x27;s local time" in html
+
+
+def test_a_contractor_added_without_a_timezone_gets_its_locations(admin_client):
+    response = admin_client.post(
+        "/admin/contractors/contractor/add/",
+        contractor_form(timezone="", lat="41.8781", lng="-87.6298", address="Chicago"),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Contractor.objects.get().timezone == "America/Chicago"
+
+
+def test_a_zone_name_that_is_not_a_place_is_a_field_error(admin_client):
+    response = admin_client.post(
+        "/admin/contractors/contractor/add/", contractor_form(timezone="EST5EDT")
+    )
+
+    assert response.status_code == 200
+    [message] = response.context["adminform"].form.errors["timezone"]
+    assert "America/New_York" in message
+    assert Contractor.objects.count() == 0
+    assert events_of() == []
+
+
+def test_time_off_on_a_contractors_page_is_in_its_timezone(admin_client):
+    contractor = ContractorFactory(timezone="America/Chicago", hours=[(0, time(8), time(17))])
+    form = contractor_form(
+        timezone="America/Chicago",
+        **management("hours", 1, initial=1),
+        **{
+            "hours-0-id": str(contractor.hours.get().pk),
+            "hours-0-contractor": str(contractor.pk),
+            "hours-0-weekday": "0",
+            "hours-0-start": "08:00",
+            "hours-0-end": "17:00",
+        },
+    )
+    form = {k: v for k, v in form.items() if not k.startswith("hours-1-")}
+
+    response = admin_client.post(f"/admin/contractors/contractor/{contractor.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    chicago = ZoneInfo("America/Chicago")
+    saved = TimeOff.objects.get()
+    # Typed as 2030-01-02 09:00 on a Chicago contractor's page: 09:00 in Chicago.
+    assert (saved.start, saved.end) == (
+        datetime(2030, 1, 2, 9, tzinfo=chicago),
+        datetime(2030, 1, 3, 9, tzinfo=chicago),
+    )
+    page = admin_client.get(f"/admin/contractors/contractor/{contractor.pk}/change/")
+    assert 'value="09:00:00"' in page.content.decode()
+
+
+def test_a_jobs_page_shows_its_recommendations_and_books_one(admin_client):
+    day = next_weekday(1)
+    contractor = ContractorFactory(name="Ana Ruiz")
+    job = JobFactory(desired_date=day)
+
+    page = admin_client.get(f"/admin/scheduling/job/{job.pk}/change/")
+
+    assert page.status_code == 200
+    [rec] = page.context["recommendations"]
+    assert rec["contractor"] == contractor
+    html = page.content.decode()
+    assert "Recommended contractors" in html
+    first = rec["slots"][0]
+    assert f'value="{first["start"]}"' in html
+    # Local time on the button: the factory contractor works 08:00-17:00 New York time.
+    assert first["label"].split(" - ")[0].endswith(("EST", "EDT"))
+
+    booked = admin_client.post(
+        f"/admin/scheduling/job/{job.pk}/do/book/",
+        {"contractor": str(contractor.pk), "start": first["start"]},
+    )
+
+    assert booked.status_code == 302
+    assignment = Assignment.objects.get(job=job)
+    assert (assignment.contractor_id, assignment.start.isoformat()) == (
+        contractor.pk,
+        first["start"],
+    )
+    assert [e.type for e in events_of()] == ["JobAssigned"]
+
+
+def test_the_job_page_starts_completes_and_rates_through_the_services(admin_client):
+    contractor = ContractorFactory()
+    assignment = AssignmentFactory(contractor=contractor, start=at(next_weekday(1), 10, tz=NY))
+    job = assignment.job
+    act = f"/admin/scheduling/job/{job.pk}/do"
+
+    too_early = admin_client.post(f"{act}/rate/", {"rating": "5"}, follow=True)
+    assert "only completed jobs can be rated" in too_early.content.decode()
+    assert (
+        'name="start"'
+        in admin_client.get(f"/admin/scheduling/job/{job.pk}/change/").content.decode()
+    )
+
+    admin_client.post(f"{act}/start/")
+    page = admin_client.get(f"/admin/scheduling/job/{job.pk}/change/")
+    assert "Complete the job" in page.content.decode()
+    admin_client.post(f"{act}/complete/", {"notes": "All done"})
+    rated = admin_client.post(f"{act}/rate/", {"rating": "4"}, follow=True)
+
+    assert "Rated." in rated.content.decode()
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.status, saved.notes) == ("completed", "All done")
+    assert Job.objects.get(pk=job.pk).status == "completed"
+    assert Contractor.objects.get(pk=contractor.pk).average_rating == 4.0
+    assert [e.type for e in events_of()] == ["JobStarted", "JobCompleted", "ContractorRated"]
+    cancel = admin_client.post(f"{act}/cancel/", {"reason": "late"}, follow=True)
+    assert "already completed" in cancel.content.decode()
+    assert len(events_of()) == 3
+
+
+def test_cancelling_from_the_job_page_records_the_reason(admin_client):
+    assignment = AssignmentFactory(start=at(next_weekday(1), 10, tz=NY))
+
+    response = admin_client.post(
+        f"/admin/scheduling/job/{assignment.job_id}/do/cancel/", {"reason": "Rain"}
+    )
+
+    assert response.status_code == 302
+    job = Job.objects.get(pk=assignment.job_id)
+    assert (job.status, job.cancel_reason) == ("cancelled", "Rain")
+    [event] = events_of()
+    assert (event.type, event.payload["reason"]) == ("JobCancelled", "Rain")
+
+
+def test_start_and_complete_are_list_actions(admin_client):
+    first, second = (AssignmentFactory(start=at(next_weekday(1), hour, tz=NY)) for hour in (9, 13))
+    selected = [str(first.job_id), str(second.job_id)]
+
+    admin_client.post(
+        "/admin/scheduling/job/", {"action": "start_jobs", "_selected_action": selected}
+    )
+    admin_client.post(
+        "/admin/scheduling/job/", {"action": "complete_jobs", "_selected_action": selected[:1]}
+    )
+
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert (statuses[first.job_id], statuses[second.job_id]) == ("completed", "in_progress")
+    assert [e.type for e in events_of()] == ["JobStarted", "JobStarted", "JobCompleted"]

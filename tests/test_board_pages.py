@@ -1,5 +1,8 @@
 """Who gets which page: the board for dispatchers, /me/ for contractors, sign-in for others."""
 
+import re
+from pathlib import Path
+
 import pytest
 from django.test import Client
 
@@ -11,6 +14,7 @@ from tests.conftest import make_user, next_weekday
 from tests.contractors.factories import ContractorFactory
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def signed_in(user) -> Client:
@@ -63,3 +67,39 @@ def test_signing_in_with_the_form_lands_on_the_board():
     response = Client().post("/login/", {"username": "dana", "password": "pw-dana", "next": "/"})
     assert response.status_code == 302
     assert response["Location"] == "/"
+
+
+def test_the_pages_carry_no_inline_script_for_a_content_security_policy():
+    """Every script is a static file: no inline <script>, no on* handler attributes, no eval."""
+    dispatcher = signed_in(make_user("dana", role="dispatcher"))
+    contractor = signed_in(
+        make_user("ben", role="contractor", contractor=ContractorFactory(name="Ben Ortiz"))
+    )
+    pages = [dispatcher.get("/"), contractor.get("/me/"), Client().get("/login/")]
+    for response in pages:
+        assert response.status_code == 200
+        html = response.content.decode()
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert re.search(r'\bsrc="/static/board/[a-z]+\.js"', tag), tag
+        assert re.findall(r"<script\b[^>]*>\s*[^<\s]", html) == []  # nothing between the tags
+        assert re.findall(r"\son[a-z]+\s*=", html) == []
+    for script in (ROOT / "smartscheduler" / "static" / "board").glob("*.js"):
+        source = script.read_text()
+        assert "eval(" not in source and "new Function" not in source, script.name
+        assert "innerHTML" not in source, script.name  # text only: no markup from data
+
+
+def test_the_board_has_labelled_controls_for_dates_view_zone_and_filters():
+    html = signed_in(make_user("dana", role="dispatcher")).get("/").content.decode()
+    for control in ("date", "tz", "f-region", "f-type", "f-status", "f-search"):
+        # Each control sits inside its <label>, so a screen reader names it.
+        assert re.search(rf"<label[^>]*>[^<]*<(input|select)[^>]*id=\"{control}\"", html), control
+    assert 'role="alert"' in html  # conflicts stay on screen, announced
+
+
+def test_the_contractor_page_names_the_contractors_time_zone():
+    contractor = ContractorFactory(name="Ben Ortiz", timezone="America/Chicago")
+    user = make_user("ben", role="contractor", contractor=contractor)
+    html = signed_in(user).get("/me/").content.decode()
+    assert 'data-timezone="America/Chicago"' in html
+    assert "Times are in America/Chicago." in html

@@ -3,9 +3,10 @@
 Roles: anonymous (401), dispatcher and admin (allowed; `POST /api/regions` is admin only),
 a dispatcher who watches another region (allowed alike: region links scope what a dispatcher
 *watches*, not what it may book, docs/api.md; `/api/events` hides the other regions' events), a
-contractor on its own data (may read its own contractor record, jobs and availability; every
-write is 403), another contractor (404 on someone else's data, as for an id that does not
-exist, so ids cannot be probed), and a signed-in user with no role (403).
+contractor on its own data (may read its own contractor record, jobs and availability, and
+start and complete its own jobs; every other write is 403), another contractor (404 on someone
+else's data, as for an id that does not exist, so ids cannot be probed), and a signed-in user
+with no role (403).
 A refused request records no event; an allowed write records exactly its event.
 
 Public by design: `POST /api/auth/token` (how one signs in), `GET /healthz` (up or down only)
@@ -130,6 +131,14 @@ DISPATCH_ONLY_READ = (401, 200, 200, 200, 403, 403, 403)
 NOT_A_CONTRACTORS = (401, 200, 200, 200, 404, 404, 403)  # a job no contractor of theirs holds
 
 
+def put_booked_in_progress(w) -> None:
+    """Set-up (rows written directly, no events): the booked job's work has started."""
+    Assignment.objects.filter(job_id=w.ids["booked"]).update(
+        status="in_progress", started_at=datetime.now(UTC)
+    )
+    Job.objects.filter(pk=w.ids["booked"]).update(status="in_progress")
+
+
 def write(code: int) -> tuple[int, ...]:
     return (401, code, code, code, 403, 403, 403)
 
@@ -246,6 +255,25 @@ ROWS = [
         write(200),
         {"reason": "rain"},
         ("JobCancelled",),
+    ),
+    # The assigned contractor starts and completes its own job (its only writes); another
+    # contractor may not.
+    Row(
+        "start",
+        "POST",
+        "/api/jobs/{booked}/start",
+        (401, 200, 200, 200, 200, 403, 403),
+        {},
+        ("JobStarted",),
+    ),
+    Row(
+        "complete",
+        "POST",
+        "/api/jobs/{booked}/complete",
+        (401, 200, 200, 200, 200, 403, 403),
+        {"notes": "done"},
+        ("JobCompleted",),
+        prepare=put_booked_in_progress,
     ),
     Row(
         "rating",

@@ -64,7 +64,11 @@ class ContractorInputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=ContractorType.choices)
     skills = skill_list(max_length=50, required=False, default=list)
     location = LocationSerializer()
-    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    timezone = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="IANA Area/Location name (or UTC); the zone of the location when omitted.",
+    )
     status = serializers.ChoiceField(
         choices=ContractorStatus.choices, required=False, default=ContractorStatus.ACTIVE
     )

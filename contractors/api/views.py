@@ -94,7 +94,7 @@ class ContractorListView(GenericAPIView):
             type=data["type"],
             skills=data["skills"],
             location=location_of(data["location"]),
-            timezone_name=data["timezone"],
+            timezone_name=data.get("timezone"),
             status=data["status"],
             working_hours=windows_of(hours) if hours is not None else None,
         )

@@ -8,13 +8,13 @@ from typing import Any
 
 from django.db.models import F
 
+from contractors import timezones
 from contractors.models import (
     Contractor,
     ContractorStatus,
     ContractorType,
     TimeOff,
 )
-from contractors.selectors import known_timezones
 from events.catalog import ScheduleUpdated
 from events.errors import Invalid, NotFound
 from events.recorder import record_event
@@ -89,8 +89,9 @@ def validate_windows(windows: list[Window]) -> list[Window]:
 
 
 def validate_timezone(name: str) -> None:
-    if name not in known_timezones():
-        raise Invalid({"timezone": f"'{name}' is not an IANA timezone name."})
+    problem = timezones.problem_with(name)
+    if problem:
+        raise Invalid({"timezone": problem})
 
 
 def validate_type(value: str) -> None:

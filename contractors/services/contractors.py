@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from contractors import timezones
 from contractors.models import (
     DEFAULT_WORKING_HOURS,
     Contractor,
@@ -35,7 +36,7 @@ def create_contractor(
     name: str,
     type: str,
     location: Location,
-    timezone_name: str = "UTC",
+    timezone_name: str | None = None,
     skills: list[str] | None = None,
     status: str = ContractorStatus.ACTIVE,
     working_hours: list[Window] | None = None,
@@ -43,6 +44,9 @@ def create_contractor(
 ) -> Contractor:
     validate_type(type)
     validate_status(status)
+    if timezone_name is None:
+        # Working hours are local time: a contractor without a zone works where it is based.
+        timezone_name = timezones.timezone_at(location.lat, location.lng)
     validate_timezone(timezone_name)
     windows = validate_windows(
         working_hours

@@ -25,10 +25,15 @@ class RatingResult:
 def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingResult:
     """Create or replace the rating of `job_id`, for the contractor now doing the job.
 
-    Called by scheduling (`rate_job`, and `reschedule_job` when a rated job changes hands),
-    which owns the rule about which jobs may be rated and holds the transaction and the job's
-    lock. When the rating moves from one contractor to another, the one it leaves gets a
-    `ContractorRated` with `rating: null`, so its average is recomputed too.
+    Called by scheduling's `rate_job`, which owns the rule about which jobs may be rated
+    (completed ones only) and holds the transaction and the job's lock. Should a rating ever
+    move from one contractor to another, the one it leaves gets a `ContractorRated` with
+    `rating: null`, so its average is recomputed too.
+
+    The average rating and rating count are recomputed here, in the rating's transaction, so
+    they are current when `ContractorRated` is published: a subscriber that re-reads the
+    contractor (the board, the broadcast) never sees the old average, whichever handler runs
+    first. The rating-summary handler recomputes them again (idempotently) from the event.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_rating runs inside the caller's transaction")
@@ -43,7 +48,7 @@ def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingR
     # Serialise ratings per contractor (in id order) so each `previousRating` is the true
     # average before this change.
     involved = sorted({contractor.pk} | ({left.pk} if left else set()))
-    list(Contractor.objects.select_for_update().filter(pk__in=involved).order_by("pk"))
+    locked = list(Contractor.objects.select_for_update().filter(pk__in=involved).order_by("pk"))
     previous_average, _ = rating_summary(contractor.pk)
     left_previous = rating_summary(left.pk)[0] if left else None
     created = rating is None
@@ -53,6 +58,13 @@ def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingR
         rating.stars = stars
         rating.contractor = contractor
         rating.save(update_fields=["stars", "contractor", "updated_at"])
+    store_rating_summaries(locked)
+    for fresh in locked:
+        if fresh.pk == contractor.pk:
+            contractor.average_rating, contractor.rating_count = (
+                fresh.average_rating,
+                fresh.rating_count,
+            )
     record_event(
         ContractorRated(
             contractor_id=contractor.pk,
@@ -75,17 +87,35 @@ def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingR
     return RatingResult(rating=rating, created=created, changed=True)
 
 
+def store_rating_summaries(contractors: list[Contractor]) -> int:
+    """The one recomputation of stored averages and counts: read them from the ratings table
+    (one query), write the changed ones (one statement). The caller holds the contractors'
+    row locks inside its transaction. Returns how many changed; idempotent."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("store_rating_summaries runs inside the caller's transaction")
+    summaries = rating_summaries([c.pk for c in contractors])
+    now = timezone.now()
+    changed = []
+    for contractor in contractors:
+        average, count = summaries[contractor.pk]
+        if contractor.average_rating != average or contractor.rating_count != count:
+            contractor.average_rating, contractor.rating_count = average, count
+            contractor.updated_at = now  # bulk_update does not apply auto_now
+            changed.append(contractor)
+    if changed:
+        Contractor.objects.bulk_update(
+            changed, ["average_rating", "rating_count", "updated_at"], batch_size=500
+        )
+    return len(changed)
+
+
 def refresh_rating_summary(*, contractor_id: int) -> Contractor | None:
     """Recompute the stored average and count from the ratings table (idempotent)."""
     with transaction.atomic():
         contractor = Contractor.objects.select_for_update().filter(pk=contractor_id).first()
         if contractor is None:
             return None
-        average, count = rating_summary(contractor_id)
-        if contractor.average_rating != average or contractor.rating_count != count:
-            contractor.average_rating = average
-            contractor.rating_count = count
-            contractor.save(update_fields=["average_rating", "rating_count", "updated_at"])
+        store_rating_summaries([contractor])
         return contractor
 
 
@@ -98,17 +128,4 @@ def refresh_rating_summaries(*, contractor_ids: set[int] | list[int]) -> int:
         return 0
     with transaction.atomic():
         contractors = list(Contractor.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
-        summaries = rating_summaries([c.pk for c in contractors])
-        now = timezone.now()
-        changed = []
-        for contractor in contractors:
-            average, count = summaries[contractor.pk]
-            if contractor.average_rating != average or contractor.rating_count != count:
-                contractor.average_rating, contractor.rating_count = average, count
-                contractor.updated_at = now  # bulk_update does not apply auto_now
-                changed.append(contractor)
-        if changed:
-            Contractor.objects.bulk_update(
-                changed, ["average_rating", "rating_count", "updated_at"], batch_size=500
-            )
-        return len(changed)
+        return store_rating_summaries(contractors)

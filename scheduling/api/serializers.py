@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -17,8 +18,26 @@ from scheduling.models import (
     JobType,
     Priority,
 )
+from scheduling.services.lifecycle import MAX_NOTES_LENGTH
 
 MAX_ID = 2**63 - 1
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """A date-time that says which instant it is: a value without a UTC offset is refused
+    rather than read as UTC (a dispatcher's "10:00" is rarely 10:00 UTC)."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None  # malformed: the parent field says so
+            if parsed is not None and parsed.tzinfo is None:
+                raise serializers.ValidationError(
+                    'has no UTC offset; add one, e.g. "Z" or "+01:00" ("2026-12-01T14:00:00Z").'
+                )
+        return super().to_internal_value(value)
 
 
 class TimeSlotSerializer(serializers.Serializer):
@@ -31,12 +50,14 @@ class AssignmentSerializer(serializers.ModelSerializer):
     contractorId = serializers.IntegerField(source="contractor_id")
     scheduledTimeSlot = serializers.SerializerMethodField()
     scoreBreakdown = serializers.JSONField(source="score_breakdown")
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
 
     class Meta:
         model = Assignment
         fields = [
             "id", "jobId", "contractorId", "scheduledTimeSlot", "status", "score",
-            "scoreBreakdown",
+            "scoreBreakdown", "startedAt", "completedAt", "notes",
         ]  # fmt: skip
 
     @extend_schema_field(TimeSlotSerializer)
@@ -73,20 +94,12 @@ class JobSerializer(serializers.ModelSerializer):
         return AssignmentSerializer(assignments[0]).data if assignments else None
 
 
-def validate_desired_date(value):
-    today = timezone.now().date()
-    if value < today - timedelta(days=1):
-        raise serializers.ValidationError("is in the past.")
-    if value > today + timedelta(days=MAX_DAYS_AHEAD):
-        raise serializers.ValidationError(f"is more than {MAX_DAYS_AHEAD} days ahead.")
-    return value
-
-
 class JobInputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=JobType.choices)
     requiredSkills = skill_list(max_length=50, required=False, default=list)
     location = LocationSerializer()
-    desiredDate = serializers.DateField(validators=[validate_desired_date])
+    # The date's rules (not past, not too far ahead) are the service's, for the admin too.
+    desiredDate = serializers.DateField()
     durationMinutes = serializers.IntegerField(
         min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES
     )
@@ -97,7 +110,7 @@ class JobPatchSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=JobType.choices, required=False)
     requiredSkills = skill_list(max_length=50, required=False)
     location = LocationSerializer(required=False)
-    desiredDate = serializers.DateField(required=False, validators=[validate_desired_date])
+    desiredDate = serializers.DateField(required=False)
     durationMinutes = serializers.IntegerField(
         min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES, required=False
     )
@@ -109,26 +122,41 @@ class JobFilterSerializer(serializers.Serializer):
     region = serializers.SlugField(required=False)
     type = serializers.ChoiceField(choices=JobType.choices, required=False)
     date = serializers.DateField(required=False, help_text="Desired date (YYYY-MM-DD).")
+    bookedFrom = AwareDateTimeField(
+        required=False, help_text="Only jobs whose booked slot ends after this instant."
+    )
+    bookedTo = AwareDateTimeField(
+        required=False, help_text="Only jobs whose booked slot starts before this instant."
+    )
+
+    def validate(self, attrs):
+        start, end = attrs.get("bookedFrom"), attrs.get("bookedTo")
+        if start is not None and end is not None and end <= start:
+            raise serializers.ValidationError({"bookedTo": "must be after bookedFrom."})
+        return attrs
 
 
 def _check_slot(attrs: dict) -> dict:
-    if attrs["end"] <= attrs["start"]:
+    if attrs.get("end") is not None and attrs["end"] <= attrs["start"]:
         raise serializers.ValidationError({"end": "must be after start."})
     return attrs
 
 
+END_HELP = "Optional: the start plus the job's duration when omitted."
+
+
 class AssignInputSerializer(serializers.Serializer):
     contractorId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+    start = AwareDateTimeField()
+    end = AwareDateTimeField(required=False, help_text=END_HELP)
 
     def validate(self, attrs):
         return _check_slot(attrs)
 
 
 class RescheduleInputSerializer(serializers.Serializer):
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+    start = AwareDateTimeField()
+    end = AwareDateTimeField(required=False, help_text=END_HELP)
     contractorId = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
     def validate(self, attrs):
@@ -137,6 +165,12 @@ class RescheduleInputSerializer(serializers.Serializer):
 
 class CancelInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class CompleteInputSerializer(serializers.Serializer):
+    notes = serializers.CharField(
+        max_length=MAX_NOTES_LENGTH, required=False, allow_blank=True, default=""
+    )
 
 
 class RatingInputSerializer(serializers.Serializer):

@@ -8,6 +8,8 @@ urlpatterns = [
     path("jobs/<id:pk>/assign", views.AssignView.as_view(), name="job-assign"),
     path("jobs/<id:pk>/reschedule", views.RescheduleView.as_view(), name="job-reschedule"),
     path("jobs/<id:pk>/cancel", views.CancelView.as_view(), name="job-cancel"),
+    path("jobs/<id:pk>/start", views.StartView.as_view(), name="job-start"),
+    path("jobs/<id:pk>/complete", views.CompleteView.as_view(), name="job-complete"),
     path("jobs/<id:pk>/rating", views.RatingView.as_view(), name="job-rating"),
     path(
         "jobs/<id:pk>/recommendations",

@@ -26,6 +26,7 @@ from scheduling.api.serializers import (
     AvailabilityQuerySerializer,
     AvailabilitySerializer,
     CancelInputSerializer,
+    CompleteInputSerializer,
     JobFilterSerializer,
     JobInputSerializer,
     JobPatchSerializer,
@@ -36,7 +37,7 @@ from scheduling.api.serializers import (
     RecommendationQuerySerializer,
     RescheduleInputSerializer,
 )
-from scheduling.models import Assignment, AssignmentStatus, Job
+from scheduling.models import MAX_DURATION_MINUTES, Assignment, AssignmentStatus, Job
 from scheduling.selectors import availability
 
 DISPATCHERS_ONLY = [IsAuthenticated, IsDispatcher]
@@ -58,6 +59,20 @@ def jobs_for(request) -> QuerySet[Job]:
             AssignmentStatus.COMPLETED,
         ],
     ).distinct()
+
+
+def _booked_between(filters: dict) -> QuerySet[Assignment]:
+    """Job ids whose booked (not cancelled) slot overlaps [bookedFrom, bookedTo): the board
+    files a job under the day it is booked for, not the day it was wanted."""
+    booked = Assignment.objects.exclude(status=AssignmentStatus.CANCELLED)
+    if "bookedFrom" in filters:
+        # A slot lasts at most a job's longest duration: bounding the start as well keeps
+        # the scan to the range asked for, not every booking that ever ended later.
+        start_after = filters["bookedFrom"] - timedelta(minutes=MAX_DURATION_MINUTES)
+        booked = booked.filter(end__gt=filters["bookedFrom"], start__gt=start_after)
+    if "bookedTo" in filters:
+        booked = booked.filter(start__lt=filters["bookedTo"])
+    return booked.values("job_id")
 
 
 def _validated(serializer_class, data) -> dict:
@@ -94,6 +109,8 @@ class JobListView(GenericAPIView):
         ):
             if param in filters:
                 queryset = queryset.filter(**{field: filters[param]})
+        if "bookedFrom" in filters or "bookedTo" in filters:
+            queryset = queryset.filter(pk__in=_booked_between(filters))
         page = self.paginate_queryset(queryset.order_by("id"))
         return self.get_paginated_response(JobSerializer(page, many=True).data)
 
@@ -157,7 +174,7 @@ class AssignView(GenericAPIView):
             raise ValidationError(serializer.errors)
         data = serializer.validated_data
         assignment = services.assign_job(
-            job_id=pk, contractor_id=data["contractorId"], start=data["start"], end=data["end"]
+            job_id=pk, contractor_id=data["contractorId"], start=data["start"], end=data.get("end")
         )
         return Response(AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
@@ -173,7 +190,10 @@ class RescheduleView(GenericAPIView):
         _existing_job(pk)
         data = _validated(RescheduleInputSerializer, request.data)
         assignment = services.reschedule_job(
-            job_id=pk, start=data["start"], end=data["end"], contractor_id=data.get("contractorId")
+            job_id=pk,
+            start=data["start"],
+            end=data.get("end"),
+            contractor_id=data.get("contractorId"),
         )
         return Response(AssignmentSerializer(assignment).data)
 
@@ -187,6 +207,44 @@ class CancelView(GenericAPIView):
         _existing_job(pk)
         data = _validated(CancelInputSerializer, request.data)
         services.cancel_job(job_id=pk, reason=data["reason"])
+        return _job_response(request, pk)
+
+
+def _acting_contractor_id(request, pk: int) -> int | None:
+    """None for dispatchers; a contractor login's own id, after checking it may see the job
+    (the service re-checks, under the job's lock, that the job is its own)."""
+    _existing_job(pk)
+    if is_staff_or_dispatcher(request):
+        return None
+    if not jobs_for(request).filter(pk=pk).exists():
+        raise PermissionDenied("Contractors may start and complete only their own jobs.")
+    return own_contractor_id(request)
+
+
+class StartView(GenericAPIView):
+    """The assigned contractor (own login) or a dispatcher: assigned -> in_progress."""
+
+    permission_classes = [IsAuthenticated, IsDispatcherOrContractor]
+    serializer_class = JobSerializer
+
+    @extend_schema(request=None, responses={200: JobSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        acting = _acting_contractor_id(request, pk)
+        services.start_job(job_id=pk, acting_contractor_id=acting)
+        return _job_response(request, pk)
+
+
+class CompleteView(GenericAPIView):
+    """The assigned contractor (own login) or a dispatcher: in_progress -> completed."""
+
+    permission_classes = [IsAuthenticated, IsDispatcherOrContractor]
+    serializer_class = JobSerializer
+
+    @extend_schema(request=CompleteInputSerializer, responses={200: JobSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        acting = _acting_contractor_id(request, pk)
+        data = _validated(CompleteInputSerializer, request.data)
+        services.complete_job(job_id=pk, notes=data["notes"], acting_contractor_id=acting)
         return _job_response(request, pk)
 
 

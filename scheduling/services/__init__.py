@@ -15,12 +15,14 @@ from scheduling.services.active_lists import (
 from scheduling.services.bookings import assign_job, cancel_job, reschedule_job
 from scheduling.services.checks import score_booking
 from scheduling.services.jobs import create_job, update_job
+from scheduling.services.lifecycle import complete_job, start_job
 from scheduling.services.ratings import JobRating, rate_job
 
 __all__ = [
     "JobRating",
     "assign_job",
     "cancel_job",
+    "complete_job",
     "create_job",
     "end_recommendations",
     "ranking_of",
@@ -29,5 +31,6 @@ __all__ = [
     "rerank_active_lists",
     "reschedule_job",
     "score_booking",
+    "start_job",
     "update_job",
 ]

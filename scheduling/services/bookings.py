@@ -1,12 +1,11 @@
 """Booking, moving and cancelling jobs: the slot is re-validated against the database under
 the contractor's row lock, and the exclusion constraint backs that up."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from contractors.models import Rating
-from contractors.services import record_rating, touch_schedules
+from contractors.services import touch_schedules
 from events.catalog import (
     JobAssigned,
     JobCancelled,
@@ -34,11 +33,19 @@ from scheduling.services.checks import (
 )
 
 
+def slot_end(job: Job, start: datetime, end: datetime | None) -> datetime:
+    """The slot's end: as given, or the start plus the job's duration."""
+    return end if end is not None else start + timedelta(minutes=job.duration_minutes)
+
+
 @transaction.atomic
-def assign_job(*, job_id: int, contractor_id: int, start: datetime, end: datetime) -> Assignment:
+def assign_job(
+    *, job_id: int, contractor_id: int, start: datetime, end: datetime | None = None
+) -> Assignment:
     job = lock_job(job_id)
     if job.status != JobStatus.OPEN:
         raise Conflict(f"Job {job_id} is {job.status}, not open.", code="job_not_open")
+    end = slot_end(job, start, end)
     contractor = lock_contractors(contractor_id)[contractor_id]
     check_eligible(contractor, job)
     check_slot_shape(job, start, end)
@@ -72,8 +79,10 @@ def assign_job(*, job_id: int, contractor_id: int, start: datetime, end: datetim
 
 @transaction.atomic
 def reschedule_job(
-    *, job_id: int, start: datetime, end: datetime, contractor_id: int | None = None
+    *, job_id: int, start: datetime, end: datetime | None = None, contractor_id: int | None = None
 ) -> Assignment:
+    """Move a booked job that has not started (a started or completed job stays put, so its
+    rating, which only a completed job can have, never moves)."""
     job = lock_job(job_id)
     assignment = (
         Assignment.objects.select_for_update().filter(job=job, status__in=LIVE_ASSIGNMENT).first()
@@ -85,6 +94,7 @@ def reschedule_job(
         )
     if assignment.status != AssignmentStatus.SCHEDULED:
         raise Conflict(f"Job {job_id} is already {assignment.status}.", code="job_started")
+    end = slot_end(job, start, end)
     previous_contractor_id = assignment.contractor_id
     target_id = contractor_id if contractor_id is not None else previous_contractor_id
     contractor = lock_contractors(*sorted({previous_contractor_id, target_id}))[target_id]
@@ -101,10 +111,6 @@ def reschedule_job(
     assignment.score, assignment.score_breakdown = booked.total, booked.breakdown()
     save_slot(assignment)
     touch_schedules(previous_contractor_id, contractor.pk)
-    rating = Rating.objects.filter(job_id=job.pk).first()
-    if rating is not None and rating.contractor_id != contractor.pk:
-        # The job's rating rates whoever does the job: it follows the job to its new contractor.
-        record_rating(contractor=contractor, job_id=job.pk, stars=rating.stars)
     record_event(
         JobRescheduled(
             job_id=job.pk,
@@ -121,9 +127,16 @@ def reschedule_job(
 
 @transaction.atomic
 def cancel_job(*, job_id: int, reason: str = "") -> Job:
+    """open/assigned -> cancelled. A job in progress or completed stays (its work happened;
+    a completed job's rating never vanishes)."""
     job = lock_job(job_id)
     if job.status in (JobStatus.CANCELLED, JobStatus.COMPLETED):
         raise Conflict(f"Job {job_id} is already {job.status}.", code="job_closed")
+    if job.status == JobStatus.IN_PROGRESS:
+        raise Conflict(
+            f"Job {job_id} is in progress; only open or assigned jobs can be cancelled.",
+            code="job_started",
+        )
     assignment = (
         Assignment.objects.select_for_update().filter(job=job, status__in=LIVE_ASSIGNMENT).first()
     )

@@ -1,7 +1,7 @@
 """Checks every booking service makes, under the locks it holds (job first, then contractors
 in id order), against the database."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError
 from django.utils import timezone
@@ -43,13 +43,27 @@ def lock_contractors(*contractor_ids: int) -> dict[int, Contractor]:
     return found
 
 
+def desired_date_problem(value: date) -> str | None:
+    """A desired date may be yesterday at the earliest (it is still today somewhere), and at
+    most MAX_DAYS_AHEAD ahead."""
+    today = timezone.now().date()
+    if value < today - timedelta(days=1):
+        return "is in the past."
+    if value > today + timedelta(days=MAX_DAYS_AHEAD):
+        return f"is more than {MAX_DAYS_AHEAD} days ahead."
+    return None
+
+
 def validate_job_fields(
     *,
     type: str | None = None,
     duration_minutes: int | None = None,
     priority: str | None = None,
+    desired_date: date | None = None,
 ) -> None:
     errors: dict[str, str] = {}
+    if desired_date is not None and (problem := desired_date_problem(desired_date)):
+        errors["desiredDate"] = problem
     if type is not None and type not in JobType.values:
         errors["type"] = f"'{type}' is not one of {', '.join(JobType.values)}."
     if duration_minutes is not None and not (

@@ -35,7 +35,9 @@ def create_job(
     required_skills: list[str] | None = None,
     priority: str = Priority.NORMAL,
 ) -> Job:
-    validate_job_fields(type=type, duration_minutes=duration_minutes, priority=priority)
+    validate_job_fields(
+        type=type, duration_minutes=duration_minutes, priority=priority, desired_date=desired_date
+    )
     job = Job.objects.create(
         type=type,
         required_skills=normalise_skills(required_skills or []),
@@ -76,7 +78,9 @@ def update_job(
         raise Conflict(
             f"Job {job_id} is {job.status}; only open jobs can be edited.", code="job_not_open"
         )
-    validate_job_fields(type=type, duration_minutes=duration_minutes, priority=priority)
+    validate_job_fields(
+        type=type, duration_minutes=duration_minutes, priority=priority, desired_date=desired_date
+    )
     previous: dict[str, Any] = {}
     new: dict[str, Any] = {}
     previous_region = job.region

@@ -1,4 +1,8 @@
-"""Rating a job's contractor; the rule about which jobs may be rated lives here."""
+"""Rating a job's contractor; the rule about which jobs may be rated lives here.
+
+Only a completed job can be rated, and a completed job can be neither cancelled nor
+rescheduled: a rating never has to move to another contractor or vanish from an average.
+"""
 
 from dataclasses import dataclass
 
@@ -7,7 +11,6 @@ from django.db import transaction
 from contractors.services import RatingResult, record_rating
 from events.errors import Conflict
 from scheduling.models import (
-    LIVE_ASSIGNMENT,
     AssignmentStatus,
     Job,
     JobStatus,
@@ -27,13 +30,13 @@ class JobRating:
 def rate_job(*, job_id: int, stars: int) -> JobRating:
     job = lock_job(job_id)
     assignment = (
-        job.assignments.filter(status__in=[*LIVE_ASSIGNMENT, AssignmentStatus.COMPLETED])
+        job.assignments.filter(status=AssignmentStatus.COMPLETED)
         .select_related("contractor")
         .first()
     )
-    if job.status in (JobStatus.OPEN, JobStatus.CANCELLED) or assignment is None:
+    if job.status != JobStatus.COMPLETED or assignment is None:
         raise Conflict(
-            f"Job {job_id} is {job.status}; only booked or completed jobs can be rated.",
+            f"Job {job_id} is {job.status}; only completed jobs can be rated.",
             code="job_not_rateable",
         )
     result = record_rating(contractor=assignment.contractor, job_id=job.pk, stars=stars)

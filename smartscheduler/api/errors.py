@@ -1,10 +1,10 @@
 """One place where domain errors become HTTP answers.
 
-Invalid -> 400 with per-field messages, NotFound -> 404, Conflict -> 409 with a `code`. A
-database error caused by input the validators let through (a value out of the column's range)
-is a 400, never a 500. A database that went away in the middle of the request (restarted, or
-the session terminated) is a 503 with Retry-After: the transaction rolled back, so the client
-may simply retry.
+Invalid -> 400 with per-field messages, Forbidden -> 403, NotFound -> 404, Conflict -> 409 with
+a `code`. A database error caused by input the validators let through (a value out of the
+column's range) is a 400, never a 500. A database that went away in the middle of the request
+(restarted, or the session terminated) is a 503 with Retry-After: the transaction rolled back,
+so the client may simply retry.
 """
 
 from django.db import DataError, InterfaceError, OperationalError
@@ -14,7 +14,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from events.errors import Conflict, DomainError, Invalid, NotFound
+from events.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 
 def exception_handler(exc, context):
@@ -22,6 +22,8 @@ def exception_handler(exc, context):
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, NotFound):
         return Response({"detail": exc.message, "code": exc.code}, status=404)
+    if isinstance(exc, Forbidden):
+        return Response({"detail": exc.message, "code": exc.code}, status=403)
     if isinstance(exc, Conflict):
         return Response({"detail": exc.message, "code": exc.code}, status=409)
     if isinstance(exc, DomainError):

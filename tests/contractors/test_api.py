@@ -121,6 +121,14 @@ def test_create_contractor_without_hours_gets_monday_to_friday_eight_to_five(api
     [
         ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ({"timezone": "america/new_york"}, "timezone"),
+        # Loadable by zoneinfo, but not a place (or easy to misread): refused.
+        ({"timezone": "localtime"}, "timezone"),
+        ({"timezone": "EST5EDT"}, "timezone"),
+        ({"timezone": "UTC+3"}, "timezone"),
+        ({"timezone": "CET"}, "timezone"),
+        ({"timezone": "Etc/GMT+3"}, "timezone"),
+        ({"timezone": "US/Eastern"}, "timezone"),
+        ({"timezone": ""}, "timezone"),
         ({"type": "plumbing"}, "type"),
         ({"status": "retired"}, "status"),
         ({"name": ""}, "name"),
@@ -155,7 +163,62 @@ def test_invalid_timezone_message_names_the_timezone_field(api):
     )
 
     assert response.status_code == 400
-    assert response.json() == {"timezone": ["'Europe/Atlantis' is not an IANA timezone name."]}
+    assert response.json() == {
+        "timezone": [
+            "'Europe/Atlantis' is not a timezone name we accept: use an IANA Area/Location name "
+            "such as 'America/New_York' or 'Europe/Berlin' (or 'UTC'); leave it out to take the "
+            "zone of the base location."
+        ]
+    }
+
+
+@pytest.mark.parametrize("name", ["UTC", "Etc/UTC", "Europe/Berlin", "America/Indiana/Knox"])
+def test_utc_and_area_location_names_are_accepted(api, name):
+    response = api.post("/api/contractors", contractor_body(timezone=name), format="json")
+
+    assert response.status_code == 201
+    assert Contractor.objects.get().timezone == name
+
+
+@pytest.mark.parametrize(
+    ("location", "zone"),
+    [
+        ({"lat": 40.7357, "lng": -74.1724, "address": "Newark, NJ"}, "America/New_York"),
+        ({"lat": 41.8781, "lng": -87.6298, "address": "Chicago"}, "America/Chicago"),
+        ({"lat": 52.52, "lng": 13.405, "address": "Berlin"}, "Europe/Berlin"),
+        # At sea only the nautical Etc/GMT zones apply, which are not accepted: UTC.
+        ({"lat": 0.0, "lng": -30.0, "address": "Mid-Atlantic"}, "UTC"),
+    ],
+)
+def test_a_contractor_created_without_a_timezone_gets_its_locations(api, location, zone):
+    body = contractor_body(location=location)
+    del body["timezone"]
+
+    response = api.post("/api/contractors", body, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["timezone"] == zone
+    assert Contractor.objects.get().timezone == zone
+
+
+def test_a_newark_contractor_without_a_timezone_works_newark_hours(api):
+    """The default Monday 08:00-17:00 is local time: 13:00-22:00 UTC in winter, 12:00-21:00 in
+    summer, never 08:00 UTC (03:00 in Newark)."""
+    body = contractor_body(location={"lat": 40.7357, "lng": -74.1724, "address": "Newark"})
+    del body["timezone"]
+    del body["workingHours"]
+    created = api.post("/api/contractors", body, format="json").json()
+    monday = next_weekday(0)
+
+    response = api.get(
+        f"/api/contractors/{created['id']}/availability",
+        {"from": monday.isoformat(), "to": monday.isoformat(), "duration": 60},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["windows"] == [
+        {"start": iso(at(monday, 8, tz=NY)), "end": iso(at(monday, 17, tz=NY))}
+    ]
 
 
 # --- list -------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from contractors.models import Contractor, Rating, Region, TimeOff, WorkingHours
@@ -48,6 +48,17 @@ DEFAULT_HOURS_JSON = [{"weekday": d, "start": "08:00", "end": "17:00"} for d in 
 def z(moment: datetime) -> str:
     """The payload spelling of a timestamp, written out independently of events.timefmt."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def completed_job(contractor: Contractor):
+    """Set-up: a completed job of `contractor` (rows written directly), the only kind that
+    can be rated."""
+    return AssignmentFactory(
+        contractor=contractor,
+        start=at(next_weekday(0), 9, tz=NY),
+        status="completed",
+        job__status="completed",
+    ).job
 
 
 def db_state() -> dict[str, list[dict]]:
@@ -144,6 +155,20 @@ def test_create_contractor_saves_it_and_announces_its_schedule():
     )
 
 
+@pytest.mark.parametrize("name", ["localtime", "EST5EDT", "UTC+3", "Etc/GMT-3", "US/Eastern"])
+def test_create_contractor_refuses_zone_names_that_are_not_places(name):
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        create_contractor(
+            name="Bo", type="carpet", location=Location(**MAIN_ST), timezone_name=name
+        )
+
+    assert list(raised.value.errors) == ["timezone"]
+    assert db_state() == before
+    assert events_of() == []
+
+
 def test_create_contractor_defaults_to_monday_to_friday_8_to_17():
     contractor = create_contractor(
         name="Bo", type="carpet", location=Location(**MAIN_ST), status="on_leave"
@@ -152,6 +177,8 @@ def test_create_contractor_defaults_to_monday_to_friday_8_to_17():
     saved = Contractor.objects.get(pk=contractor.pk)
     assert saved.status == "on_leave"
     assert saved.skills == []
+    # No timezone given: the zone of the base location (Manhattan), not UTC.
+    assert saved.timezone == "America/New_York"
     assert hours_of(saved) == [(d, time(8), time(17)) for d in range(5)]
     assert_one_event(
         "ScheduleUpdated",
@@ -777,7 +804,7 @@ def test_record_rating_reports_the_average_before_this_rating(earlier_stars, pre
     for stars in earlier_stars:
         RatingFactory(contractor=contractor, stars=stars)
     RatingFactory(stars=1)  # another contractor's rating does not count
-    job = AssignmentFactory(contractor=contractor, start=at(next_weekday(0), 9, tz=NY)).job
+    job = completed_job(contractor)
 
     result = rate_job(job_id=job.pk, stars=3).result
 
@@ -802,7 +829,7 @@ def test_record_rating_reports_the_average_before_this_rating(earlier_stars, pre
 def test_contractor_rated_travels_to_the_contractors_region():
     RegionFactory(slug="north")
     contractor = ContractorFactory(region="north", lat=40.9, lng=-73.9)
-    job = AssignmentFactory(contractor=contractor, start=at(next_weekday(0), 9, tz=NY)).job
+    job = completed_job(contractor)
 
     rate_job(job_id=job.pk, stars=5)
 
@@ -823,7 +850,7 @@ def test_contractor_rated_travels_to_the_contractors_region():
 @pytest.mark.parametrize("stars", [0, 6, -1, 10])
 def test_record_rating_accepts_only_one_to_five_stars(stars):
     contractor = ContractorFactory()
-    job = AssignmentFactory(contractor=contractor, start=at(next_weekday(0), 9, tz=NY)).job
+    job = completed_job(contractor)
     before = db_state()
 
     with pytest.raises(Invalid) as raised:
@@ -832,6 +859,27 @@ def test_record_rating_accepts_only_one_to_five_stars(stars):
     assert list(raised.value.errors) == ["rating"]
     assert db_state() == before
     assert events_of() == []
+
+
+def test_rate_job_stores_the_new_average_in_its_own_transaction():
+    """The average is current the moment ContractorRated commits, before any handler runs
+    (the broadcast may run first, and the board re-reads the contractor)."""
+    contractor = ContractorFactory()
+    RatingFactory(contractor=contractor, stars=5)
+    refresh_rating_summary(contractor_id=contractor.pk)
+    job = completed_job(contractor)
+
+    with transaction.atomic():
+        rate_job(job_id=job.pk, stars=2)
+        # Inside the rating's transaction: the same commit carries the average and the event.
+        inside = Contractor.objects.get(pk=contractor.pk)
+        assert (inside.average_rating, inside.rating_count) == (3.5, 2)
+        assert [e.type for e in events_of()] == ["ContractorRated"]
+
+    saved = Contractor.objects.get(pk=contractor.pk)
+    assert (saved.average_rating, saved.rating_count) == (3.5, 2)
+    [event] = events_of()
+    assert (event.payload["rating"], event.payload["previousRating"]) == (2, 5.0)
 
 
 # --- refresh_rating_summary -------------------------------------------------------------------
@@ -880,7 +928,7 @@ def test_refresh_rating_summary_is_idempotent():
 def test_refresh_rating_summary_after_rate_job_counts_the_new_rating():
     contractor = ContractorFactory()
     RatingFactory(contractor=contractor, stars=5)
-    job = AssignmentFactory(contractor=contractor, start=at(next_weekday(0), 9, tz=NY)).job
+    job = completed_job(contractor)
     rate_job(job_id=job.pk, stars=2)
 
     refresh_rating_summary(contractor_id=contractor.pk)

@@ -1,52 +1,67 @@
-"""The board in a real browser against the production shape: daphne and a relay as processes
-over PostgreSQL and Redis, headless Debian chromium driven by Playwright.
+"""The board and the contractor's page in a real browser against the production shape: daphne and
+a relay as processes over PostgreSQL and Redis (started once for the module), headless Debian
+chromium driven by Playwright.
 
-A screenshot of the board is kept in artifacts/board.png.
+A dispatcher's day: create a job, get recommendations, book, drag the booking along its row and
+onto another contractor, lose a booking race (409, stale panel refreshed), cancel with a reason,
+start, complete and rate, switch to the week and another time zone; the socket drops meanwhile
+and catches up. A contractor's day on a phone: the booking arrives, moves, is started and
+completed. Screenshots go to artifacts/board/ (BOARD_SCREENSHOTS=docs/board refreshes the ones
+docs/board.md shows).
 """
 
 import json
+import os
+import re
 import sys
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, time
+from contextlib import contextmanager
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
+from rest_framework.authtoken.models import Token
 
-from contractors.services import Location
-from scheduling.services import create_job
-from tests.conftest import make_user, token_for
+from tests.conftest import make_user
 from tests.contractors.factories import ContractorFactory
+from tests.scheduling.factories import AssignmentFactory, JobFactory
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts"
+SHOTS = ROOT / os.environ.get("BOARD_SCREENSHOTS", "artifacts/board")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+NY = ZoneInfo("America/New_York")
+DASH = "\N{EN DASH}"  # between the start and end of a slot on screen
+WAIT = 10_000  # ms: a change reaching the page over the relay and the socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def stack(tmp_path):
-    """daphne + one relay, both real processes; yields the base URL."""
+@pytest.fixture(scope="module")
+def stack(django_db_setup, tmp_path_factory):
+    """daphne + one relay, both real processes, for the whole module; yields the base URL."""
+    logs = tmp_path_factory.mktemp("stack")
     port = free_port()
     env = subprocess_env(redis_url=settings.REDIS_URL)
     daphne = Path(sys.executable).parent / "daphne"
     processes = [
         Process(
             [str(daphne), "-b", "127.0.0.1", "-p", str(port), "smartscheduler.asgi:application"],
-            log_path=tmp_path / "daphne.log",
+            log_path=logs / "daphne.log",
             env=env,
         ),
         Process(
             [sys.executable, "manage.py", "relay", "--poll-interval", "0.2"],
-            log_path=tmp_path / "relay.log",
+            log_path=logs / "relay.log",
             env=env,
         ),
     ]
@@ -69,6 +84,18 @@ def stack(tmp_path):
             process.close(grace=10)
 
 
+@contextmanager
+def chromium():
+    """A browser for one test, opened after its database set-up: Playwright's sync API runs an
+    event loop in this thread, where Django's ORM refuses to run."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def api(base: str, token: str, method: str, path: str, body: dict | None = None) -> dict:
     request = urllib.request.Request(
         f"{base}{path}",
@@ -83,102 +110,273 @@ def api(base: str, token: str, method: str, path: str, body: dict | None = None)
         raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()}") from error
 
 
-def test_the_board_shows_changes_live_and_catches_up_after_a_drop(stack):
-    dispatcher = make_user("dana", role="dispatcher")
-    token = token_for(dispatcher)
-    # Works every day of the week, all day, so a slot exists whatever day the test runs.
-    contractor = ContractorFactory(
-        name="Ana Ruiz", timezone="UTC", hours=[(d, time(0), time(23, 45)) for d in range(7)]
+def sign_in(page: Page, base: str, username: str, path: str = "/") -> None:
+    page.goto(f"{base}/login/?next={quote(path)}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", f"pw-{username}")
+    page.click("button[type=submit]")
+    expect(page.locator("#conn")).to_have_text("live", timeout=15_000)
+    expect(page.locator("[data-ready=true]")).to_have_count(1, timeout=WAIT)
+
+
+def shoot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def box_of(locator) -> dict:
+    """Its bounding box; the board redraws a row when an event arrives, so the node a locator
+    found may be replaced before its box is read: read again."""
+    return wait_until(locator.bounding_box, timeout=5, message=f"no box: {locator}", interval=0.1)
+
+
+def drag(page: Page, source, dx: float, dy: float = 0.0, *, before_drop=None) -> None:
+    """Press on the bar's left part, move by (dx, dy) in steps, release."""
+    box = box_of(source)
+    x, y = box["x"] + 6, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx / 2, y + dy / 2, steps=4)
+    page.mouse.move(x + dx, y + dy, steps=4)
+    if before_drop:
+        before_drop()
+    page.mouse.up()
+
+
+def pixels_per_hour(page: Page) -> float:
+    """From the hour ticks of the day view's header, read in one go (the board may re-render)."""
+    return page.evaluate("""() => {
+        const x = (text) => [...document.querySelectorAll(".header .tick")]
+            .find((tick) => tick.textContent === text).getBoundingClientRect().x;
+        return (x("12:00") - x("10:00")) / 2;
+    }""")
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def every_day(start: time, end: time) -> list:
+    return [(day, start, end) for day in range(7)]
+
+
+def test_a_dispatchers_day_on_the_board(stack):
+    make_user("dana", role="dispatcher")
+    omar = make_user("omar", role="dispatcher")  # another dispatcher, at another desk
+    omar_token = Token.objects.create(user=omar).key
+    # Both work 08:00-18:00 UTC every day (Ben in New York time), so tomorrow always has room.
+    ana = ContractorFactory(
+        name="Ana Ruiz", timezone="UTC", hours=every_day(time(8), time(18)), lat=40.7, lng=-74.0
     )
-    today = datetime.now(UTC).date()
-    first = create_job(
-        type="tile", location=Location(40.72, -73.99, "1 Board St"), desired_date=today,
-        duration_minutes=60, required_skills=["tile"],
+    ben = ContractorFactory(
+        name="Ben Ortiz", timezone="America/New_York", hours=every_day(time(0), time(23, 45)),
+        lat=40.8, lng=-74.1,
     )  # fmt: skip
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    eight = datetime.combine(tomorrow, time(8), tzinfo=UTC)
+    # Two more crews with a booking each and an open carpet job: a board with something on it.
+    for name, kind, hour, minutes in (
+        ("Chen Floors", "flooring", 13, 180),
+        ("Dee Ivanova", "carpet", 9, 120),
+    ):
+        crew = ContractorFactory(
+            name=name, type=kind, skills=[kind], timezone="UTC", hours=every_day(time(7), time(18))
+        )
+        job = JobFactory(
+            type=kind, required_skills=[kind], desired_date=tomorrow, duration_minutes=minutes,
+            status="assigned", address=f"{hour} Elm St, New York",
+        )  # fmt: skip
+        AssignmentFactory(
+            job=job, contractor=crew, start=datetime.combine(tomorrow, time(hour), tzinfo=UTC)
+        )
+    JobFactory(type="carpet", required_skills=["carpet"], desired_date=tomorrow, priority="low")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900}, timezone_id="UTC")
-        try:
-            page.goto(f"{stack}/")
-            page.fill("input[name=username]", "dana")
-            page.fill("input[name=password]", "pw-dana")
-            page.click("button[type=submit]")
-            expect(page.locator("#conn")).to_have_text("live", timeout=15_000)
-            card = page.locator(f'article[data-job-id="{first.pk}"]')
-            expect(card).to_have_attribute("data-status", "open")
+    with chromium() as browser:
+        page = browser.new_page(
+            viewport={"width": 1440, "height": 900}, timezone_id="UTC", locale="en-US"
+        )
+        sign_in(page, stack, "dana", f"/?date={tomorrow}&view=day&tz=UTC")
+        expect(page.locator("#range-title")).to_contain_text("UTC")
+        expect(page.locator(f'.row[data-contractor-id="{ana.pk}"]')).to_contain_text("Ana Ruiz")
 
-            # Booked through the API: the card moves to Assigned without a reload.
-            slots = api(stack, token, "GET", f"/api/jobs/{first.pk}/recommendations")
-            slot = slots["recommendations"][0]["slots"][0]
-            api(stack, token, "POST", f"/api/jobs/{first.pk}/assign",
-                {"contractorId": contractor.pk, **slot})  # fmt: skip
-            expect(card).to_have_attribute("data-status", "assigned", timeout=10_000)
-            expect(card).to_contain_text("Ana Ruiz")
+        # Create a job from the dialog; it lands in the tray and its recommendations open.
+        page.click("#new-job")
+        form = page.locator("#create-form")
+        form.locator("[name=type]").select_option("tile")
+        form.locator("[name=requiredSkills]").fill("tile")
+        form.locator("[name=address]").fill("12 Board St, New York")
+        form.locator("[name=lat]").fill("40.71")
+        form.locator("[name=lng]").fill("-74.0")
+        form.locator("[name=durationMinutes]").select_option("120")
+        form.locator("[name=priority]").select_option("high")
+        shoot(page, "board-create")
+        page.click("#create-submit")
+        expect(page.locator("#create")).to_be_hidden()
+        job_id = int(page.locator("#details").get_attribute("data-job-id"))
+        expect(page.locator(f'#tray-list li[data-job-id="{job_id}"]')).to_be_visible()
+        first = page.locator("#recs-list li").first
+        expect(first).to_have_attribute("data-contractor-id", str(ana.pk), timeout=WAIT)
+        expect(first.locator("button.book").first).to_have_attribute("data-start", iso(eight))
+        shoot(page, "board-recommend")
 
-            # A rating reaches the contractor list: the average the relay recomputed.
-            api(stack, token, "PUT", f"/api/jobs/{first.pk}/rating", {"rating": 4})
-            rating = page.locator(f'#contractors li[data-contractor-id="{contractor.pk}"] .rating')
-            expect(rating).to_have_text(" ★ 4.00 (1)", timeout=10_000)
+        # Book the first slot: the job leaves the tray and sits on Ana's row at 08:00.
+        first.locator("button.book").first.click()
+        bar = page.locator(f'.bar[data-job-id="{job_id}"]')
+        expect(bar).to_have_attribute("data-start", iso(eight), timeout=WAIT)
+        expect(page.locator(f'.track[data-contractor-id="{ana.pk}"] .bar')).to_have_count(1)
+        expect(page.locator(f'#tray-list li[data-job-id="{job_id}"]')).to_have_count(0)
+        expect(page.locator("#recs-hint")).to_have_text(f"Booked job #{job_id}.")
+        expect(page.locator('#feed li[data-type="JobAssigned"]')).to_have_count(1, timeout=WAIT)
 
-            # The socket drops for 3 s while things happen; the board catches up on its own.
-            page.evaluate("window.boardStream.drop(3000)")
-            expect(page.locator("#conn")).to_have_text("reconnecting", timeout=5_000)
-            second = api(stack, token, "POST", "/api/jobs", {
-                "type": "tile", "requiredSkills": ["tile"], "desiredDate": today.isoformat(),
-                "location": {"lat": 40.73, "lng": -73.98, "address": "2 Board St"},
-                "durationMinutes": 90, "priority": "urgent",
-            })  # fmt: skip
-            api(stack, token, "POST", f"/api/jobs/{first.pk}/cancel", {"reason": "Customer away"})
-            expect(page.locator("#conn")).to_have_text("live", timeout=15_000)
-            expect(card).to_have_attribute("data-status", "cancelled", timeout=10_000)
-            new_card = page.locator(f'article[data-job-id="{second["id"]}"]')
-            expect(new_card).to_have_attribute("data-status", "open", timeout=10_000)
-            expect(page.locator('#feed li[data-type="JobCancelled"]')).to_have_count(1)
-            # Replays may repeat events; the page shows each once.
-            expect(page.locator('#feed li[data-type="JobCreated"]')).to_have_count(2)
+        # Drag it two hours later along the row, then down onto Ben's row.
+        drag(page, bar, 2 * pixels_per_hour(page))
+        expect(bar).to_have_attribute("data-start", iso(eight + timedelta(hours=2)), timeout=WAIT)
+        ben_track = box_of(page.locator(f'.track[data-contractor-id="{ben.pk}"]'))
+        bar_box = box_of(bar)
+        dy = ben_track["y"] + ben_track["height"] / 2 - (bar_box["y"] + bar_box["height"] / 2)
+        drag(page, bar, 0, dy, before_drop=lambda: shoot(page, "board-drag"))
+        moved = page.locator(f'.track[data-contractor-id="{ben.pk}"] .bar[data-job-id="{job_id}"]')
+        expect(moved).to_have_attribute("data-start", iso(eight + timedelta(hours=2)), timeout=WAIT)
+        expect(page.locator('#feed li[data-type="JobRescheduled"]')).to_have_count(2, timeout=WAIT)
 
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "board.png"))
-        finally:
-            browser.close()
-    assert (ARTIFACTS / "board.png").stat().st_size > 10_000
+        # A second job; while its recommendations are on screen (and our socket is down),
+        # Omar books it. Our stale "Book" gets a 409 that stays; the panel refreshes.
+        second = api(stack, omar_token, "POST", "/api/jobs", {
+            "type": "tile", "requiredSkills": ["tile"], "desiredDate": tomorrow.isoformat(),
+            "location": {"lat": 40.72, "lng": -73.99, "address": "2 Race Ave"},
+            "durationMinutes": 60, "priority": "urgent",
+        })  # fmt: skip
+        tray_item = page.locator(f'#tray-list li[data-job-id="{second["id"]}"]')
+        expect(tray_item).to_be_visible(timeout=WAIT)
+        tray_item.get_by_role("button", name="Recommend").click()
+        stale = page.locator("#recs-list button.book").first
+        expect(stale).to_be_visible(timeout=WAIT)
+        page.evaluate("window.boardStream.drop(6000)")  # long enough for two API calls
+        expect(page.locator("#conn")).to_have_text("reconnecting", timeout=5_000)
+        ranked = api(stack, omar_token, "GET", f"/api/jobs/{second['id']}/recommendations")
+        taken = ranked["recommendations"][0]
+        api(stack, omar_token, "POST", f"/api/jobs/{second['id']}/assign",
+            {"contractorId": taken["contractorId"], **taken["slots"][0]})  # fmt: skip
+        stale.click()
+        expect(page.locator("#alert")).to_be_visible()
+        expect(page.locator("#alert-text")).to_contain_text("Conflict")
+        expect(page.locator("#recs-list button.book")).to_have_count(0)
+        # Back online: the missed booking arrives, announced as someone else's.
+        expect(page.locator("#conn")).to_have_text("live", timeout=15_000)
+        expect(page.locator("#recs-hint")).to_contain_text("booked by someone else", timeout=WAIT)
+        expect(page.locator("#alert")).to_be_visible()  # a conflict stays until dismissed
+        shoot(page, "board-conflict")
+        page.click("#alert-close")
+        expect(page.locator("#alert")).to_be_hidden()
+
+        # Move it without dragging: choose Ben in the picker, take his first free time.
+        page.locator(f'.bar[data-job-id="{second["id"]}"]').click()
+        page.click("#act-reschedule")
+        page.select_option("#move-contractor", str(ben.pk))
+        choice = page.locator(f'#move-slots[data-contractor-id="{ben.pk}"] button.slot').first
+        expect(choice).to_be_visible(timeout=WAIT)
+        picked = choice.get_attribute("data-start")
+        choice.click()
+        ben_row = page.locator(f'.track[data-contractor-id="{ben.pk}"]')
+        on_ben = ben_row.locator(f'[data-job-id="{second["id"]}"]')
+        expect(on_ben).to_have_attribute("data-start", picked, timeout=WAIT)
+
+        # Cancel it with a reason: it leaves the timeline, the log says why.
+        page.locator(f'.bar[data-job-id="{second["id"]}"]').click()
+        page.click("#act-cancel")
+        page.fill("#cancel-reason", "Customer away")
+        page.click("#cancel-confirm")
+        expect(page.locator(f'.bar[data-job-id="{second["id"]}"]')).to_have_count(0, timeout=WAIT)
+        cancelled = page.locator('#feed li[data-type="JobCancelled"]')
+        expect(cancelled).to_contain_text("Customer away", timeout=WAIT)
+
+        # Start, complete and rate the first job.
+        bar.click()
+        page.click("#act-start")
+        details = page.locator("#details")
+        expect(details).to_have_attribute("data-status", "in_progress", timeout=WAIT)
+        expect(bar).to_have_attribute("data-status", "in_progress")
+        page.fill("#complete-notes", "Grout sealed")
+        page.click("#act-complete")
+        expect(details).to_have_attribute("data-status", "completed", timeout=WAIT)
+        page.click('.stars button[data-stars="4"]')
+        rating = page.locator(f'.row[data-contractor-id="{ben.pk}"] .rating')
+        expect(rating).to_have_text("★ 4.00 (1)", timeout=WAIT)
+        for kind in ("JobStarted", "JobCompleted", "ContractorRated"):
+            expect(page.locator(f'#feed li[data-type="{kind}"]')).to_have_count(1, timeout=WAIT)
+        # Replays after the drop may repeat events; the page shows each once.
+        sequences = page.locator("#feed li").evaluate_all("els => els.map(e => e.dataset.sequence)")
+        assert len(sequences) == len(set(sequences))
+        shoot(page, "board-rated")
+
+        # The week, then New York time: the same booking, five (or four) hours earlier.
+        page.click("#view-week")
+        expect(page.locator("#range-title")).to_contain_text("Week of")
+        expect(bar).to_be_visible()
+        shoot(page, "board-week")
+        page.click("#view-day")
+        page.select_option("#tz", "America/New_York")
+        local = (eight + timedelta(hours=2)).astimezone(NY)
+        expect(bar.locator(".bar-time")).to_have_text(
+            f"{local:%H:%M}{DASH}{local + timedelta(hours=2):%H:%M}"
+        )
+        expect(page.locator("#range-title")).to_contain_text("America/New_York")
 
 
-def test_the_contractor_page_shows_a_new_booking_live(stack):
+def test_a_contractors_day_on_a_phone(stack):
     dispatcher = make_user("dana", role="dispatcher")
-    token = token_for(dispatcher)
-    contractor = ContractorFactory(
-        name="Ben Ortiz", timezone="UTC", hours=[(d, time(0), time(23, 45)) for d in range(7)]
-    )
-    make_user("ben", role="contractor", contractor=contractor)
-    job = create_job(
-        type="tile",
-        location=Location(40.72, -73.99, "9 Live Ave"),
-        desired_date=datetime.now(UTC).date(),
-        duration_minutes=60,
-        required_skills=["tile"],
-    )
+    token = Token.objects.create(user=dispatcher).key
+    cleo = ContractorFactory(name="Cleo Park", timezone="UTC", hours=every_day(time(8), time(18)))
+    make_user("cleo", role="contractor", contractor=cleo)
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    job = api(stack, token, "POST", "/api/jobs", {
+        "type": "tile", "requiredSkills": ["tile"], "desiredDate": tomorrow.isoformat(),
+        "location": {"lat": 40.72, "lng": -73.99, "address": "9 Live Ave, New York"},
+        "durationMinutes": 90, "priority": "normal",
+    })  # fmt: skip
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(timezone_id="UTC")
-        try:
-            page.goto(f"{stack}/")  # a contractor landing on the board is sent to /me/
-            page.fill("input[name=username]", "ben")
-            page.fill("input[name=password]", "pw-ben")
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{stack}/me/")
-            expect(page.locator("#conn")).to_have_text("live", timeout=15_000)
-            expect(page.locator("#empty")).to_be_visible()
+    with chromium() as browser:
+        page = browser.new_page(
+            viewport={"width": 390, "height": 844},  # a phone
+            timezone_id="UTC",
+            locale="en-US",  # the change lines are compared as text
+            is_mobile=True,
+            has_touch=True,
+        )
+        sign_in(page, stack, "cleo", "/")  # a contractor landing on the board goes to /me/
+        assert page.url.endswith("/me/")
+        expect(page.locator("#empty")).to_be_visible()
 
-            recommendations = api(stack, token, "GET", f"/api/jobs/{job.pk}/recommendations")
-            slot = recommendations["recommendations"][0]["slots"][0]
-            api(stack, token, "POST", f"/api/jobs/{job.pk}/assign",
-                {"contractorId": contractor.pk, **slot})  # fmt: skip
+        # Booked by the dispatcher: it arrives, with a line saying so.
+        start = datetime.combine(tomorrow, time(9), tzinfo=UTC)
+        api(stack, token, "POST", f"/api/jobs/{job['id']}/assign", {
+            "contractorId": cleo.pk, "start": iso(start), "end": iso(start + timedelta(minutes=90)),
+        })  # fmt: skip
+        visit = page.locator(f'#assignments li.visit[data-job-id="{job["id"]}"]')
+        expect(visit).to_contain_text(f"09:00{DASH}10:30", timeout=WAIT)
+        expect(visit).to_contain_text("9 Live Ave, New York")
+        assert "openstreetmap.org" in visit.locator("a", has_text="Map").get_attribute("href")
+        expect(page.locator("#changes li").first).to_have_text(
+            f"New: #{job['id']} on {tomorrow:%a}, {tomorrow:%b} {tomorrow.day} 09:00"
+        )
 
-            booked = page.locator(f'#assignments li[data-job-id="{job.pk}"]')
-            expect(booked).to_contain_text("9 Live Ave", timeout=10_000)
-            expect(page.locator("#empty")).to_be_hidden()
-        finally:
-            browser.close()
+        # Moved to 12:30: the line says where to, the visit is highlighted where it now is.
+        later = datetime.combine(tomorrow, time(12, 30), tzinfo=UTC)
+        api(stack, token, "POST", f"/api/jobs/{job['id']}/reschedule", {
+            "start": iso(later), "end": iso(later + timedelta(minutes=90)),
+        })  # fmt: skip
+        expect(visit).to_contain_text(f"12:30{DASH}14:00", timeout=WAIT)
+        expect(page.locator("#changes li").first).to_contain_text(f"#{job['id']} moved to")
+        expect(page.locator("#changes li").first).to_contain_text("12:30")
+        expect(visit).to_have_class(re.compile(r"\bflash\b"))
+        shoot(page, "me-moved")
+
+        # Start, then complete with a note, from the phone.
+        visit.locator("button.start").click()
+        expect(visit).to_have_attribute("data-status", "in_progress", timeout=WAIT)
+        visit.locator("textarea").fill("Done, customer happy")
+        visit.locator("button.complete").click()
+        expect(visit).to_have_attribute("data-status", "completed", timeout=WAIT)
+        expect(visit.locator("button")).to_have_count(0)
+        shoot(page, "me-done")

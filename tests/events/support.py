@@ -181,11 +181,16 @@ class RatedJobs:
 
 
 def booked_jobs(*, contractors: int, jobs_each: int) -> RatedJobs:
-    """Contractors with booked jobs (factory rows: set-up, no events) ready to be rated."""
+    """Contractors with completed jobs (factory rows: set-up, no events) ready to be rated."""
     first_day = date.today() + timedelta(days=7)
     people = ContractorFactory.create_batch(contractors)
     jobs = [
-        AssignmentFactory(contractor=person, start=at(first_day + timedelta(days=n), 14)).job
+        AssignmentFactory(
+            contractor=person,
+            start=at(first_day + timedelta(days=n), 14),
+            status="completed",
+            job__status="completed",
+        ).job
         for person in people
         for n in range(jobs_each)
     ]

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
 from contractors.models import Rating
 from scheduling.models import Assignment, Job
@@ -26,9 +27,11 @@ JOB_FIELDS = {
     "id", "type", "requiredSkills", "location", "region", "desiredDate", "durationMinutes",
     "priority", "status", "assignment", "cancelReason", "createdAt", "updatedAt",
 }  # fmt: skip
-# The assignment shape of docs/api.md plus `scoreBreakdown` (the score's parts at booking).
+# The contract's assignment shape plus `scoreBreakdown` (the score's parts at booking) and the
+# lifecycle's `startedAt`, `completedAt` and `notes`.
 ASSIGNMENT_FIELDS = {
     "id", "jobId", "contractorId", "scheduledTimeSlot", "status", "score", "scoreBreakdown",
+    "startedAt", "completedAt", "notes",
 }  # fmt: skip
 # Factory contractor and factory job, booked on the desired date: unrated, ~0.867 miles apart.
 SCORE = 0.8207
@@ -52,6 +55,19 @@ def payload_of(event) -> dict:
     payload = dict(event.payload)
     assert isinstance(payload.pop("timestamp"), str)
     return payload
+
+
+def done_job(contractor, day: date, *, status: str = "completed") -> Assignment:
+    """Set-up: a job at 10:00 New York time in progress or completed (rows written directly)."""
+    job = JobFactory(desired_date=day, status=status)
+    return AssignmentFactory(
+        job=job,
+        contractor=contractor,
+        start=ny(day, 10),
+        status=status,
+        started_at=ny(day, 10),
+        completed_at=ny(day, 11) if status == "completed" else None,
+    )
 
 
 def book(contractor, day: date, hour: int, minute: int = 0, **job_fields) -> Assignment:
@@ -274,6 +290,8 @@ def test_get_job_embeds_its_live_assignment(api):
         ("post", "/assign"),
         ("post", "/reschedule"),
         ("post", "/cancel"),
+        ("post", "/start"),
+        ("post", "/complete"),
         ("put", "/rating"),
     ],
 )
@@ -397,6 +415,9 @@ def test_assign_answers_201_with_the_assignment_and_records_job_assigned(api):
         "status": "scheduled",
         "score": SCORE,
         "scoreBreakdown": BREAKDOWN,
+        "startedAt": None,
+        "completedAt": None,
+        "notes": "",
     }
     job.refresh_from_db()
     assert job.status == "assigned"
@@ -556,7 +577,8 @@ def _bad_assign(case: str, contractor, job, day: date) -> dict:
         "no contractor id": {k: v for k, v in ok.items() if k != "contractorId"},
         "malformed start": {**ok, "start": "tomorrow at ten"},
         "malformed end": {**ok, "end": "2026-02-30T12:00:00Z"},
-        "no end": {k: v for k, v in ok.items() if k != "end"},
+        "naive start": {**ok, "start": ok["start"].removesuffix("Z")},
+        "naive end": {**ok, "end": ok["end"].removesuffix("Z")},
         "inactive contractor": ok,
         "deleted contractor": ok,
         "wrong trade": ok,
@@ -582,7 +604,8 @@ def _bad_assign(case: str, contractor, job, day: date) -> dict:
         ("no contractor id", "contractorId"),
         ("malformed start", "start"),
         ("malformed end", "end"),
-        ("no end", "end"),
+        ("naive start", "start"),
+        ("naive end", "end"),
         ("inactive contractor", "contractorId"),
         ("deleted contractor", "contractorId"),
         ("wrong trade", "contractorId"),
@@ -696,46 +719,30 @@ def test_reschedule_to_another_contractor_tells_both(api):
     )
 
 
-def test_reschedule_moves_the_jobs_rating_to_the_new_contractor(api):
-    before, after = ContractorFactory(), ContractorFactory()
+@pytest.mark.parametrize("status", ["in_progress", "completed"])
+def test_reschedule_or_cancel_of_a_started_or_completed_job_is_409(api, status):
+    """So a rating, which only a completed job has, never moves nor vanishes."""
+    contractor, other = ContractorFactory(), ContractorFactory()
     day = next_weekday(1)
-    assignment = book(before, day, 10)
-    assert (
-        api.put(f"/api/jobs/{assignment.job_id}/rating", {"rating": 4}, format="json").status_code
-        == 201
-    )
-    rated = len(events_of())
+    assignment = done_job(contractor, day, status=status)
+    if status == "completed":
+        RatingFactory(contractor=contractor, job_id=assignment.job_id, stars=4)
 
-    response = api.post(
+    moved = api.post(
         f"/api/jobs/{assignment.job_id}/reschedule",
-        slot_body(day, 13, contractorId=after.pk),
+        slot_body(day, 13, contractorId=other.pk),
         format="json",
     )
+    cancelled = api.post(f"/api/jobs/{assignment.job_id}/cancel", {}, format="json")
 
-    assert response.status_code == 200
-    assert Rating.objects.get().contractor_id == after.pk
-    gained, left, moved = events_of()[rated:]
-    assert (gained.type, left.type, moved.type) == (
-        "ContractorRated",
-        "ContractorRated",
-        "JobRescheduled",
+    assert (moved.status_code, cancelled.status_code) == (409, 409)
+    assert moved.json()["code"] == "job_not_assigned"
+    assert cancelled.json()["code"] == ("job_started" if status == "in_progress" else "job_closed")
+    assert Assignment.objects.get(pk=assignment.pk).contractor_id == contractor.pk
+    assert [r.contractor_id for r in Rating.objects.all()] == (
+        [contractor.pk] if status == "completed" else []
     )
-    assert gained.groups == ["dispatch/default", f"contractor/{after.pk}"]
-    assert payload_of(gained) == {
-        "contractorId": after.pk,
-        "region": "default",
-        "jobId": assignment.job_id,
-        "rating": 4,
-        "previousRating": None,
-    }
-    assert left.groups == ["dispatch/default", f"contractor/{before.pk}"]
-    assert payload_of(left) == {
-        "contractorId": before.pk,
-        "region": "default",
-        "jobId": assignment.job_id,
-        "rating": None,
-        "previousRating": 4.0,
-    }
+    assert events_of() == []
 
 
 def test_reschedule_may_overlap_its_own_old_slot(api):
@@ -930,12 +937,216 @@ def test_cancel_reason_too_long_is_400(api):
     assert events_of() == []
 
 
+# --- start and complete ---------------------------------------------------------------------
+
+
+def test_a_dispatcher_starts_and_completes_a_job_and_then_rates_it(api, monkeypatch):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    assignment = book(contractor, day, 10)
+    url = f"/api/jobs/{assignment.job_id}"
+    monkeypatch.setattr(timezone, "now", lambda: ny(day, 10, 5))
+
+    early = api.put(f"{url}/rating", {"rating": 5}, format="json")
+    started = api.post(f"{url}/start", {}, format="json")
+    monkeypatch.setattr(timezone, "now", lambda: ny(day, 11, 20))
+    completed = api.post(f"{url}/complete", {"notes": "Grout sealed."}, format="json")
+    rated = api.put(f"{url}/rating", {"rating": 5}, format="json")
+
+    assert early.status_code == 409
+    assert early.json()["code"] == "job_not_rateable"
+    assert started.status_code == 200
+    assert started.json()["status"] == "in_progress"
+    assert started.json()["assignment"]["status"] == "in_progress"
+    assert started.json()["assignment"]["startedAt"] == iso(ny(day, 10, 5))
+    assert completed.status_code == 200
+    assert set(completed.json()) == JOB_FIELDS
+    assert completed.json()["status"] == "completed"
+    shown = completed.json()["assignment"]
+    assert {k: shown[k] for k in ("status", "startedAt", "completedAt", "notes")} == {
+        "status": "completed",
+        "startedAt": iso(ny(day, 10, 5)),
+        "completedAt": iso(ny(day, 11, 20)),
+        "notes": "Grout sealed.",
+    }
+    assert rated.status_code == 201
+    begun, done, rating = events_of()
+    groups = ["dispatch/default", f"contractor/{contractor.pk}"]
+    assert (begun.type, begun.aggregate_id, begun.groups) == (
+        "JobStarted",
+        str(assignment.job_id),
+        groups,
+    )
+    assert payload_of(begun) == {
+        "jobId": assignment.job_id,
+        "assignmentId": assignment.pk,
+        "contractorId": contractor.pk,
+        "startedAt": iso(ny(day, 10, 5)),
+        "region": "default",
+    }
+    assert (done.type, done.aggregate_id, done.groups) == (
+        "JobCompleted",
+        str(assignment.job_id),
+        groups,
+    )
+    assert payload_of(done) == {
+        "jobId": assignment.job_id,
+        "assignmentId": assignment.pk,
+        "contractorId": contractor.pk,
+        "completedAt": iso(ny(day, 11, 20)),
+        "notes": "Grout sealed.",
+        "region": "default",
+    }
+    assert rating.type == "ContractorRated"
+
+
+def test_the_assigned_contractor_starts_and_completes_its_own_job(db):
+    me = ContractorFactory()
+    assignment = book(me, next_weekday(1), 10)
+    client = client_for(make_user("me", role="contractor", contractor=me))
+    url = f"/api/jobs/{assignment.job_id}"
+
+    started = client.post(f"{url}/start", format="json")
+    completed = client.post(f"{url}/complete", format="json")
+
+    assert (started.status_code, completed.status_code) == (200, 200)
+    assert completed.json()["status"] == "completed"
+    assert completed.json()["assignment"]["notes"] == ""
+    assert [e.type for e in events_of()] == ["JobStarted", "JobCompleted"]
+    assert events_of()[1].payload["notes"] == ""
+    # ... and may do nothing else with it.
+    for method, suffix, body in (
+        ("put", "/rating", {"rating": 5}),
+        ("post", "/cancel", {}),
+        ("post", "/reschedule", slot_body(next_weekday(2), 10)),
+        ("patch", "", {"priority": "urgent"}),
+    ):
+        assert getattr(client, method)(f"{url}{suffix}", body, format="json").status_code == 403
+    assert len(events_of()) == 2
+
+
+@pytest.mark.parametrize("status", ["assigned", "in_progress", "completed", "cancelled"])
+@pytest.mark.parametrize("action", ["start", "complete"])
+def test_a_contractor_cannot_start_or_complete_someone_elses_job(db, status, action):
+    owner, intruder = ContractorFactory(), ContractorFactory()
+    job = JobFactory(status=status)
+    AssignmentFactory(
+        job=job,
+        contractor=owner,
+        start=ny(next_weekday(1), 10),
+        status={"assigned": "scheduled"}.get(status, status),
+    )
+    JobFactory(status="open")
+    client = client_for(make_user("intruder", role="contractor", contractor=intruder))
+
+    response = client.post(f"/api/jobs/{job.pk}/{action}", {}, format="json")
+
+    assert response.status_code == 403
+    assert Job.objects.get(pk=job.pk).status == status
+    assert events_of() == []
+
+
+def test_a_contractor_cannot_start_an_open_job(db):
+    me = ContractorFactory()
+    job = JobFactory(status="open")
+    client = client_for(make_user("me", role="contractor", contractor=me))
+
+    assert client.post(f"/api/jobs/{job.pk}/start", format="json").status_code == 403
+    assert Job.objects.get(pk=job.pk).status == "open"
+    assert events_of() == []
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "code"),
+    [
+        ("start", "open", "job_not_assigned"),
+        ("start", "in_progress", "job_not_assigned"),
+        ("start", "completed", "job_not_assigned"),
+        ("start", "cancelled", "job_not_assigned"),
+        ("complete", "open", "job_not_in_progress"),
+        ("complete", "assigned", "job_not_in_progress"),
+        ("complete", "completed", "job_not_in_progress"),
+        ("complete", "cancelled", "job_not_in_progress"),
+    ],
+)
+def test_start_and_complete_are_409_from_any_other_state(api, action, status, code):
+    job = JobFactory(status=status)
+    if status != "open":
+        AssignmentFactory(
+            job=job,
+            start=ny(next_weekday(1), 10),
+            status={"assigned": "scheduled"}.get(status, status),
+        )
+
+    response = api.post(f"/api/jobs/{job.pk}/{action}", {}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == code
+    assert Job.objects.get(pk=job.pk).status == status
+    assert events_of() == []
+
+
+@pytest.mark.parametrize("notes", ["x" * 2001, None, ["a"], {"a": 1}])
+def test_complete_with_bad_notes_is_400(api, notes):
+    assignment = done_job(ContractorFactory(), next_weekday(1), status="in_progress")
+
+    response = api.post(f"/api/jobs/{assignment.job_id}/complete", {"notes": notes}, format="json")
+
+    assert response.status_code == 400
+    assert "notes" in response.json()
+    assert Job.objects.get(pk=assignment.job_id).status == "in_progress"
+    assert events_of() == []
+
+
+def test_assign_and_reschedule_without_end_take_the_jobs_duration(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    job = JobFactory(desired_date=day, duration_minutes=90)
+
+    booked = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, "start": iso(ny(day, 10))},
+        format="json",
+    )
+    moved = api.post(f"/api/jobs/{job.pk}/reschedule", {"start": iso(ny(day, 14))}, format="json")
+
+    assert booked.status_code == 201
+    assert booked.json()["scheduledTimeSlot"] == {
+        "start": iso(ny(day, 10)),
+        "end": iso(ny(day, 11, 30)),
+    }
+    assert moved.status_code == 200
+    assert moved.json()["scheduledTimeSlot"] == {
+        "start": iso(ny(day, 14)),
+        "end": iso(ny(day, 15, 30)),
+    }
+    assert [e.type for e in events_of()] == ["JobAssigned", "JobRescheduled"]
+
+
+def test_a_naive_start_is_400_asking_for_an_offset(api):
+    contractor = ContractorFactory()
+    day = next_weekday(1)
+    job = JobFactory(desired_date=day)
+
+    response = api.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, "start": f"{day.isoformat()}T10:00:00"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    [message] = response.json()["start"]
+    assert '"Z"' in message and '"+01:00"' in message
+    assert Assignment.objects.count() == 0
+    assert events_of() == []
+
+
 # --- rating -----------------------------------------------------------------------------------
 
 
 def test_rating_is_created_then_replaced_and_the_same_value_changes_nothing(api):
     contractor = ContractorFactory()
-    assignment = book(contractor, next_weekday(1), 10)
+    assignment = done_job(contractor, next_weekday(1))
     url = f"/api/jobs/{assignment.job_id}/rating"
 
     first = api.put(url, {"rating": 4}, format="json")
@@ -985,7 +1196,7 @@ def test_previous_rating_is_the_average_before_this_rating(api):
     contractor = ContractorFactory()
     RatingFactory(contractor=contractor, stars=5)
     RatingFactory(contractor=contractor, stars=2)
-    assignment = book(contractor, next_weekday(1), 10)
+    assignment = done_job(contractor, next_weekday(1))
 
     response = api.put(f"/api/jobs/{assignment.job_id}/rating", {"rating": 1}, format="json")
 
@@ -1011,7 +1222,7 @@ def test_completed_job_can_be_rated(api):
 
 @pytest.mark.parametrize("value", [0, 6, -1, "x", 4.5, None, True, [4]])
 def test_rating_out_of_range_or_not_a_number_is_400(api, value):
-    assignment = book(ContractorFactory(), next_weekday(1), 10)
+    assignment = done_job(ContractorFactory(), next_weekday(1))
 
     response = api.put(f"/api/jobs/{assignment.job_id}/rating", {"rating": value}, format="json")
 
@@ -1022,7 +1233,7 @@ def test_rating_out_of_range_or_not_a_number_is_400(api, value):
 
 
 def test_rating_missing_is_400(api):
-    assignment = book(ContractorFactory(), next_weekday(1), 10)
+    assignment = done_job(ContractorFactory(), next_weekday(1))
 
     response = api.put(f"/api/jobs/{assignment.job_id}/rating", {}, format="json")
 
@@ -1030,11 +1241,12 @@ def test_rating_missing_is_400(api):
     assert "rating" in response.json()
 
 
-@pytest.mark.parametrize("status", ["open", "cancelled"])
-def test_rating_is_409_for_open_and_cancelled_jobs(api, status):
+@pytest.mark.parametrize("status", ["open", "assigned", "in_progress", "cancelled"])
+def test_rating_is_409_before_the_job_is_completed(api, status):
     job = JobFactory(status=status)
-    if status == "cancelled":
-        AssignmentFactory(job=job, start=ny(next_weekday(1), 10), status="cancelled")
+    if status != "open":
+        assignment_status = {"assigned": "scheduled"}.get(status, status)
+        AssignmentFactory(job=job, start=ny(next_weekday(1), 10), status=assignment_status)
 
     response = api.put(f"/api/jobs/{job.pk}/rating", {"rating": 3}, format="json")
 

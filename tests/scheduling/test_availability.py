@@ -29,6 +29,7 @@ from scheduling.availability import (
     subtract,
     working_windows,
 )
+from scheduling.models import occupied
 from scheduling.selectors import load_schedule
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
 from tests.scheduling.factories import AssignmentFactory
@@ -670,3 +671,36 @@ def test_load_schedule_leaves_out_the_assignment_being_moved():
         (z("2027-06-07 12:00"), z("2027-06-07 17:30")),
         (z("2027-06-07 20:30"), z("2027-06-07 21:00")),
     ]
+
+
+# --- what an assignment keeps of its contractor's time -------------------------------------
+
+BASE = datetime(2026, 3, 2, 12, tzinfo=UTC)
+minutes = st.integers(min_value=-24 * 60, max_value=24 * 60)
+
+
+@given(
+    start=minutes,
+    length=st.integers(min_value=30, max_value=8 * 60),
+    started=st.none() | minutes,
+    worked=st.none() | st.integers(min_value=0, max_value=10 * 60),
+)
+def test_occupied_keeps_from_the_earlier_start_to_the_completion_or_the_slots_end(
+    start, length, started, worked
+):
+    slot_start = BASE + timedelta(minutes=start)
+    slot_end = slot_start + timedelta(minutes=length)
+    started_at = None if started is None else BASE + timedelta(minutes=started)
+    completed_at = (
+        None if worked is None or started_at is None else started_at + timedelta(minutes=worked)
+    )
+
+    begin, end = occupied(slot_start, slot_end, started_at, completed_at)
+
+    assert begin == (slot_start if started_at is None else min(slot_start, started_at))
+    assert begin <= end
+    if completed_at is None:
+        assert end == slot_end  # scheduled or in progress: the booked end
+    else:
+        # Completed: free from the completion on, however early or late it came.
+        assert end == completed_at

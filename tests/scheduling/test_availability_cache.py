@@ -34,8 +34,8 @@ from scheduling.handlers import cold_days, warm_availability
 from scheduling.models import Assignment, Job
 from scheduling.recommendations import DAYS_PER_READ, recommend
 from scheduling.selectors import load_schedule
-from scheduling.services import assign_job, cancel_job
-from tests.conftest import at, next_weekday
+from scheduling.services import assign_job, cancel_job, complete_job, start_job
+from tests.conftest import at, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 
@@ -213,6 +213,30 @@ def test_the_relay_handler_warms_the_new_version(
         for hm in slots
     ]
     assert first_slots(job) == expected
+
+
+def test_an_early_completion_reaches_the_cache_through_the_relay(who, monday):
+    """Booked 10:00-12:00 next week, started and completed today (the real clock: the relay
+    claims by it): JobStarted and JobCompleted warm the new versions, and the completed job
+    no longer keeps any of Monday."""
+    job = JobFactory(desired_date=monday)
+    assign_job(job_id=job.pk, contractor_id=who.pk, start=ny(monday, 10))
+    Relay().drain()
+    assert cached_entry(who, monday).windows == (
+        (ny(monday, 8), ny(monday, 9, 30)),
+        (ny(monday, 12, 30), ny(monday, 17)),
+    )
+    start_job(job_id=job.pk)
+    Relay().drain()
+    # Work started ahead of the slot keeps the contractor from now until the slot's end.
+    assert cached_entry(who, monday).windows == ((ny(monday, 12, 30), ny(monday, 17)),)
+
+    complete_job(job_id=job.pk)
+    Relay().drain()
+
+    assert cached_entry(who, monday).windows == ((ny(monday, 8), ny(monday, 17)),)
+    assert who.schedule_version == 3  # (re-read by cached_entry)
+    assert [e.type for e in events_of()] == ["JobAssigned", "JobStarted", "JobCompleted"]
 
 
 def test_the_warmed_entry_offers_nothing_inside_the_booking_or_its_buffer(who, monday):

@@ -62,9 +62,30 @@ def test_seed_books_jobs_inside_the_contractors_hours(seeded):
 
     assert live
     for assignment in live:
-        assert assignment.job.status == JobStatus.ASSIGNED
+        assert (
+            assignment.job.status
+            == {
+                "scheduled": JobStatus.ASSIGNED,
+                "in_progress": JobStatus.IN_PROGRESS,
+            }[assignment.status]
+        )
         assert assignment.start >= datetime.now(UTC).replace(second=0, microsecond=0)
         assert inside_working_hours(assignment), assignment
+
+
+def test_seed_fills_the_boards_in_progress_and_completed_columns(seeded):
+    in_progress = Job.objects.filter(status=JobStatus.IN_PROGRESS)
+    completed = Job.objects.filter(status=JobStatus.COMPLETED)
+
+    assert in_progress.count() == 2
+    assert completed.count() >= 1
+    # Every rating is of a completed job, by the contractor who did it.
+    assert sorted(Rating.objects.values_list("job_id", flat=True)) == sorted(
+        completed.values_list("pk", flat=True)
+    )
+    for rating in Rating.objects.all():
+        done = Assignment.objects.get(job_id=rating.job_id, status="completed")
+        assert (done.contractor_id, done.completed_at is not None) == (rating.contractor_id, True)
 
 
 def test_seed_records_an_event_for_every_change(seeded):
@@ -74,6 +95,8 @@ def test_seed_records_an_event_for_every_change(seeded):
     assert types["JobAssigned"] == Assignment.objects.count()
     assert types["JobCancelled"] == Job.objects.filter(status=JobStatus.CANCELLED).count()
     assert types["ContractorRated"] == Rating.objects.count()
+    assert types["JobStarted"] == Assignment.objects.filter(started_at__isnull=False).count()
+    assert types["JobCompleted"] == Job.objects.filter(status=JobStatus.COMPLETED).count()
     # One per contractor created, one per time-off range, one for the contractor login's link.
     assert types["ScheduleUpdated"] == Contractor.objects.count() + TimeOff.objects.count() + 1
     created = Event.objects.filter(type="ScheduleUpdated", payload__previousValues__status=None)
@@ -84,6 +107,8 @@ def test_seed_records_an_event_for_every_change(seeded):
         "JobCreated",
         "JobAssigned",
         "JobCancelled",
+        "JobStarted",
+        "JobCompleted",
         "ContractorRated",
         "ScheduleUpdated",
     }

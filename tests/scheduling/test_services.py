@@ -10,19 +10,23 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
 from contractors.models import Contractor, Rating
 from contractors.selectors import rating_summary
 from contractors.services import Location, refresh_rating_summary
-from events.errors import Conflict, Invalid, NotFound
+from events.errors import Conflict, Forbidden, Invalid, NotFound
 from events.models import Event
 from scheduling.models import Assignment, Job
+from scheduling.selectors import availability
 from scheduling.services import (
     assign_job,
     cancel_job,
+    complete_job,
     create_job,
     rate_job,
     reschedule_job,
+    start_job,
     update_job,
 )
 from tests.conftest import at, events_of, next_weekday
@@ -942,6 +946,222 @@ def test_reschedule_to_an_unknown_contractor_or_of_an_unknown_job(contractor, mo
     assert events_of() == []
 
 
+# --- start_job and complete_job -------------------------------------------------------------
+
+
+def clock(monkeypatch, moment: datetime) -> None:
+    monkeypatch.setattr(timezone, "now", lambda: moment)
+
+
+@pytest.mark.parametrize("acting", ["dispatcher", "own contractor"])
+def test_start_job_puts_the_job_in_progress(contractor, monday, monkeypatch, acting):
+    assignment = booking(contractor, ny(monday, 10))
+    job = assignment.job
+    clock(monkeypatch, ny(monday, 9, 50))
+
+    started = start_job(
+        job_id=job.pk, acting_contractor_id=contractor.pk if acting != "dispatcher" else None
+    )
+
+    assert started.pk == assignment.pk
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.status, saved.started_at, saved.completed_at) == (
+        "in_progress",
+        ny(monday, 9, 50),
+        None,
+    )
+    assert (saved.start, saved.end) == (ny(monday, 10), ny(monday, 12))  # the booking stays
+    assert Job.objects.get(pk=job.pk).status == "in_progress"
+    assert Contractor.objects.get(pk=contractor.pk).schedule_version == (
+        contractor.schedule_version + 1
+    )
+    assert_one_event(
+        "JobStarted",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "assignmentId": assignment.pk,
+            "contractorId": contractor.pk,
+            "startedAt": z(ny(monday, 9, 50)),
+            "region": "default",
+        },
+    )
+
+
+@pytest.mark.parametrize("notes", ["", "Replaced two cracked tiles as well."])
+def test_complete_job_closes_the_job_and_its_assignment(contractor, monday, monkeypatch, notes):
+    assignment = booking(contractor, ny(monday, 10), status="in_progress")
+    Assignment.objects.filter(pk=assignment.pk).update(started_at=ny(monday, 10))
+    job = assignment.job
+    clock(monkeypatch, ny(monday, 11, 40))
+
+    complete_job(job_id=job.pk, notes=notes, acting_contractor_id=contractor.pk)
+
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.status, saved.started_at, saved.completed_at, saved.notes) == (
+        "completed",
+        ny(monday, 10),
+        ny(monday, 11, 40),
+        notes,
+    )
+    assert Job.objects.get(pk=job.pk).status == "completed"
+    assert Contractor.objects.get(pk=contractor.pk).schedule_version == (
+        contractor.schedule_version + 1
+    )
+    assert_one_event(
+        "JobCompleted",
+        aggregate=f"job:{job.pk}",
+        groups=["dispatch/default", f"contractor/{contractor.pk}"],
+        payload={
+            "jobId": job.pk,
+            "assignmentId": assignment.pk,
+            "contractorId": contractor.pk,
+            "completedAt": z(ny(monday, 11, 40)),
+            "notes": notes,
+            "region": "default",
+        },
+    )
+
+
+def test_a_job_completed_early_frees_the_rest_of_its_slot(contractor, monday, monkeypatch):
+    """Booked 10:00-14:00; done at 11:00: from 11:30 (completion plus the 30-minute buffer)
+    the contractor is free again, for availability and for booking."""
+    assignment = booking(contractor, ny(monday, 10), duration_minutes=240)
+    later = open_job(monday, duration_minutes=60)
+    clock(monkeypatch, ny(monday, 10))
+    start_job(job_id=assignment.job_id)
+    with pytest.raises(Conflict):
+        assign_job(job_id=later.pk, contractor_id=contractor.pk, start=ny(monday, 11, 30))
+    clock(monkeypatch, ny(monday, 11))
+
+    complete_job(job_id=assignment.job_id)
+
+    free = availability(contractor, monday, monday, timedelta(minutes=60))
+    assert free.windows == [(ny(monday, 11, 30), ny(monday, 17))]
+    with pytest.raises(Conflict):  # inside the buffer after the completion
+        assign_job(job_id=later.pk, contractor_id=contractor.pk, start=ny(monday, 11, 15))
+    booked = assign_job(job_id=later.pk, contractor_id=contractor.pk, start=ny(monday, 11, 30))
+    assert (booked.start, booked.end) == (ny(monday, 11, 30), ny(monday, 12, 30))
+    assert [e.type for e in events_of()] == ["JobStarted", "JobCompleted", "JobAssigned"]
+
+
+def test_work_started_ahead_of_the_slot_keeps_the_contractor(contractor, monday, monkeypatch):
+    assignment = booking(contractor, ny(monday, 14))
+    clock(monkeypatch, ny(monday, 9))
+
+    start_job(job_id=assignment.job_id)
+
+    free = availability(contractor, monday, monday, timedelta(minutes=60))
+    assert free.windows == [(ny(monday, 16, 30), ny(monday, 17))]
+
+
+WRONG_STATES = [
+    ("start", "open", "job_not_assigned"),
+    ("start", "in_progress", "job_not_assigned"),
+    ("start", "completed", "job_not_assigned"),
+    ("start", "cancelled", "job_not_assigned"),
+    ("complete", "open", "job_not_in_progress"),
+    ("complete", "assigned", "job_not_in_progress"),
+    ("complete", "completed", "job_not_in_progress"),
+    ("complete", "cancelled", "job_not_in_progress"),
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "code", "acting"),
+    [
+        (*case, acting)
+        for case in WRONG_STATES
+        for acting in ("dispatcher", "own contractor")
+        # An open job has no contractor of its own (another contractor's job: Forbidden).
+        if not (case[1] == "open" and acting == "own contractor")
+    ],
+)
+def test_start_and_complete_from_any_other_state_is_a_conflict(
+    contractor, monday, action, state, code, acting
+):
+    job = job_in_state(state, contractor, monday)
+    before = db_state()
+    acting_id = contractor.pk if acting != "dispatcher" else None
+
+    with pytest.raises(Conflict) as raised:
+        if action == "start":
+            start_job(job_id=job.pk, acting_contractor_id=acting_id)
+        else:
+            complete_job(job_id=job.pk, acting_contractor_id=acting_id)
+
+    assert_rejected(before, Conflict, raised, code=code)
+    assert events_of() == []
+
+
+@pytest.mark.parametrize("state", ["open", "assigned", "in_progress", "completed"])
+@pytest.mark.parametrize("action", ["start", "complete"])
+def test_a_contractor_cannot_start_or_complete_another_contractors_job(
+    contractor, monday, state, action
+):
+    job = job_in_state(state, contractor, monday)
+    intruder = ContractorFactory()
+    before = db_state()
+
+    with pytest.raises(Forbidden) as raised:
+        if action == "start":
+            start_job(job_id=job.pk, acting_contractor_id=intruder.pk)
+        else:
+            complete_job(job_id=job.pk, acting_contractor_id=intruder.pk)
+
+    assert_rejected(before, Forbidden, raised)
+    assert events_of() == []
+
+
+def test_a_job_moved_to_another_contractor_is_no_longer_the_first_ones(contractor, monday):
+    other = ContractorFactory()
+    job = booking(contractor, ny(monday, 10)).job
+    reschedule_job(job_id=job.pk, start=ny(monday, 10), contractor_id=other.pk)
+    before = db_state()
+
+    with pytest.raises(Forbidden):
+        start_job(job_id=job.pk, acting_contractor_id=contractor.pk)
+
+    assert db_state() == before
+    start_job(job_id=job.pk, acting_contractor_id=other.pk)
+    assert Job.objects.get(pk=job.pk).status == "in_progress"
+
+
+def test_complete_job_notes_too_long_is_invalid(contractor, monday):
+    job = job_in_state("in_progress", contractor, monday)
+    before = db_state()
+
+    with pytest.raises(Invalid) as raised:
+        complete_job(job_id=job.pk, notes="x" * 2001)
+
+    assert_rejected(before, Invalid, raised, field="notes")
+
+
+@pytest.mark.parametrize("action", [start_job, complete_job])
+def test_start_or_complete_unknown_job_is_not_found(action):
+    with pytest.raises(NotFound):
+        action(job_id=MISSING_ID)
+
+    assert events_of() == []
+
+
+def test_assign_and_reschedule_default_the_end_to_the_jobs_duration(contractor, monday):
+    job = open_job(monday, duration_minutes=90)
+
+    booked = assign_job(job_id=job.pk, contractor_id=contractor.pk, start=ny(monday, 10))
+    assert (booked.start, booked.end) == (ny(monday, 10), ny(monday, 11, 30))
+    moved = reschedule_job(job_id=job.pk, start=ny(monday, 13))
+
+    assert (moved.start, moved.end) == (ny(monday, 13), ny(monday, 14, 30))
+    saved = Assignment.objects.get(pk=booked.pk)
+    assert (saved.start, saved.end) == (ny(monday, 13), ny(monday, 14, 30))
+    events = events_of()
+    assert [e.type for e in events] == ["JobAssigned", "JobRescheduled"]
+    assert events[0].payload["scheduledTimeSlot"] == slot(ny(monday, 10), ny(monday, 11, 30))
+    assert events[1].payload["scheduledTimeSlot"] == slot(ny(monday, 13), ny(monday, 14, 30))
+
+
 # --- cancel_job -------------------------------------------------------------------------------
 
 
@@ -966,11 +1186,8 @@ def test_cancel_an_open_job(monday):
     )
 
 
-@pytest.mark.parametrize("state", ["assigned", "in_progress"])
-def test_cancel_a_booked_job_frees_the_slot(contractor, monday, state):
-    assignment = booking(
-        contractor, ny(monday, 10), status={"assigned": "scheduled"}.get(state, state)
-    )
+def test_cancel_a_booked_job_frees_the_slot(contractor, monday):
+    assignment = booking(contractor, ny(monday, 10))
     job = assignment.job
 
     cancel_job(job_id=job.pk)
@@ -999,15 +1216,18 @@ def test_cancel_a_booked_job_frees_the_slot(contractor, monday, state):
     assert Assignment.objects.get(pk=rebooked.pk).status == "scheduled"
 
 
-@pytest.mark.parametrize("state", ["completed", "cancelled"])
-def test_cancel_a_closed_job_is_a_conflict(contractor, monday, state):
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [("in_progress", "job_started"), ("completed", "job_closed"), ("cancelled", "job_closed")],
+)
+def test_cancel_a_started_or_closed_job_is_a_conflict(contractor, monday, state, code):
     job = job_in_state(state, contractor, monday)
     before = db_state()
 
     with pytest.raises(Conflict) as raised:
         cancel_job(job_id=job.pk, reason="again")
 
-    assert_rejected(before, Conflict, raised, code="job_closed")
+    assert_rejected(before, Conflict, raised, code=code)
     assert events_of() == []
 
 
@@ -1021,16 +1241,18 @@ def test_cancel_unknown_job_is_not_found():
 # --- rate_job ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", ["assigned", "in_progress", "completed"])
-def test_rate_job_rates_its_contractor(contractor, monday, state):
-    job = job_in_state(state, contractor, monday)
+def test_rate_job_rates_its_contractor(contractor, monday):
+    job = job_in_state("completed", contractor, monday)
 
     result = rate_job(job_id=job.pk, stars=4)
 
     assert (result.job.pk, result.result.created, result.result.changed) == (job.pk, True, True)
     saved = Rating.objects.get(job_id=job.pk)
     assert (saved.contractor_id, saved.stars) == (contractor.pk, 4)
-    assert Job.objects.get(pk=job.pk).status == state
+    assert Job.objects.get(pk=job.pk).status == "completed"
+    # The average is current in the rating's own transaction, before any handler runs.
+    fresh = Contractor.objects.get(pk=contractor.pk)
+    assert (fresh.average_rating, fresh.rating_count) == (4.0, 1)
     assert_one_event(
         "ContractorRated",
         aggregate=f"contractor:{contractor.pk}",
@@ -1046,8 +1268,9 @@ def test_rate_job_rates_its_contractor(contractor, monday, state):
 
 
 def test_rating_a_job_again_with_the_same_value_changes_nothing(contractor, monday):
-    job = booking(contractor, ny(monday, 10)).job
+    job = job_in_state("completed", contractor, monday)
     RatingFactory(contractor=contractor, job_id=job.pk, stars=4)
+    refresh_rating_summary(contractor_id=contractor.pk)
     before = db_state()
 
     result = rate_job(job_id=job.pk, stars=4)
@@ -1071,7 +1294,7 @@ def test_rating_a_job_again_with_the_same_value_changes_nothing(contractor, mond
 def test_replacing_a_rating_reports_the_average_before_it(
     contractor, monday, other_stars, old, new, previous_rating
 ):
-    job = booking(contractor, ny(monday, 10)).job
+    job = job_in_state("completed", contractor, monday)
     rating = RatingFactory(contractor=contractor, job_id=job.pk, stars=old)
     for stars in other_stars:
         RatingFactory(contractor=contractor, stars=stars)
@@ -1082,6 +1305,9 @@ def test_replacing_a_rating_reports_the_average_before_it(
     saved = Rating.objects.get(job_id=job.pk)
     assert (saved.pk, saved.contractor_id, saved.stars) == (rating.pk, contractor.pk, new)
     assert Rating.objects.filter(contractor=contractor).count() == len(other_stars) + 1
+    fresh = Contractor.objects.get(pk=contractor.pk)
+    expected = round((sum(other_stars) + new) / (len(other_stars) + 1), 3)
+    assert (fresh.average_rating, fresh.rating_count) == (expected, len(other_stars) + 1)
     assert_one_event(
         "ContractorRated",
         aggregate=f"contractor:{contractor.pk}",
@@ -1096,8 +1322,8 @@ def test_replacing_a_rating_reports_the_average_before_it(
     )
 
 
-@pytest.mark.parametrize("state", ["open", "cancelled"])
-def test_open_or_cancelled_jobs_cannot_be_rated(contractor, monday, state):
+@pytest.mark.parametrize("state", ["open", "assigned", "in_progress", "cancelled"])
+def test_only_completed_jobs_can_be_rated(contractor, monday, state):
     job = job_in_state(state, contractor, monday)
     before = db_state()
 
@@ -1109,18 +1335,32 @@ def test_open_or_cancelled_jobs_cannot_be_rated(contractor, monday, state):
     assert events_of() == []
 
 
-def test_a_rated_then_cancelled_job_cannot_be_rated_again(contractor, monday):
-    job = booking(contractor, ny(monday, 10)).job
+@pytest.mark.parametrize("change", ["cancel", "reschedule", "reschedule to another"])
+def test_a_rated_job_never_moves_nor_vanishes_from_the_average(contractor, monday, change):
+    """A rating exists only on a completed job, and a completed job can be neither cancelled
+    nor rescheduled: the rating stays with the contractor who did the work."""
+    other = ContractorFactory()
+    job = job_in_state("completed", contractor, monday)
     rate_job(job_id=job.pk, stars=5)
-    cancel_job(job_id=job.pk, reason="no show")
     before = db_state()
 
     with pytest.raises(Conflict) as raised:
-        rate_job(job_id=job.pk, stars=1)
+        if change == "cancel":
+            cancel_job(job_id=job.pk, reason="no show")
+        else:
+            reschedule_job(
+                job_id=job.pk,
+                start=ny(monday + timedelta(days=1), 10),
+                contractor_id=other.pk if change == "reschedule to another" else None,
+            )
 
-    assert_rejected(before, Conflict, raised, code="job_not_rateable")
-    assert Rating.objects.get(job_id=job.pk).stars == 5
-    assert [e.type for e in events_of()] == ["ContractorRated", "JobCancelled"]
+    assert_rejected(before, Conflict, raised)
+    assert raised.value.code == ("job_closed" if change == "cancel" else "job_not_assigned")
+    assert Rating.objects.get(job_id=job.pk).contractor_id == contractor.pk
+    for who, summary in ((contractor, (5.0, 1)), (other, (None, 0))):
+        saved = Contractor.objects.get(pk=who.pk)
+        assert (saved.average_rating, saved.rating_count) == summary == rating_summary(who.pk)
+    assert [e.type for e in events_of()] == ["ContractorRated"]
 
 
 def test_rate_unknown_job_is_not_found():
@@ -1129,36 +1369,3 @@ def test_rate_unknown_job_is_not_found():
 
     assert Rating.objects.count() == 0
     assert events_of() == []
-
-
-def test_rating_summaries_stay_true_when_a_rated_job_moves_to_another_contractor(monday):
-    """The ContractorRated handler recomputes the rated contractor's average and count
-    from the database. Deliver each recorded ContractorRated event to that handler as the relay
-    would (in order, soon after it commits): after a rated job moves to another contractor and
-    is rated again, every contractor's stored summary must equal its ratings table, including
-    the first contractor, who no longer has the rating."""
-    first = ContractorFactory()
-    second = ContractorFactory()
-    job = booking(first, ny(monday, 10)).job
-    delivered: set[int] = set()
-
-    def relay_rating_events() -> None:
-        for event in events_of("ContractorRated"):
-            if event.id not in delivered:
-                refresh_rating_summary(contractor_id=event.payload["contractorId"])
-                delivered.add(event.id)
-
-    rate_job(job_id=job.pk, stars=4)
-    relay_rating_events()
-    assert Contractor.objects.get(pk=first.pk).average_rating == 4.0
-    reschedule_job(job_id=job.pk, start=ny(monday, 10), end=ny(monday, 12), contractor_id=second.pk)
-    relay_rating_events()
-    rate_job(job_id=job.pk, stars=2)
-    relay_rating_events()
-
-    assert Rating.objects.get(job_id=job.pk).contractor_id == second.pk
-    assert rating_summary(first.pk) == (None, 0)
-    assert rating_summary(second.pk) == (2.0, 1)
-    for contractor in (first, second):
-        saved = Contractor.objects.get(pk=contractor.pk)
-        assert (saved.average_rating, saved.rating_count) == rating_summary(contractor.pk)

@@ -72,7 +72,9 @@ const Live = (() => {
           last = Math.max(last, frame.through);
           onState("live");
         } else if (frame.kind === "error") {
-          console.warn("stream error", frame.code, frame.message);
+          // Resuming from before the retention horizon: what we show is too old, reload.
+          if (frame.code === "unknown_sequence") location.reload();
+          else console.warn("stream error", frame.code, frame.message);
         }
       };
       socket.onclose = (close) => {
@@ -131,6 +133,116 @@ const Live = (() => {
     return `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
   }
 
+  // --- time zones: the board shows every time in a chosen IANA zone, with its date ----------
+
+  const partFormats = new Map();
+  function zoneParts(moment, zone) {
+    let format = partFormats.get(zone);
+    if (!format) {
+      format = new Intl.DateTimeFormat("en-US", {
+        timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", weekday: "short",
+      });
+      partFormats.set(zone, format);
+    }
+    const parts = {};
+    for (const part of format.formatToParts(moment)) parts[part.type] = part.value;
+    return {
+      year: Number(parts.year), month: Number(parts.month), day: Number(parts.day),
+      hour: Number(parts.hour) % 24, minute: Number(parts.minute), second: Number(parts.second),
+      weekday: parts.weekday,
+    };
+  }
+
+  // The zone's calendar date of an instant, "YYYY-MM-DD".
+  function zoneDate(moment, zone) {
+    const p = zoneParts(new Date(moment), zone);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${p.year}-${pad(p.month)}-${pad(p.day)}`;
+  }
+
+  // Minutes after the zone's midnight of an instant.
+  function zoneMinutes(moment, zone) {
+    const p = zoneParts(new Date(moment), zone);
+    return p.hour * 60 + p.minute;
+  }
+
+  // The instant at `minutes` after midnight of the zone's calendar day `date` ("YYYY-MM-DD");
+  // the offset is looked up twice, so a day with a DST change still lands right.
+  function zoned(date, minutes, zone) {
+    const [y, m, d] = date.split("-").map(Number);
+    const wall = Date.UTC(y, m - 1, d, 0, minutes);
+    let guess = wall;
+    for (let i = 0; i < 2; i += 1) {
+      const p = zoneParts(new Date(guess), zone);
+      const seen = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+      guess = wall - (seen - guess);
+    }
+    return new Date(guess);
+  }
+
+  function addDays(date, days) {
+    const [y, m, d] = date.split("-").map(Number);
+    return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
+  }
+
+  // 0 = Monday, as the API's weekdays.
+  function weekday(date) {
+    const [y, m, d] = date.split("-").map(Number);
+    return (new Date(Date.UTC(y, m - 1, d)).getUTCDay() + 6) % 7;
+  }
+
+  function clock(moment, zone) {
+    return new Date(moment).toLocaleTimeString([], { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  }
+
+  function dayLabel(date, options = { weekday: "short", day: "numeric", month: "short" }) {
+    const [y, m, d] = date.split("-").map(Number);
+    return new Date(Date.UTC(y, m - 1, d, 12)).toLocaleDateString([], { ...options, timeZone: "UTC" });
+  }
+
+  // "Wed 3 Dec 12:30" in the zone.
+  function when(moment, zone) {
+    const text = new Date(moment).toLocaleDateString([], { timeZone: zone, weekday: "short", day: "numeric", month: "short" });
+    return `${text} ${clock(moment, zone)}`;
+  }
+
+  function zoneIsValid(zone) {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: zone });
+      return true;
+    } catch (error) {
+      return false;
+    }
+  }
+
+  // Mark the nodes showing a record that just changed; CSS fades the mark out.
+  function flash(nodes) {
+    for (const node of nodes) {
+      node.classList.remove("flash");
+      void node.offsetWidth; // restart the animation when it is already running
+      node.classList.add("flash");
+      setTimeout(() => node.classList.remove("flash"), 4000);
+    }
+  }
+
+  function mapLink(location) {
+    const { lat, lng } = location;
+    return `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lng}#map=17/${lat}/${lng}`;
+  }
+
+  // All pages of a list endpoint (bounded: a board shows at most `maxPages` pages of it).
+  async function all(path, maxPages = 10) {
+    const results = [];
+    let next = path;
+    for (let page = 0; next && page < maxPages; page += 1) {
+      const data = await api(next);
+      results.push(...data.results);
+      next = data.next ? new URL(data.next, location.href).pathname + new URL(data.next, location.href).search : null;
+    }
+    return results;
+  }
+
   function el(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attributes)) {
@@ -146,5 +258,8 @@ const Live = (() => {
     return node;
   }
 
-  return { api, stream, setState, time, localDate, el };
+  return {
+    api, all, stream, setState, time, localDate, el, flash, mapLink,
+    zoneParts, zoneDate, zoneMinutes, zoned, addDays, weekday, clock, dayLabel, when, zoneIsValid,
+  };
 })();
