@@ -314,10 +314,16 @@ class AssignmentAdmin(ServiceAdmin):
     """Add = assign the job; change = reschedule it (new time and/or contractor)."""
 
     form = AssignmentForm
-    list_display = ["id", "job", "contractor", "start", "end", "status", "score"]
+    list_display = ["id", "job", "contractor", "local_slot", "start", "end", "status", "score"]
+    list_select_related = ["contractor", "job"]
     list_filter = ["status"]
     readonly_fields = ["status", "score", "score_breakdown", "started_at", "completed_at", "notes"]
     service_error_fields = {"contractorId": "contractor"}
+
+    @admin.display(description="slot (contractor's time)")
+    def local_slot(self, obj: Assignment) -> str:
+        zone = obj.contractor.tz
+        return f"{local(obj.start, zone)} - {obj.end.astimezone(zone):%H:%M}"
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)

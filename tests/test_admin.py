@@ -350,6 +350,17 @@ def test_a_slot_taken_in_the_admin_is_a_message_on_the_kept_form(admin_client):
     assert events_of() == []
 
 
+def test_the_assignment_list_shows_each_slot_in_the_contractors_time(admin_client):
+    day = next_weekday(2)
+    chicago = ContractorFactory(timezone="America/Chicago", hours=[(2, time(8), time(17))])
+    AssignmentFactory(contractor=chicago, start=at(day, 9, tz=ZoneInfo("America/Chicago")))
+
+    html = admin_client.get("/admin/scheduling/assignment/").content.decode()
+
+    zone = at(day, 9, tz=ZoneInfo("America/Chicago")).strftime("%Z")  # CST or CDT
+    assert f"{day:%a} {day.day} {day:%b} 09:00 {zone} - 11:00" in html
+
+
 def test_booking_in_the_admin_without_an_end_takes_the_jobs_duration(admin_client):
     day = next_weekday(2)
     contractor = ContractorFactory()

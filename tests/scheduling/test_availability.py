@@ -605,7 +605,7 @@ def test_merge_is_idempotent_and_keeps_every_point(intervals):
 
 # --- load_schedule (database) ---------------------------------------------------------------------
 @pytest.mark.django_db
-def test_load_schedule_reads_live_bookings_and_overlapping_time_off():
+def test_load_schedule_reads_bookings_and_overlapping_time_off():
     contractor = ContractorFactory()  # New York, Mon-Fri 08:00-17:00
     other = ContractorFactory()
     start, end = z("2027-06-07 00:00"), z("2027-06-09 00:00")
@@ -617,7 +617,14 @@ def test_load_schedule_reads_live_bookings_and_overlapping_time_off():
     AssignmentFactory(contractor=contractor, start=z("2027-06-09 01:00"))  # likewise, just after
     # Not live: a cancelled one may even share the slot of the scheduled one.
     AssignmentFactory(contractor=contractor, start=z("2027-06-07 13:00"), status="cancelled")
-    AssignmentFactory(contractor=contractor, start=z("2027-06-07 16:00"), status="completed")
+    # Completed half an hour into its two hours: it keeps its contractor until then only.
+    AssignmentFactory(
+        contractor=contractor,
+        start=z("2027-06-07 16:00"),
+        status="completed",
+        started_at=z("2027-06-07 16:00"),
+        completed_at=z("2027-06-07 16:30"),
+    )
     AssignmentFactory(contractor=contractor, start=z("2027-06-04 13:00"))  # days before
     AssignmentFactory(contractor=contractor, start=z("2027-06-11 13:00"))  # days after
     AssignmentFactory(contractor=other, start=z("2027-06-07 13:00"))
@@ -637,8 +644,9 @@ def test_load_schedule_reads_live_bookings_and_overlapping_time_off():
         Booking(z("2027-06-07 13:00"), z("2027-06-07 15:00"), FACTORY_JOB_SITE),
         Booking(z("2027-06-08 13:00"), z("2027-06-08 15:00"), FACTORY_JOB_SITE),
         Booking(z("2027-06-09 01:00"), z("2027-06-09 03:00"), FACTORY_JOB_SITE),
+        Booking(z("2027-06-07 16:00"), z("2027-06-07 16:30"), FACTORY_JOB_SITE),
     }
-    assert len(schedule.bookings) == 4
+    assert len(schedule.bookings) == 5
     assert set(schedule.time_off) == {
         (z("2027-06-06 23:00"), z("2027-06-07 12:00")),
         (z("2027-06-08 18:00"), z("2027-06-08 19:00")),
