@@ -217,7 +217,7 @@ def _acting_contractor_id(request, pk: int) -> int | None:
     if is_staff_or_dispatcher(request):
         return None
     if not jobs_for(request).filter(pk=pk).exists():
-        raise PermissionDenied("Contractors may start and complete only their own jobs.")
+        raise NotFound("No such job.")  # as for any job a contractor may not see
     return own_contractor_id(request)
 
 
