@@ -177,6 +177,9 @@ class Relay:
     def step(self, sub: Subscription) -> StepResult:
         started = time.monotonic()
         position = self.acquire(sub.name)
+        if position is None and not Subscriber.objects.filter(name=sub.name).exists():
+            self.ensure_subscribers([sub])  # seen for the first time
+            position = self.acquire(sub.name)
         if position is None:
             return StepResult(sub.name, owned=False)
         result = StepResult(sub.name, position=position)

@@ -27,7 +27,8 @@ from kombu.exceptions import OperationalError
 from events.bus import HANDLER_NAME, subscribe_bus, unsubscribe_bus
 from events.catalog import EVENT_TYPES
 from events.handlers import ALL_TYPES, subscription, subscriptions
-from events.models import DeliveryStatus, Event, HandlerReceipt
+from events.models import Event
+from events.publisher import head, publish_all
 from events.relay import Outage, Relay
 from scheduling.models import Job
 from scheduling.services import assign_job
@@ -35,7 +36,14 @@ from tests.conftest import at, client_for, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory
 from tests.contracts.checks import parse_and_validate
 from tests.contracts.samples import record_samples
-from tests.events.support import create_jobs, handlers_for
+from tests.events.support import (
+    create_jobs,
+    delivery_summary,
+    failures,
+    handlers_for,
+    nothing_pending,
+    positions,
+)
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 BROKER = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -184,10 +192,8 @@ def proxies():
         server.close()
 
 
-def bus_receipts() -> set[int]:
-    return set(
-        HandlerReceipt.objects.filter(handler=HANDLER_NAME).values_list("event_id", flat=True)
-    )
+def bus_position() -> int:
+    return positions()[HANDLER_NAME]
 
 
 def book_a_job() -> Job:
@@ -255,8 +261,8 @@ def test_events_recorded_by_the_services_reach_the_bus_as_persistent_cloudevents
     assert parse_and_validate(assigned.body, document) == as_cloudevent(booking)
     assert assigned.properties["message_id"] == str(booking.event_id)
 
-    assert bus_receipts() == {e.sequence for e in events}
-    assert {e.status for e in Event.objects.all()} == {DeliveryStatus.DELIVERED}
+    assert bus_position() == head() == events[-1].sequence
+    assert failures() == []
 
 
 def test_every_catalog_type_reaches_a_consumer_that_has_only_the_asyncapi_document(bus):
@@ -264,6 +270,8 @@ def test_every_catalog_type_reaches_a_consumer_that_has_only_the_asyncapi_docume
     recorded = record_samples(EVENT_TYPES.values())
 
     Relay().drain()
+    for event in recorded:
+        event.refresh_from_db()  # published: it has its sequence now
 
     document = asyncapi()
     got = {
@@ -293,9 +301,10 @@ def test_one_connection_serves_every_batch_and_a_dropped_one_is_reopened(bus, se
 
     proxy.cut()  # the idle connection is gone; the publisher finds out on its next publish
     [job] = create_jobs(1)
-    result = Relay().run_batch()  # no Outage: it reconnected within the batch
+    publish_all()
+    result = Relay().step(subscription(HANDLER_NAME))  # no Outage: it reconnected at once
 
-    assert (result.claimed, result.delivered) == (1, 1)
+    assert (result.handled, result.failed) == (1, 0)
     [message] = inbox.take(1)
     assert json.loads(message.body)["subject"] == f"job/{job.pk}"
     assert proxy.accepted == 2
@@ -310,76 +319,71 @@ def test_with_the_broker_unreachable_events_wait_for_the_bus_and_arrive_when_it_
     inbox = bus.bind()
     settings.EVENT_BUS_URL = f"amqp://guest:guest@127.0.0.1:{free_port()}//"  # nothing listens
     create_jobs(3)
-    recorded = list(Event.objects.order_by("sequence"))
+    relay = Relay()
+    relay.ensure_subscribers(subscriptions())  # as a relay does when it starts
+    others = [sub for sub in subscriptions() if sub.name != HANDLER_NAME]
+    relay.drain(others)  # every other subscriber is done with them
 
     with pytest.raises(Outage, match="unreachable"):
-        Relay().run_batch()
+        relay.step(subscription(HANDLER_NAME))
 
-    # Released, not failed: pending, no attempt spent, no error, no bus receipt.
-    assert {(e.status, e.attempts, e.last_error, e.claimed_by) for e in Event.objects.all()} == {
-        (DeliveryStatus.PENDING, 0, "", "")
-    }
-    assert bus_receipts() == set()
+    # An outage, not a failure: the bus stays where it was, no attempt spent, no error.
+    assert bus_position() == 0
+    assert failures() == []
     assert inbox.drain() == []
+    assert {sub.name: positions()[sub.name] for sub in others} == {s.name: 3 for s in others}
 
     settings.EVENT_BUS_URL = BROKER  # the broker is back
-    Relay().drain()
+    relay.drain()
 
     got = inbox.take(3)
+    recorded = list(Event.objects.order_by("sequence"))
     assert [m.properties["message_id"] for m in got] == [str(e.event_id) for e in recorded]
-    assert {(e.status, e.attempts) for e in Event.objects.all()} == {(DeliveryStatus.DELIVERED, 1)}
-
-
-def receipts_of(handler: str) -> set[int]:
-    return set(HandlerReceipt.objects.filter(handler=handler).values_list("event_id", flat=True))
+    assert bus_position() == 3
+    assert failures() == []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_relay_process_keeps_the_other_handlers_going_while_the_broker_is_down_then_catches_up(
+def test_a_relay_process_keeps_every_other_subscriber_going_while_the_broker_is_down(
     bus, relays, proxies, monkeypatch
 ):
-    """The production order (EventsConfig.ready subscribes the bus before any other app's
-    handler), a real relay process, and a broker that is down, then back on the same address."""
+    """A real relay process and a broker that is down, then back on the same address: the
+    websocket broadcast and the handlers keep up meanwhile, whatever piles up for the bus."""
     inbox = bus.bind()
     port = free_port()  # nothing listens here until the proxy starts
     monkeypatch.setenv("EVENT_BUS_URL", f"amqp://guest:guest@127.0.0.1:{port}//")
     monkeypatch.setenv("EVENT_BUS_EXCHANGE", bus.exchange.name)
-    relay = relays("bus-down", "--poll-interval", "0.2")
+    relay = relays("bus-down", "--poll-interval", "0.2", "--batch-size", "50")
     relay.wait_started()
 
     create_jobs(3)
-    recorded = {e.sequence for e in Event.objects.all()}
-    others = [name for name in handlers_for("JobCreated") if name != HANDLER_NAME]
-    assert others
+    create_jobs(300)  # past any batch: the bus's backlog never holds the others back
+    booking = book_a_job()
+    others = [name for name in handlers_for("JobAssigned") if name != HANDLER_NAME]
+    assert "realtime.broadcast" in others
     wait_until(
         lambda: (
-            "relay cannot reach a store" in relay.output()
-            and all(receipts_of(name) == recorded for name in others)
+            "subscriber events.bus cannot reach a store" in relay.output()
+            and not Event.objects.filter(sequence=None).exists()
+            and all(positions().get(name) == head() for name in others)
         ),
-        timeout=10,
-        message=lambda: f"receipts {[(n, receipts_of(n)) for n in others]}" + relay.describe(),
+        timeout=20,
+        message=lambda: delivery_summary() + relay.describe(),
     )
+    assert Event.objects.get(type="JobAssigned", aggregate_id=str(booking.pk)).sequence == head()
     assert "event bus amqp://guest:**@127.0.0.1" in relay.output()
-    # Every other handler did its work; the bus has not, so the events wait for it (an
-    # attempt is counted only while a retry holds the row claimed).
-    assert receipts_of(HANDLER_NAME) == set()
-    assert {
-        (e.status, e.last_error, e.attempts - bool(e.claimed_by)) for e in Event.objects.all()
-    } == {(DeliveryStatus.PENDING, "", 0)}
+    assert positions().get(HANDLER_NAME, 0) == 0  # the bus waits, no attempt spent
+    assert failures() == []
 
     proxies(listen_port=port)  # the broker is back
-    wait_until(
-        lambda: not Event.objects.exclude(status=DeliveryStatus.DELIVERED).exists(),
-        timeout=20,
-        message=relay.describe,
-    )
+    wait_until(nothing_pending, timeout=30, message=lambda: delivery_summary() + relay.describe())
 
-    got = inbox.take(3)
+    got = inbox.take(head(), timeout=10)
     assert [m.properties["message_id"] for m in got] == [
         str(e.event_id) for e in Event.objects.order_by("sequence")
-    ]
-    assert set(Event.objects.values_list("attempts", flat=True)) == {1}
-    assert "relay recovered" in relay.output()
+    ]  # every event, once, in sequence order
+    assert failures() == []
+    assert "subscriber events.bus recovered" in relay.output()
 
 
 # --- replay -----------------------------------------------------------------------------------
@@ -391,17 +395,13 @@ def test_a_replay_to_the_bus_publishes_the_same_messages_again_and_nothing_else_
     Relay().drain()
     first = inbox.take(2)
     events = events_of()
-    others_before = set(
-        HandlerReceipt.objects.exclude(handler=HANDLER_NAME).values_list(
-            "event_id", "handler", "processed_at"
-        )
-    )
+    others_before = {name: at for name, at in positions().items() if name != HANDLER_NAME}
 
     call_command(
         "events_replay",
         "--from", str(events[0].sequence),
         "--to", str(events[-1].sequence),
-        "--handler", HANDLER_NAME,
+        "--subscriber", HANDLER_NAME,
     )  # fmt: skip
     Relay().drain()
 
@@ -410,15 +410,9 @@ def test_a_replay_to_the_bus_publishes_the_same_messages_again_and_nothing_else_
         m.properties["message_id"] for m in first
     ]
     assert [m.body for m in again] == [m.body for m in first]
-    # Only the bus ran again: every other handler's receipt is the one it wrote the first time.
-    assert (
-        set(
-            HandlerReceipt.objects.exclude(handler=HANDLER_NAME).values_list(
-                "event_id", "handler", "processed_at"
-            )
-        )
-        == others_before
-    )
+    # Only the bus ran again: no other subscriber moved or got anything to retry.
+    assert {name: at for name, at in positions().items() if name != HANDLER_NAME} == others_before
+    assert failures() == []
 
 
 # --- bus_tail ---------------------------------------------------------------------------------

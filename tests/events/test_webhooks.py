@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -20,6 +21,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from events.catalog import EVENT_TYPES
 from events.handlers import ALL_TYPES
+from events.publisher import publish_all
+from events.relay import Relay
 from events.webhooks import services
 from events.webhooks.addresses import AddressRefused, check_url
 from events.webhooks.delivery import (
@@ -29,12 +32,16 @@ from events.webhooks.delivery import (
     webhook_subscriptions,
 )
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tests.conftest import client_for, events_of
+from scheduling.services import assign_job
+from tests.conftest import at, client_for, events_of, next_weekday
+from tests.contractors.factories import ContractorFactory
 from tests.contracts.checks import parse_and_validate
 from tests.contracts.samples import record_samples
-from tests.events.support import create_jobs
+from tests.events.support import create_jobs, failures, nothing_pending, positions
 
 pytestmark = pytest.mark.django_db
+
+NY = ZoneInfo("America/New_York")
 
 
 @dataclass
@@ -107,6 +114,12 @@ def receiver(settings):
     server.stop()
 
 
+def published(*types: str):
+    """The events recorded so far, published (as the relay does right after commit)."""
+    publish_all()
+    return events_of(*types)
+
+
 def deliveries(endpoint) -> list[tuple]:
     return [
         (d.event.type, d.status_code, d.ok, d.error[:30])
@@ -120,7 +133,7 @@ def deliveries(endpoint) -> list[tuple]:
 def test_a_batch_reaches_the_endpoint_signed_as_cloudevents_in_order(receiver):
     created = services.create_endpoint(url=receiver.url, event_types=[])
     create_jobs(3)
-    events = events_of()
+    events = published()
 
     assert send_batch(created.endpoint, events) == {}
 
@@ -136,6 +149,9 @@ def test_a_batch_reaches_the_endpoint_signed_as_cloudevents_in_order(receiver):
 def test_every_catalog_type_arrives_verifiable_and_valid(receiver):
     created = services.create_endpoint(url=receiver.url, event_types=[])
     recorded = record_samples(EVENT_TYPES.values())
+    publish_all()
+    for event in recorded:
+        event.refresh_from_db()
 
     assert send_batch(created.endpoint, recorded) == {}
 
@@ -148,7 +164,7 @@ def test_an_endpoint_receives_only_the_types_it_asked_for(receiver):
     only = services.create_endpoint(url=receiver.url, event_types=["JobAssigned"])
     create_jobs(2)
 
-    assert send_batch(only.endpoint, events_of()) == {}
+    assert send_batch(only.endpoint, published()) == {}
     assert receiver.received == []
     assert deliveries(only.endpoint) == []
     [subscription] = webhook_subscriptions()
@@ -162,7 +178,7 @@ def test_an_endpoint_receives_only_the_types_it_asked_for(receiver):
 def test_only_2xx_counts_and_the_rest_of_the_batch_waits_behind_the_failure(receiver):
     created = services.create_endpoint(url=receiver.url, event_types=[])
     create_jobs(3)
-    first, second, third = events_of()
+    first, second, third = published()
     receiver.status = 500
 
     failures = send_batch(created.endpoint, [third, first, second])  # sent in sequence order
@@ -183,7 +199,7 @@ def test_a_slow_endpoint_times_out_in_seconds(receiver):
     receiver.delay = 2.0
 
     started = time.monotonic()
-    [event] = events_of()
+    [event] = published()
     failures = send_batch(created.endpoint, [event])
 
     assert time.monotonic() - started < 1.5
@@ -195,7 +211,7 @@ def test_a_slow_endpoint_times_out_in_seconds(receiver):
 def test_an_endpoint_that_goes_away_fails_then_gets_the_events_when_back(receiver):
     created = services.create_endpoint(url=receiver.url, event_types=[])
     create_jobs(2)
-    events = events_of()
+    events = published()
     port = receiver.port
     receiver.stop()
 
@@ -211,7 +227,7 @@ def test_an_endpoint_that_goes_away_fails_then_gets_the_events_when_back(receive
 def test_a_410_disables_the_endpoint_and_nothing_more_is_sent(receiver):
     created = services.create_endpoint(url=receiver.url, event_types=[])
     create_jobs(2)
-    first, second = events_of()
+    first, second = published()
     receiver.status = 410
 
     failures = send_batch(created.endpoint, [first, second])
@@ -232,9 +248,9 @@ def test_the_subscription_raises_when_anything_failed(receiver):
     receiver.status = 503
 
     with pytest.raises(WebhookDeliveryFailed, match="1 event\\(s\\) not delivered"):
-        subscription.func(events_of())
+        subscription.func(published())
     receiver.status = 200
-    subscription.func(events_of())  # returns: all 2xx
+    subscription.func(published())  # returns: all 2xx
     assert [d.ok for d in WebhookDelivery.objects.order_by("id")] == [False, True]
     assert subscription.types == frozenset({ALL_TYPES})
     assert created.endpoint.pk == int(subscription.name.rsplit(".", 1)[1])
@@ -246,7 +262,7 @@ def test_during_a_rotation_both_secrets_sign_until_the_grace_period_ends(receive
     rotated = services.rotate_secret(endpoint_id=created.endpoint.pk)
     assert rotated.secret != created.secret
 
-    send_batch(WebhookEndpoint.objects.get(), events_of())
+    send_batch(WebhookEndpoint.objects.get(), published())
     [request] = receiver.received
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     receiver.verified(created.secret)  # either secret verifies
@@ -254,7 +270,7 @@ def test_during_a_rotation_both_secrets_sign_until_the_grace_period_ends(receive
 
     WebhookEndpoint.objects.update(previous_secret_expires_at=timezone.now() - timedelta(seconds=1))
     receiver.received.clear()
-    send_batch(WebhookEndpoint.objects.get(), events_of())
+    send_batch(WebhookEndpoint.objects.get(), published())
     receiver.verified(rotated.secret)
     with pytest.raises(WebhookVerificationError):
         receiver.verified(created.secret)
@@ -264,7 +280,7 @@ def test_redeliver_sends_one_event_again(receiver):
     created = services.create_endpoint(url=receiver.url, event_types=[])
     create_jobs(1)
     receiver.status = 500
-    send_batch(created.endpoint, events_of())
+    send_batch(created.endpoint, published())
     [failed] = WebhookDelivery.objects.all()
     receiver.status = 200
 
@@ -333,7 +349,7 @@ def test_the_check_runs_again_at_send_time(monkeypatch, receiver, settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = False
     fake_dns(monkeypatch, "10.0.0.8")  # the name now points inside
 
-    [event] = events_of()
+    [event] = published()
     failures = send_batch(created.endpoint, [event])
 
     assert failures[event.sequence].startswith("refused: hooks.example.com resolves to")
@@ -379,7 +395,7 @@ def test_admins_manage_endpoints_and_see_the_secret_once(admin_user, receiver):
 
     create_jobs(1)
     services.update_endpoint(endpoint_id=pk, active=True)
-    send_batch(WebhookEndpoint.objects.get(), events_of())
+    send_batch(WebhookEndpoint.objects.get(), published())
     attempts = api.get(f"/api/webhooks/{pk}/deliveries").json()["results"]
     assert [(a["eventType"], a["statusCode"], a["ok"]) for a in attempts] == [
         ("JobCreated", 204, True)
@@ -450,7 +466,7 @@ def test_the_admin_adds_endpoints_through_the_service_and_sends_attempts_again(
 
     create_jobs(1)
     receiver.status = 500
-    send_batch(endpoint, events_of())
+    send_batch(endpoint, published())
     [failed] = WebhookDelivery.objects.all()
     receiver.status = 200
     response = admin_site.post(
@@ -474,5 +490,47 @@ def test_a_private_url_in_the_admin_is_refused_with_a_message(admin_site, monkey
         follow=True,
     )
 
-    assert any("private" in m for m in messages_of(response))
+    # The form comes back as typed, the reason on its field (or as a message).
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "private" in page
+    assert "https://hooks.example.com/in" in page
     assert WebhookEndpoint.objects.count() == 0
+
+
+# --- through the relay: each endpoint an independent subscriber -----------------------------
+
+
+def test_through_the_relay_each_endpoint_gets_its_types_and_a_dead_one_delays_no_one(
+    receiver, clock
+):
+    gone = Receiver().start()
+    gone_port = gone.port
+    everything = services.create_endpoint(url=gone.url, event_types=[])
+    gone.stop()  # this receiver is away for now
+    assigned_only = services.create_endpoint(url=receiver.url, event_types=["JobAssigned"])
+    monday = next_weekday(0)
+    [job] = create_jobs(1, desired_date=monday)
+    assign_job(job_id=job.pk, contractor_id=ContractorFactory().pk, start=at(monday, 10, tz=NY))
+
+    relay = Relay(name="webhooks")
+    relay.drain()
+
+    events = published()
+    [assigned] = [e for e in events if e.type == "JobAssigned"]
+    got = receiver.verified(assigned_only.secret)
+    assert [(e["type"], e["id"]) for e in got] == [("JobAssigned", str(assigned.event_id))]
+    # The receiver that is away delays no one: every subscriber is at the head, and it alone
+    # holds its events for a retry (one refused connection, the rest not attempted).
+    assert set(positions().values()) == {events[-1].sequence}
+    away = f"webhooks.endpoint.{everything.endpoint.pk}"
+    assert failures() == [(away, e.sequence, 1, False) for e in events]
+
+    gone.start(gone_port)  # back, on the same address, and past the first retry (5 s +-20%)
+    clock.advance(7)
+    relay.drain()
+
+    assert [e["id"] for e in gone.verified(everything.secret)] == [str(e.event_id) for e in events]
+    assert failures() == []
+    assert nothing_pending()
+    gone.stop()
