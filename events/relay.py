@@ -104,6 +104,10 @@ class Relay:
     def __init__(self, config: RelayConfig | None = None, *, name: str | None = None) -> None:
         self.config = config or RelayConfig()
         self.name = name or default_relay_name()
+        # The subscribers whose lease this relay holds, as far as it knows (the heartbeat
+        # renews them, from the moment they are taken: a first batch may be a long one).
+        self.held: set[str] = set()
+        self.held_lock = threading.Lock()
 
     # --- ownership ---------------------------------------------------------------------------
 
@@ -148,6 +152,8 @@ class Relay:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
+        with self.held_lock:
+            (self.held.discard if row is None else self.held.add)(name)
         return None if row is None else row[0]
 
     def release(self, names: list[str] | None = None) -> None:
@@ -157,6 +163,14 @@ class Relay:
         if names is not None:
             held = held.filter(name__in=names)
         held.update(owner="", lease_expires_at=None)
+        self.forget(names)
+
+    def forget(self, names: list[str] | None = None) -> None:
+        with self.held_lock:
+            if names is None:
+                self.held.clear()
+            else:
+                self.held.difference_update(names)
 
     def _advance(self, name: str, old: int, new: int) -> None:
         """Move the position, fenced: only the owner, only from where it started."""

@@ -78,8 +78,6 @@ class RelayLoop:
         self.stop = stop
         self.config = relay.config
         self.heartbeat_seconds = max(0.5, self.config.lease.total_seconds() / 3)
-        self.lock = threading.Lock()
-        self.held: set[str] = set()
         self.live_relays = 1
         self.subscriber_count = 1
         self.workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
@@ -166,8 +164,6 @@ class RelayLoop:
                 if probing.active:
                     log.warning("subscriber %s recovered after %.1fs", sub.name, probing.duration())
                     probing.reset()
-                with self.lock:
-                    (self.held.add if result.owned else self.held.discard)(sub.name)
                 if result.progressed:
                     continue  # more may be waiting: no sleep while there is work
                 seen = wakeups.wait(seen, self.config.poll_interval)
@@ -192,20 +188,19 @@ class RelayLoop:
             self.stop.wait(min(left, 0.1))
 
     def _forget(self, name: str) -> None:
-        with self.lock:
-            self.held.discard(name)
+        self.relay.forget([name])
 
     def _fair_to_own(self, name: str) -> bool:
         """Live relays split the subscribers: a relay holding more than its share lets the
         extra ones go (at a step boundary), and takes no more than its share."""
-        with self.lock:
+        relay = self.relay
+        with relay.held_lock:
             share = math.ceil(self.subscriber_count / max(1, self.live_relays))
-            if name in self.held:
-                extra = sorted(self.held)[share:]
+            if name in relay.held:
+                extra = sorted(relay.held)[share:]
                 if name not in extra:
                     return True
-                self.held.discard(name)
-            elif len(self.held) < share:
+            elif len(relay.held) < share:
                 return True
         with contextlib.suppress(DatabaseError):
             self.relay.release([name])
@@ -287,11 +282,10 @@ class RelayLoop:
                     name=self.relay.name, defaults={"heartbeat_at": now},
                     create_defaults={"heartbeat_at": now, "started_at": started},
                 )  # fmt: skip
-                with self.lock:
-                    held = sorted(self.held)
+                with self.relay.held_lock:
+                    held = sorted(self.relay.held)
                 for name in held:
-                    if self.relay.acquire(name) is None:  # renews: a long batch keeps it
-                        self._forget(name)
+                    self.relay.acquire(name)  # renews: a long batch keeps its lease
                 horizon = now - timedelta(seconds=3 * self.heartbeat_seconds)
                 self.live_relays = max(
                     1, RelayInstance.objects.filter(heartbeat_at__gte=horizon).count()

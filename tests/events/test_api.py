@@ -3,6 +3,7 @@ what the caller may see (contractor: its own group; dispatcher: the regions it w
 it watches none; admin: everything)."""
 
 import re
+import threading
 import uuid
 from datetime import UTC, timedelta
 from types import SimpleNamespace
@@ -10,11 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection, transaction
 
 from events.models import Event
 from events.publisher import publish_all
+from events.relay import Relay
 from tests.conftest import at, client_for, events_of, make_user, next_weekday
 from tests.contractors.factories import ContractorFactory, RegionFactory
+from tests.events.support import create_jobs
 
 NY = ZoneInfo("America/New_York")
 ENVELOPE_FIELDS = {
@@ -375,3 +379,47 @@ def test_events_need_credentials(history):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
+
+
+# --- a cursor that never skips a late commit ---------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poller_following_next_links_gets_an_event_whose_transaction_committed_late():
+    """A poller keeps calling its `next` link while a transaction that recorded first commits
+    last: the late event comes on a later page, never behind the cursor already handed out."""
+    admin = client_for(make_user("root", role="admin"))
+    recorded, may_commit = threading.Event(), threading.Event()
+    late: dict = {}
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                [job] = create_jobs(1)
+                late["job"] = job.pk
+                recorded.set()
+                may_commit.wait(timeout=20)
+        finally:
+            recorded.set()
+            connection.close()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    try:
+        assert recorded.wait(timeout=10)
+        create_jobs(2)  # recorded after the slow one, committed before it
+        Relay(name="poller").drain()
+        page = admin.get("/api/events?limit=1").json()
+        seen = [e["payload"]["jobId"] for e in page["results"]]
+        page = admin.get(page["next"]).json()
+        seen += [e["payload"]["jobId"] for e in page["results"]]
+        cursor = page["results"][-1]["sequence"]
+        assert admin.get(f"/api/events?after={cursor}").json()["results"] == []
+    finally:
+        may_commit.set()
+        writer.join(timeout=10)
+    Relay(name="poller").drain()
+
+    rest = admin.get(f"/api/events?after={cursor}").json()["results"]
+    assert [e["payload"]["jobId"] for e in rest] == [late["job"]]
+    assert late["job"] not in seen

@@ -7,6 +7,7 @@ registry (`test_handlers`); only the clock is ever replaced (`clock`).
 
 import asyncio
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -618,3 +619,35 @@ def test_metrics_show_each_subscribers_pending_lag_and_failures(clock, test_hand
     assert after[("smartscheduler_subscriber_outage", flaky)] == 0
     steps = ("smartscheduler_relay_step_seconds_count", broadcast)
     assert after[steps] - before.get(steps, 0) >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_longer_than_the_lease_keeps_it_by_the_heartbeat():
+    """The running relay renews the leases it holds (every third of the lease), so a slow
+    batch is never taken over, and delivered twice, by another relay meanwhile."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(events: list[Event]) -> None:
+        entered.set()
+        release.wait(timeout=30)
+
+    subscribe("tests.long", ["JobCreated"], slow, transactional=False)
+    stop = threading.Event()
+    relay = Relay(RelayConfig(lease=timedelta(seconds=1), poll_interval=0.2), name="holder")
+    runner = threading.Thread(target=relay.run_forever, args=(stop,))
+    try:
+        create_jobs(1)
+        runner.start()
+        assert entered.wait(timeout=15)
+        thief = Relay(name="thief")
+        for _ in range(6):  # three lease lengths
+            time.sleep(0.5)
+            assert thief.acquire("tests.long") is None
+        assert Subscriber.objects.get(name="tests.long").owner == "holder"
+    finally:
+        release.set()
+        stop.set()
+        runner.join(timeout=20)
+        unsubscribe("tests.long")
+    assert not runner.is_alive()
+    assert positions()["tests.long"] == 1
