@@ -1,9 +1,10 @@
 """Dispatchers' admin for jobs and assignments; every write goes through scheduling.services.
 
 A job's page is a dispatcher's tool: its ranked recommendations with a button to book each
-slot, and buttons to start, complete (with notes), cancel (with a reason) and rate the job, as
-its state allows. The list has start, complete and cancel (asking for a reason) as actions.
-A refusal reads as the service words it; nothing here writes a row itself.
+slot (a booked job that has not started: a button to move it to each slot), and buttons to
+start, complete (with notes), cancel (with a reason) and rate the job, as its state allows.
+The list has start, complete and cancel (asking for a reason) as actions. A refusal reads as
+the service words it; nothing here writes a row itself.
 """
 
 from datetime import datetime
@@ -33,6 +34,12 @@ def local(moment: datetime | None, zone: ZoneInfo) -> str:
         return "-"
     shown = moment.astimezone(zone)
     return f"{shown:%a} {shown.day} {shown:%b %H:%M %Z}"
+
+
+def slot_label(assignment: Assignment) -> str:
+    """A booking's slot in its contractor's time: `Mon 7 Dec 10:00 EST - 11:30`."""
+    zone = assignment.contractor.tz
+    return f"{local(assignment.start, zone)} - {assignment.end.astimezone(zone):%H:%M}"
 
 
 class JobForm(ServiceModelForm):
@@ -116,7 +123,7 @@ def cancel_jobs(modeladmin, request, queryset):
 
 class AssignmentInline(admin.TabularInline):
     model = Assignment
-    fields = ["contractor", "local_slot", "status", "score", "started_at", "completed_at", "notes"]
+    fields = ["contractor", "local_slot", "status", "score", "started", "completed", "notes"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -126,8 +133,15 @@ class AssignmentInline(admin.TabularInline):
 
     @admin.display(description="slot (contractor's time)")
     def local_slot(self, obj: Assignment) -> str:
-        zone = obj.contractor.tz
-        return f"{local(obj.start, zone)} - {obj.end.astimezone(zone):%H:%M}"
+        return slot_label(obj)
+
+    @admin.display(description="started (contractor's time)")
+    def started(self, obj: Assignment) -> str:
+        return local(obj.started_at, obj.contractor.tz)
+
+    @admin.display(description="completed (contractor's time)")
+    def completed(self, obj: Assignment) -> str:
+        return local(obj.completed_at, obj.contractor.tz)
 
 
 class CompleteForm(forms.Form):
@@ -150,6 +164,10 @@ class JobAdmin(ServiceAdmin):
     date_hierarchy = "desired_date"
     readonly_fields = ["region", "status", "cancel_reason"]
     change_form_template = "admin/scheduling/job/change_form.html"
+
+    class Media:
+        css = {"all": ["scheduling/admin.css"]}
+
     service_error_fields = {"location": "lat"}
 
     def has_change_permission(self, request, obj=None):
@@ -159,6 +177,29 @@ class JobAdmin(ServiceAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # jobs are cancelled, never deleted
+
+    def get_inline_instances(self, request, obj=None):
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
+    # A new job has no region, status or bookings yet: its page shows only what is typed.
+    # A job that is no longer open is a read-only page: its skills read as a list, not JSON.
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not self.has_change_permission(request, obj):
+            readonly.append("skills")
+        return readonly
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if "skills" not in fields:
+            return fields
+        return ["skills" if f == "required_skills" else f for f in fields if f != "skills"]
+
+    @admin.display(description="required skills")
+    def skills(self, obj: Job) -> str:
+        return ", ".join(obj.required_skills) or "-"
 
     def save_through_service(self, request, form, formsets, change):
         data = form.cleaned_data
@@ -194,7 +235,12 @@ class JobAdmin(ServiceAdmin):
 
     def _tools(self, request, job: Job) -> dict:
         context: dict = {"job_status": job.status}
-        if job.status == JobStatus.OPEN:
+        booking = job.assignments.filter(status=AssignmentStatus.SCHEDULED).first()
+        if booking is not None:
+            context["booking_url"] = reverse(
+                "admin:scheduling_assignment_change", args=[booking.pk]
+            )
+        if job.status == JobStatus.OPEN or booking is not None:
             try:
                 ranked = services.recommend_for_job(job_id=job.pk, limit=5)
             except DomainError as exc:
@@ -226,7 +272,10 @@ class JobAdmin(ServiceAdmin):
             rating = job_rating(job)
             context["rate_form"] = RateForm(initial={"rating": rating} if rating else None)
             context["current_rating"] = rating
-        context["book_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "book"])
+        context["book_url"] = reverse(
+            "admin:scheduling_job_action",
+            args=[job.pk, "book" if job.status == JobStatus.OPEN else "reschedule"],
+        )
         context["start_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "start"])
         context["complete_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "complete"])
         context["cancel_url"] = reverse("admin:scheduling_job_action", args=[job.pk, "cancel"])
@@ -260,6 +309,15 @@ class JobAdmin(ServiceAdmin):
                 job_id=job.pk, contractor_id=int(contractor_id), start=start
             )
             return f"Booked with {assignment.contractor.name}."
+        if action == "reschedule":
+            start = parse_datetime(data.get("start", ""))
+            contractor_id = data.get("contractor", "")
+            if start is None or start.tzinfo is None or not contractor_id.isdigit():
+                raise DomainError("Pick one of the offered slots to move the job to.")
+            assignment = services.reschedule_job(
+                job_id=job.pk, start=start, contractor_id=int(contractor_id)
+            )
+            return f"Moved to {assignment.contractor.name}, {slot_label(assignment)}."
         if action == "start":
             services.start_job(job_id=job.pk)
             return "Started."
@@ -322,8 +380,7 @@ class AssignmentAdmin(ServiceAdmin):
 
     @admin.display(description="slot (contractor's time)")
     def local_slot(self, obj: Assignment) -> str:
-        zone = obj.contractor.tz
-        return f"{local(obj.start, zone)} - {obj.end.astimezone(zone):%H:%M}"
+        return slot_label(obj)
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
@@ -331,6 +388,13 @@ class AssignmentAdmin(ServiceAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # cancel the job instead
+
+    def response_change(self, request, obj):
+        response = super().response_change(request, obj)
+        if "_save" not in request.POST:  # "Save and continue editing" stays
+            return response
+        # Rescheduled from the job's page: back to it, where the move shows.
+        return HttpResponseRedirect(reverse("admin:scheduling_job_change", args=[obj.job_id]))
 
     def save_through_service(self, request, form, formsets, change):
         data = form.cleaned_data

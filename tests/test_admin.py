@@ -537,6 +537,75 @@ def test_the_job_page_starts_completes_and_rates_through_the_services(admin_clie
     assert len(events_of()) == 3
 
 
+def test_a_booked_jobs_page_moves_it_to_an_offered_slot(admin_client):
+    day = next_weekday(1)
+    ana, ben = ContractorFactory(name="Ana Ruiz"), ContractorFactory(name="Ben Ortiz")
+    assignment = AssignmentFactory(
+        contractor=ana,
+        start=at(day, 10, tz=NY),
+        job=JobFactory(desired_date=day, status="assigned"),
+    )
+    job = assignment.job
+
+    page = admin_client.get(f"/admin/scheduling/job/{job.pk}/change/")
+
+    html = page.content.decode()
+    assert "Reschedule: move it to another slot" in html
+    assert f'href="/admin/scheduling/assignment/{assignment.pk}/change/"' in html
+    offer = next(rec for rec in page.context["recommendations"] if rec["contractor"] == ben)
+    slot = offer["slots"][0]
+    assert f"Move to {slot['label']}" in html
+    refused = admin_client.post(f"/admin/scheduling/job/{job.pk}/do/reschedule/", follow=True)
+    assert "Pick one of the offered slots to move the job to." in refused.content.decode()
+    assert events_of() == []
+
+    moved = admin_client.post(
+        f"/admin/scheduling/job/{job.pk}/do/reschedule/",
+        {"contractor": str(ben.pk), "start": slot["start"]},
+        follow=True,
+    )
+
+    assert f"Moved to Ben Ortiz, {slot['label']}." in moved.content.decode()
+    saved = Assignment.objects.get(pk=assignment.pk)
+    assert (saved.contractor_id, saved.start.isoformat()) == (ben.pk, slot["start"])
+    assert [e.type for e in events_of()] == ["JobRescheduled"]
+
+
+def test_a_started_jobs_page_offers_no_moves_and_reads_plainly(admin_client):
+    contractor = ContractorFactory(timezone="America/New_York")
+    assignment = AssignmentFactory(
+        contractor=contractor,
+        start=at(next_weekday(1), 10, tz=NY),
+        job=JobFactory(required_skills=["tile", "grout"], status="assigned"),
+    )
+    admin_client.post(f"/admin/scheduling/job/{assignment.job_id}/do/start/")
+
+    page = admin_client.get(f"/admin/scheduling/job/{assignment.job_id}/change/")
+
+    html = page.content.decode()
+    assert "recommendations" not in page.context
+    assert "Move to" not in html
+    assert "tile, grout" in html and "[&quot;tile&quot;" not in html
+    started = Assignment.objects.get(pk=assignment.pk).started_at.astimezone(NY)
+    assert f"{started:%a} {started.day} {started:%b %H:%M %Z}" in html  # its local time
+
+
+def test_saving_a_booking_from_its_page_goes_back_to_the_job(admin_client):
+    day = next_weekday(1)
+    contractor = ContractorFactory()
+    assignment = AssignmentFactory(contractor=contractor, start=at(day, 10, tz=NY))
+
+    response = admin_client.post(
+        f"/admin/scheduling/assignment/{assignment.pk}/change/",
+        {**assignment_form(assignment.job, contractor, at(day, 13, tz=NY)), "_save": "Save"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/scheduling/job/{assignment.job_id}/change/"
+    assert Assignment.objects.get(pk=assignment.pk).start == at(day, 13, tz=NY)
+    assert [e.type for e in events_of()] == ["JobRescheduled"]
+
+
 def test_cancelling_from_the_job_page_records_the_reason(admin_client):
     assignment = AssignmentFactory(start=at(next_weekday(1), 10, tz=NY))
 

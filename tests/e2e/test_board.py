@@ -6,108 +6,28 @@ A dispatcher's day: create a job, get recommendations, book, drag the booking al
 onto another contractor, lose a booking race (409, stale panel refreshed), cancel with a reason,
 start, complete and rate, switch to the week and another time zone; the socket drops meanwhile
 and catches up. A contractor's day on a phone: the booking arrives, moves, is started and
-completed. Screenshots go to artifacts/board/ (BOARD_SCREENSHOTS=docs/board refreshes the ones
-docs/board.md shows).
+completed. The stack fixture is tests/e2e/conftest.py's; screenshots as tests/e2e/browser.py says.
 """
 
-import json
-import os
 import re
-import sys
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
-from playwright.sync_api import Page, expect, sync_playwright
-from rest_framework.authtoken.models import Token
+from playwright.sync_api import Page, expect
 
-from tests.conftest import make_user
+from tests.conftest import make_user, token_for
 from tests.contractors.factories import ContractorFactory
+from tests.e2e.browser import api, chromium, shoot
 from tests.scheduling.factories import AssignmentFactory, JobFactory
-from tests.support import Process, free_port, subprocess_env, wait_until
+from tests.support import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / os.environ.get("BOARD_SCREENSHOTS", "artifacts/board")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 NY = ZoneInfo("America/New_York")
 DASH = "\N{EN DASH}"  # between the start and end of a slot on screen
 WAIT = 10_000  # ms: a change reaching the page over the relay and the socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def stack(django_db_setup, tmp_path_factory):
-    """daphne + one relay, both real processes, for the whole module; yields the base URL."""
-    logs = tmp_path_factory.mktemp("stack")
-    port = free_port()
-    env = subprocess_env(redis_url=settings.REDIS_URL)
-    daphne = Path(sys.executable).parent / "daphne"
-    processes = [
-        Process(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "smartscheduler.asgi:application"],
-            log_path=logs / "daphne.log",
-            env=env,
-        ),
-        Process(
-            [sys.executable, "manage.py", "relay", "--poll-interval", "0.2"],
-            log_path=logs / "relay.log",
-            env=env,
-        ),
-    ]
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        for process in processes:
-            assert process.alive(), process.describe()
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(up, timeout=30, message="daphne did not answer /healthz", interval=0.2)
-        yield base
-    finally:
-        for process in processes:
-            process.close(grace=10)
-
-
-@contextmanager
-def chromium():
-    """A browser for one test, opened after its database set-up: Playwright's sync API runs an
-    event loop in this thread, where Django's ORM refuses to run."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def api(base: str, token: str, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"{base}{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()}") from error
 
 
 def sign_in(page: Page, base: str, username: str, path: str = "/") -> None:
@@ -117,12 +37,6 @@ def sign_in(page: Page, base: str, username: str, path: str = "/") -> None:
     page.click("button[type=submit]")
     expect(page.locator("#conn")).to_have_text("live", timeout=15_000)
     expect(page.locator("[data-ready=true]")).to_have_count(1, timeout=WAIT)
-
-
-def shoot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-    assert (SHOTS / f"{name}.png").stat().st_size > 10_000
 
 
 def box_of(locator) -> dict:
@@ -164,7 +78,7 @@ def every_day(start: time, end: time) -> list:
 def test_a_dispatchers_day_on_the_board(stack):
     make_user("dana", role="dispatcher")
     omar = make_user("omar", role="dispatcher")  # another dispatcher, at another desk
-    omar_token = Token.objects.create(user=omar).key
+    omar_token = token_for(omar)
     # Both work 08:00-18:00 UTC every day (Ben in New York time), so tomorrow always has room.
     ana = ContractorFactory(
         name="Ana Ruiz", timezone="UTC", hours=every_day(time(8), time(18)), lat=40.7, lng=-74.0
@@ -326,7 +240,7 @@ def test_a_dispatchers_day_on_the_board(stack):
 
 def test_a_contractors_day_on_a_phone(stack):
     dispatcher = make_user("dana", role="dispatcher")
-    token = Token.objects.create(user=dispatcher).key
+    token = token_for(dispatcher)
     cleo = ContractorFactory(name="Cleo Park", timezone="UTC", hours=every_day(time(8), time(18)))
     make_user("cleo", role="contractor", contractor=cleo)
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
