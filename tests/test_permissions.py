@@ -256,13 +256,13 @@ ROWS = [
         {"reason": "rain"},
         ("JobCancelled",),
     ),
-    # The assigned contractor starts and completes its own job (its only writes); another
-    # contractor may not.
+    # The assigned contractor starts and completes its own job (its only writes); to another
+    # contractor the job does not exist (404, as for any job it may not see).
     Row(
         "start",
         "POST",
         "/api/jobs/{booked}/start",
-        (401, 200, 200, 200, 200, 403, 403),
+        (401, 200, 200, 200, 200, 404, 403),
         {},
         ("JobStarted",),
     ),
@@ -270,7 +270,7 @@ ROWS = [
         "complete",
         "POST",
         "/api/jobs/{booked}/complete",
-        (401, 200, 200, 200, 200, 403, 403),
+        (401, 200, 200, 200, 200, 404, 403),
         {"notes": "done"},
         ("JobCompleted",),
         prepare=put_booked_in_progress,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from events.catalog import DomainEvent
 from events.models import Event
+from events.publisher import publish_all
 from events.recorder import record_event
 
 TEXT = st.text(
@@ -64,9 +65,14 @@ def sample(cls: type[DomainEvent]) -> DomainEvent:
 
 
 def record_samples(types: typing.Iterable[type[DomainEvent]]) -> list[Event]:
-    """One recorded event of each type (their payloads are checked like any other)."""
+    """One recorded event of each type (their payloads are checked like any other),
+    published, as the relay does right after commit."""
     with transaction.atomic():
-        return [
+        recorded = [
             record_event(sample(cls), occurred_at=datetime(2026, 1, 5, 14, 0, 0, 123000, UTC))
             for cls in types
         ]
+    publish_all()
+    for event in recorded:
+        event.refresh_from_db()
+    return recorded

@@ -149,9 +149,6 @@ def test_a_batch_reaches_the_endpoint_signed_as_cloudevents_in_order(receiver):
 def test_every_catalog_type_arrives_verifiable_and_valid(receiver):
     created = services.create_endpoint(url=receiver.url, event_types=[])
     recorded = record_samples(EVENT_TYPES.values())
-    publish_all()
-    for event in recorded:
-        event.refresh_from_db()
 
     assert send_batch(created.endpoint, recorded) == {}
 

@@ -4,7 +4,7 @@ re-ranking every active list would (scheduling.services.active_lists).
 The world: 30 days from a Monday a week or more away, each with two tile jobs (one also
 needing grout) and one carpet job, every one with an active list of three. Tile contractors
 at increasing distances (T, on the job site and rated 5, tops every tile list), a multi-trade
-one, two carpet ones, and W, a tile contractor 40 miles away who makes no list. The clock is
+one, two carpet ones, and W, a tile contractor 45 miles away who makes no list. The clock is
 stopped, so a recomputation at any moment ranks as at any other.
 """
 
@@ -86,7 +86,7 @@ def world(frozen) -> SimpleNamespace:
         ContractorFactory(type="carpet", skills=["carpet"], lat=north_of_job(n), lng=JOB_LNG)
         for n in (1, 4)
     ]
-    w = ContractorFactory(name="W", lat=north_of_job(40), lng=JOB_LNG)
+    w = ContractorFactory(name="W", lat=north_of_job(45), lng=JOB_LNG)
     w_job = completed_job(w)
     jobs = []
     for day in range(DAYS):
@@ -142,7 +142,7 @@ def test_one_day_off_for_one_contractor_recomputes_only_the_lists_it_reaches(wor
 
 
 def test_a_rating_that_cannot_lift_a_contractor_into_a_full_list_recomputes_none(world, frozen):
-    rate_job(job_id=world.w_job.pk, stars=5)  # W, 40 miles away: best 0.4 + 0.35 + 0.05 = 0.8
+    rate_job(job_id=world.w_job.pk, stars=1)  # W, 45 miles away: best 0.4 + 0.07 + 0.025 = 0.495
     changes = ranking_changes([latest_event("ContractorRated")])
 
     result = rerank_active_lists(changes=changes, reason="ContractorRated")
