@@ -7,14 +7,13 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from contractors.services import Location
 from events.models import Event
 from events.relay import Relay
 from scheduling.services import create_job
 from smartscheduler.asgi import application
-from tests.conftest import make_user, next_weekday
+from tests.conftest import make_user, next_weekday, token_for
 
 WAIT = 5.0
 
@@ -37,7 +36,7 @@ def drain() -> int:
 
 @database_sync_to_async
 def dispatcher_token() -> str:
-    return Token.objects.get_or_create(user=make_user("nora", role="dispatcher"))[0].key
+    return token_for(make_user("nora", role="dispatcher"))
 
 
 @pytest.mark.asyncio
