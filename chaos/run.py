@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,24 +70,27 @@ def _get(cluster: Cluster, path: str, token: str):
 
 def boot(cluster: Cluster, seed: int) -> Setup:
     started = time.monotonic()
+
+    def note(text: str) -> None:
+        say(f"[{time.monotonic() - started:4.1f}s] {text}")
+
     broker = cluster.broker
     if broker is not None:
         broker.launch()  # it boots while the database migrates
     cluster.create_database()
-    say(f"database {cluster.database} created; migrating")
+    note(f"database {cluster.database} created; migrating")
     cluster.manage("migrate", "--no-input", timeout=300)
     cluster.start_redis()
-    say(f"redis-server on port {cluster.redis_port}")
+    note(f"redis-server on port {cluster.redis_port}")
     if broker is not None:
         broker.wait_ready()
         broker.declare_audit_queue()  # bound before the bus publishes anything
-        say(f"rabbitmq node {broker.node} on port {broker.port} "
-            f"(up {time.monotonic() - started:.1f}s after launch)")  # fmt: skip
+        note(f"rabbitmq node {broker.node} on port {broker.port}")
     cluster.manage("seed_demo", "--force", "--contractors", str(CONTRACTORS), "--jobs", "0",
                    "--seed", str(seed % 10_000))  # fmt: skip
     token = cluster.create_token("chaos-dispatcher", "dispatcher")
     cluster.start_web()
-    say(f"daphne on port {cluster.web_port}")
+    note(f"daphne on port {cluster.web_port}")
     relays = [cluster.start_relay("a.1"), cluster.start_relay("b.2")]
     for relay in relays:
         wait_until(
@@ -96,6 +100,7 @@ def boot(cluster: Cluster, seed: int) -> Setup:
         )
         if not relay.alive():
             raise RuntimeError("relay exited at start\n" + relay.tail())
+    note("relays started")
 
     contractors = _get(cluster, "/api/contractors?limit=200&status=active", token)["results"]
     regions = sorted({r["slug"] for r in _get(cluster, "/api/regions", token)} | {"default"})
@@ -115,16 +120,22 @@ def boot(cluster: Cluster, seed: int) -> Setup:
     )  # fmt: skip
     rng = random.Random(seed)
     unlinked = [c for c in contractors if not c.get("userId")]  # seed_demo links one
-    for contractor in rng.sample(unlinked, min(CONTRACTOR_CLIENTS, len(unlinked))):
-        login = cluster.create_token(
-            f"chaos-contractor-{contractor['id']}", "contractor", "--contractor",
-            str(contractor["id"]),
-        )  # fmt: skip
+    picked = rng.sample(unlinked, min(CONTRACTOR_CLIENTS, len(unlinked)))
+    with ThreadPoolExecutor(len(picked) or 1) as pool:  # one manage.py each, side by side
+        logins = list(
+            pool.map(
+                lambda c: cluster.create_token(
+                    f"chaos-contractor-{c['id']}", "contractor", "--contractor", str(c["id"])
+                ),
+                picked,
+            )
+        )
+    for contractor, login in zip(picked, logins, strict=True):
         records.append(
             ClientRecord(f"contractor[{contractor['id']}]", f"/ws/contractor/?token={login}",
                          {f"contractor/{contractor['id']}"}, first_after)
         )  # fmt: skip
-    say(
+    note(
         f"cluster up in {time.monotonic() - started:.1f}s: {len(contractors)} contractors, "
         f"regions {', '.join(regions)}, {len(records)} websocket clients, first after="
         f"{first_after}"
