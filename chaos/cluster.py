@@ -287,8 +287,8 @@ class Cluster:
         return relay
 
     def processes(self) -> list[Process]:
-        broker = self.broker.process if self.broker is not None else None
-        found = [p for p in [self.web, self.redis, broker, *self.relays.values()] if p is not None]
+        """Ours, for the soak's memory samples (the broker is not the system under test)."""
+        found = [p for p in [self.web, self.redis, *self.relays.values()] if p is not None]
         return [p for p in found if p.alive()]
 
     # --- tear-down -------------------------------------------------------------------------

@@ -121,15 +121,14 @@ def boot(cluster: Cluster, seed: int) -> Setup:
     rng = random.Random(seed)
     unlinked = [c for c in contractors if not c.get("userId")]  # seed_demo links one
     picked = rng.sample(unlinked, min(CONTRACTOR_CLIENTS, len(unlinked)))
+
+    def login_for(contractor: dict) -> str:
+        number = str(contractor["id"])
+        return cluster.create_token(f"chaos-contractor-{number}", "contractor",
+                                    "--contractor", number)  # fmt: skip
+
     with ThreadPoolExecutor(len(picked) or 1) as pool:  # one manage.py each, side by side
-        logins = list(
-            pool.map(
-                lambda c: cluster.create_token(
-                    f"chaos-contractor-{c['id']}", "contractor", "--contractor", str(c["id"])
-                ),
-                picked,
-            )
-        )
+        logins = list(pool.map(login_for, picked))
     for contractor, login in zip(picked, logins, strict=True):
         records.append(
             ClientRecord(f"contractor[{contractor['id']}]", f"/ws/contractor/?token={login}",
