@@ -1,7 +1,8 @@
 """The private cluster a chaos run owns: a fresh PostgreSQL database, a redis-server on a free
-port, daphne and relay processes. Everything started here is stopped by `Cluster.close()`,
-which the caller runs in `finally` and which is also registered with atexit; the shared Redis
-(6379) and other databases are never touched."""
+port, a RabbitMQ node of its own (chaos.broker, unless `bus=False`), daphne and relay
+processes. Everything started here is stopped by `Cluster.close()`, which the caller runs in
+`finally` and which is also registered with atexit; the shared Redis (6379), RabbitMQ (5672)
+and other databases are never touched."""
 
 import atexit
 import contextlib
@@ -151,10 +152,14 @@ def redis_answers(port: int) -> bool:
 
 
 class Cluster:
-    def __init__(self, workdir: Path, *, keep: bool = False, relay_lease: float = 3.0) -> None:
+    def __init__(self, workdir: Path, *, keep: bool = False, relay_lease: float = 1.5,
+                 bus: bool = True) -> None:  # fmt: skip
+        from chaos.broker import Broker
+
         self.workdir = workdir
         self.keep = keep
         self.relay_lease = relay_lease
+        self.broker = Broker(workdir) if bus else None
         self.database = f"chaos_{os.getpid()}"
         self.redis_port = free_port()
         self.web_port = free_port()
@@ -202,6 +207,9 @@ class Cluster:
             PYTHONUNBUFFERED="1",
             LOG_LEVEL="INFO",
         )
+        env.pop("EVENT_BUS_URL", None)
+        if self.broker is not None:
+            env["EVENT_BUS_URL"] = self.broker.url
         return env
 
     def observer(self, *, autocommit: bool = True) -> psycopg.Connection:
@@ -268,7 +276,7 @@ class Cluster:
         relay = Process(
             name,
             [
-                sys.executable, "manage.py", "relay", "--name", name,
+                sys.executable, "-m", "chaos.relay", "--name", name,
                 "--lease", str(self.relay_lease), "--poll-interval", "0.5",
                 "--batch-size", "50",
             ],
@@ -279,6 +287,7 @@ class Cluster:
         return relay
 
     def processes(self) -> list[Process]:
+        """Ours, for the soak's memory samples (the broker is not the system under test)."""
         found = [p for p in [self.web, self.redis, *self.relays.values()] if p is not None]
         return [p for p in found if p.alive()]
 
@@ -295,6 +304,9 @@ class Cluster:
             if process is not None:
                 with contextlib.suppress(Exception):
                     process.stop()
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                self.broker.stop()
         if self.created_database and not self.keep:
             self.drop_database()
 

@@ -1,5 +1,6 @@
 """The chaos run and the soak: boot a private cluster, drive traffic and websocket clients,
-inject faults (run only), then check the invariants and print the report.
+inject faults (run only), then check the invariants and the fault measures (chaos.measures)
+and print the report.
 
 Every process is stopped and the database dropped in `finally` (and by atexit); SIGTERM is
 turned into SystemExit so that path runs on `kill` as on Ctrl-C."""
@@ -16,18 +17,28 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chaos import invariants
+from chaos import invariants, measures
 from chaos.clients import ClientRecord, WebsocketClient
 from chaos.cluster import Cluster, Process, wait_until
 from chaos.faults import FaultInjector, Monitor
 from chaos.load import LoadGenerator, World
 
 CONTRACTORS = 20
+SHORT_SECONDS = 16.0
+# A broker restart takes 6 to 15 s on a busy 2-core machine: the short run (CI) keeps RabbitMQ
+# (bus delivery, the audit queue) but leaves its restarts to the full run.
+SHORT_FAULTS = ("relay_sigkill", "redis_restart", "pg_terminate_backends")
 CONTRACTOR_CLIENTS = 3
+# Checks whose failures are events some subscriber, client or the bus never got.
+LOSS_CHECKS = {
+    "events published", "every subscriber handled every event", "bus queue got every event",
+    "clients hold every event of their groups",
+}  # fmt: skip
 RECOVERED = re.compile(r"(?:subscriber \S+|publisher) recovered after ([\d.]+)s")
 
 
@@ -46,6 +57,7 @@ class Setup:
     world: World
     records: list[ClientRecord]
     monitor: Monitor
+    first_after: int
 
 
 def _get(cluster: Cluster, path: str, token: str):
@@ -58,16 +70,27 @@ def _get(cluster: Cluster, path: str, token: str):
 
 def boot(cluster: Cluster, seed: int) -> Setup:
     started = time.monotonic()
+
+    def note(text: str) -> None:
+        say(f"[{time.monotonic() - started:4.1f}s] {text}")
+
+    broker = cluster.broker
+    if broker is not None:
+        broker.launch()  # it boots while the database migrates
     cluster.create_database()
-    say(f"database {cluster.database} created; migrating")
+    note(f"database {cluster.database} created; migrating")
     cluster.manage("migrate", "--no-input", timeout=300)
     cluster.start_redis()
-    say(f"redis-server on port {cluster.redis_port}")
+    note(f"redis-server on port {cluster.redis_port}")
+    if broker is not None:
+        broker.wait_ready()
+        broker.declare_audit_queue()  # bound before the bus publishes anything
+        note(f"rabbitmq node {broker.node} on port {broker.port}")
     cluster.manage("seed_demo", "--force", "--contractors", str(CONTRACTORS), "--jobs", "0",
                    "--seed", str(seed % 10_000))  # fmt: skip
     token = cluster.create_token("chaos-dispatcher", "dispatcher")
     cluster.start_web()
-    say(f"daphne on port {cluster.web_port}")
+    note(f"daphne on port {cluster.web_port}")
     relays = [cluster.start_relay("a.1"), cluster.start_relay("b.2")]
     for relay in relays:
         wait_until(
@@ -77,6 +100,7 @@ def boot(cluster: Cluster, seed: int) -> Setup:
         )
         if not relay.alive():
             raise RuntimeError("relay exited at start\n" + relay.tail())
+    note("relays started")
 
     contractors = _get(cluster, "/api/contractors?limit=200&status=active", token)["results"]
     regions = sorted({r["slug"] for r in _get(cluster, "/api/regions", token)} | {"default"})
@@ -96,33 +120,42 @@ def boot(cluster: Cluster, seed: int) -> Setup:
     )  # fmt: skip
     rng = random.Random(seed)
     unlinked = [c for c in contractors if not c.get("userId")]  # seed_demo links one
-    for contractor in rng.sample(unlinked, min(CONTRACTOR_CLIENTS, len(unlinked))):
-        login = cluster.create_token(
-            f"chaos-contractor-{contractor['id']}", "contractor", "--contractor",
-            str(contractor["id"]),
-        )  # fmt: skip
+    picked = rng.sample(unlinked, min(CONTRACTOR_CLIENTS, len(unlinked)))
+
+    def login_for(contractor: dict) -> str:
+        number = str(contractor["id"])
+        return cluster.create_token(f"chaos-contractor-{number}", "contractor",
+                                    "--contractor", number)  # fmt: skip
+
+    with ThreadPoolExecutor(len(picked) or 1) as pool:  # one manage.py each, side by side
+        logins = list(pool.map(login_for, picked))
+    for contractor, login in zip(picked, logins, strict=True):
         records.append(
             ClientRecord(f"contractor[{contractor['id']}]", f"/ws/contractor/?token={login}",
                          {f"contractor/{contractor['id']}"}, first_after)
         )  # fmt: skip
-    say(
+    note(
         f"cluster up in {time.monotonic() - started:.1f}s: {len(contractors)} contractors, "
         f"regions {', '.join(regions)}, {len(records)} websocket clients, first after="
         f"{first_after}"
     )
-    return Setup(cluster, token, world, records, monitor)
+    return Setup(cluster, token, world, records, monitor, first_after)
 
 
 def setup_django(cluster: Cluster) -> None:
     """Django in this process, on the run's database and Redis (after the faults: our
     sessions here are not the observer's)."""
+    os.environ.pop("EVENT_BUS_URL", None)
     for key, value in cluster.env().items():
         if key in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY",
-                   "DEBUG", "EMBEDDED_RELAY", "ALLOWED_HOSTS"}:  # fmt: skip
+                   "DEBUG", "EMBEDDED_RELAY", "ALLOWED_HOSTS", "EVENT_BUS_URL"}:  # fmt: skip
             os.environ[key] = value
     import django
 
     django.setup()
+    from chaos.subscribers import register
+
+    register()  # the invariants know the relays' subscribers
 
 
 def drain(setup: Setup, timeout: float) -> float:
@@ -137,6 +170,10 @@ def drain(setup: Setup, timeout: float) -> float:
     except TimeoutError:
         say(f"pending did not drain within {timeout:.0f}s: {setup.monitor.pending()}")
     return time.monotonic() - started
+
+
+def dump_clients(records: list[ClientRecord], path: Path) -> None:
+    path.write_text(json.dumps({r.name: r.timeline for r in records}))
 
 
 def catch_up(clients: list[WebsocketClient]) -> list[str]:
@@ -183,8 +220,10 @@ def relay_recoveries(cluster: Cluster) -> list[float]:
 
 
 def print_report(setup: Setup, load: LoadGenerator, checks: list[invariants.Check],
-                 injector: FaultInjector | None, drained_in: float) -> None:  # fmt: skip
+                 found: list[measures.Measure], injector: FaultInjector | None,
+                 drained_in: float, bus_received: Counter | None) -> None:  # fmt: skip
     cluster = setup.cluster
+    monitor = setup.monitor
     recorded = events_recorded()
     print()
     print(f"events recorded: {sum(recorded.values())} "
@@ -200,36 +239,58 @@ def print_report(setup: Setup, load: LoadGenerator, checks: list[invariants.Chec
         print("faults injected: " + ", ".join(f"{k} {n}" for k, n in injector.counts.items())
               + f" (total {sum(injector.counts.values())})")  # fmt: skip
         rows = []
-        for fault in setup.monitor.faults:
+        first = monitor.samples[0].at if monitor.samples else 0.0
+        for fault in monitor.faults:
             recovered = (f"{fault.recovered_after:.2f}s" if fault.recovered_after is not None
-                         else "not measured")  # fmt: skip
-            rows.append([fault.kind, fault.detail, recovered])
-        print(table(rows, ["fault", "detail", "recovered after"]))
+                         else "never")  # fmt: skip
+            ended = fault.ended if fault.ended is not None else fault.started
+            rows.append([f"{fault.started - first:.1f}s", fault.kind, fault.detail,
+                         f"{ended - fault.started:.2f}s", recovered])  # fmt: skip
+        print(table(rows, ["at", "fault", "detail", "store down", "recovered after"]))
         if injector.errors:
             print(f"fault injector errors: {injector.errors}")
         recoveries = relay_recoveries(cluster)
         if recoveries:
             print(f"relay logged 'recovered' {len(recoveries)} times, after "
                   + ", ".join(f"{x:.1f}s" for x in recoveries))  # fmt: skip
-    duplicates = sum(r.duplicates for r in setup.records)
-    received = sum(len(r.received) for r in setup.records)
-    connects = sum(r.connects for r in setup.records)
-    failed = sum(r.failed_connects for r in setup.records)
+    records = setup.records
+    duplicates = sum(r.duplicates for r in records)
+    received = sum(len(r.received) for r in records)
     print(
-        f"websocket clients: {len(setup.records)}, connections {connects} "
-        f"(failed {failed}), events received {received}, duplicates received {duplicates}"
+        f"websocket clients: {len(records)}, connections {sum(r.connects for r in records)} "
+        f"(failed {sum(r.failed_connects for r in records)}, closed by the server "
+        f"{sum(len(r.disconnects) for r in records)}, degraded frames "
+        f"{sum(r.degraded for r in records)}), events received {received}, duplicates "
+        f"received {duplicates}"
     )
-    protocol_errors = [e for r in setup.records for e in r.errors if not e.startswith("connection")]
+    live = [got - occurred for r in records for occurred, got in r.live]
+    if live:
+        print(f"websocket live lag (occurredAt to receipt), {len(live)} frames: p50 "
+              f"{measures.percentile(live, 0.5):.3f}s, p99 {measures.percentile(live, 0.99):.3f}s"
+              f", max {max(live):.3f}s")  # fmt: skip
+    protocol_errors = [e for r in records for e in r.errors if not e.startswith("connection")]
     if protocol_errors:
         print(f"websocket error frames: {protocol_errors[:5]}")
-    print(f"max relay lag observed: {setup.monitor.max_lag():.2f}s; "
-          f"final drain took {drained_in:.2f}s")  # fmt: skip
-    print(f"relay processes started: {cluster.relay_starts}; redis starts: {cluster.redis_starts}")
+    lags = monitor.lag_by_key()
+    if lags:
+        print("max lag by subscriber (excused or not): "
+              + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(lags.items())))  # fmt: skip
+    print(f"final drain took {drained_in:.2f}s")
+    if bus_received is not None:
+        print(f"bus audit queue: {sum(bus_received.values())} messages, "
+              f"{len(bus_received)} distinct events")  # fmt: skip
+    broker_starts = cluster.broker.starts if cluster.broker is not None else 0
+    print(f"relay processes started: {cluster.relay_starts}; redis starts: "
+          f"{cluster.redis_starts}; rabbitmq starts: {broker_starts}")  # fmt: skip
     print()
     rows = [[c.name, c.checked, c.failures, "ok" if c.ok else "FAIL"] for c in checks]
     print(table(rows, ["invariant", "checked", "failures", "result"]))
-    lost = {line.split()[0] for c in checks[:2] for line in c.offending}
-    print(f"lost = {len(lost)}")
+    lost = sum(c.failures for c in checks if c.name in LOSS_CHECKS)
+    print(f"lost = {lost}")
+    if found:
+        print()
+        rows = [[m.name, m.value, m.bound, "ok" if m.ok else "FAIL"] for m in found]
+        print(table(rows, ["fault measure", "value", "bound", "result"]))
     for check in checks:
         if not check.ok:
             print(f"\nFAILED {check.name}: {check.failures}")
@@ -237,6 +298,11 @@ def print_report(setup: Setup, load: LoadGenerator, checks: list[invariants.Chec
                 print(f"  {line}")
             if len(check.offending) > 30:
                 print(f"  ... and {len(check.offending) - 30} more")
+    for measure in found:
+        if not measure.ok:
+            print(f"\nOUT OF BOUNDS {measure.name}: {measure.value} (bound {measure.bound})")
+            for line in measure.offending[:30]:
+                print(f"  {line}")
 
 
 # --- the two commands ---------------------------------------------------------------------
@@ -249,6 +315,9 @@ def _processes_healthy(cluster: Cluster) -> list[str]:
     for name, relay in cluster.relays.items():
         if not relay.alive() and relay.proc.returncode != -signal.SIGKILL:
             problems.append(f"relay {name} exited by itself\n" + relay.tail())
+    broker = cluster.broker
+    if broker is not None and (broker.process is None or not broker.process.alive()):
+        problems.append("the private RabbitMQ is not running\n" + broker.tail())
     for relay in cluster.relays.values():
         if "Traceback" in relay.output():
             problems.append(f"relay {relay.name} logged a traceback\n" + relay.tail(60))
@@ -259,7 +328,7 @@ def _execute(args, *, soak: bool) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
-    cluster = Cluster(workdir, keep=args.keep)
+    cluster = Cluster(workdir, keep=args.keep, bus=not args.no_bus)
     clients: list[WebsocketClient] = []
     load: LoadGenerator | None = None
     injector: FaultInjector | None = None
@@ -270,7 +339,7 @@ def _execute(args, *, soak: bool) -> int:
         if soak:
             rate, duration = args.rate, args.minutes * 60
         elif args.short:
-            rate, duration = args.rate or 20.0, 14.0
+            rate, duration = args.rate or 20.0, SHORT_SECONDS
         else:
             rate, duration = args.rate or 20.0, args.duration
         setup.monitor.start()
@@ -284,8 +353,9 @@ def _execute(args, *, soak: bool) -> int:
                              rate=rate, seed=seed)  # fmt: skip
         load.start()
         if not soak:
-            gaps = (2.0, 3.5) if args.short else (3.0, 6.0)
-            injector = FaultInjector(cluster, setup.monitor, seed, *gaps)
+            gaps = (1.5, 3.0) if args.short else (3.0, 6.0)
+            kinds = SHORT_FAULTS if args.short else ()
+            injector = FaultInjector(cluster, setup.monitor, seed, *gaps, kinds=kinds)
             injector.start()
         say(f"load at {rate:g} ops/s for {duration:g}s" + ("" if soak else " with faults"))
         samples = sample_loop(cluster, setup.monitor, duration,
@@ -303,10 +373,14 @@ def _execute(args, *, soak: bool) -> int:
         if stragglers:
             say(f"clients that could not finish their final resume: {stragglers}")
         setup.monitor.stop()
+        bus_received = cluster.broker.read_audit_queue() if cluster.broker is not None else None
         setup_django(cluster)
-        checks = invariants.run_all(setup.records)
-        print_report(setup, load, checks, injector, drained_in)
-        failed = [c for c in checks if not c.ok]
+        checks = invariants.run_all(setup.records, bus_received, setup.first_after)
+        found = [] if soak else measures.run_all(setup.monitor, setup.records, cluster.relay_lease)
+        print_report(setup, load, checks, found, injector, drained_in, bus_received)
+        if args.keep:
+            dump_clients(setup.records, workdir / "clients.json")
+        failed = [c for c in checks if not c.ok] + [m for m in found if not m.ok]
         problems = _processes_healthy(cluster)
         if stragglers:
             problems.append(f"clients without a final resume: {stragglers}")
@@ -327,7 +401,8 @@ def _execute(args, *, soak: bool) -> int:
         return 130
     except Exception as exc:
         say(f"error: {type(exc).__name__}: {exc}")
-        for process in [cluster.web, *cluster.relays.values()]:
+        broker = cluster.broker.process if cluster.broker is not None else None
+        for process in [cluster.web, broker, *cluster.relays.values()]:
             if process is not None:
                 print(process.tail(), file=sys.stderr)
         return 2
