@@ -9,8 +9,11 @@ import pytest
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
+from events.catalog import EVENT_TYPES
+from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import make_user
 from tests.contractors.factories import ContractorFactory, RegionFactory, TimeOffFactory
+from tests.contracts.samples import record_samples
 from tests.scheduling.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +32,11 @@ def test_every_endpoint_renders_its_browsable_page():
     job = JobFactory()
     start = datetime.now(UTC) + timedelta(days=30)
     time_off = TimeOffFactory(contractor=contractor, start=start, end=start + timedelta(days=1))
+    hook = WebhookEndpoint.objects.create(url="https://hooks.example.com/in", secret="whsec_x")
+    [event] = record_samples([EVENT_TYPES["JobCreated"]])
+    delivery = WebhookDelivery.objects.create(
+        endpoint=hook, event=event, attempted_at=datetime.now(UTC), status_code=204, ok=True
+    )
     browser = Client(raise_request_exception=False)
     browser.force_login(make_user("root", role="admin"))
     day = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
@@ -36,8 +44,10 @@ def test_every_endpoint_renders_its_browsable_page():
     paths = schema_paths()
     assert {"/api/jobs", "/api/contractors", "/api/regions", "/api/jobs/{id}"} <= set(paths)
     for path, operations in paths.items():
+        owner = {"/api/jobs": job.pk, "/api/webhooks": hook.pk}
         ids = {
-            "{id}": job.pk if path.startswith("/api/jobs") else contractor.pk,
+            "{id}": next((pk for p, pk in owner.items() if path.startswith(p)), contractor.pk),
+            "{delivery_id}": delivery.pk,
             "{time_off_id}": time_off.pk,
         }
         url = path
@@ -49,6 +59,8 @@ def test_every_endpoint_renders_its_browsable_page():
             assert response.status_code == 200, (url, response.content[:500])
             assert response["Content-Type"].startswith("text/html"), url
             assert b"<html" in response.content.lower(), url
+        elif path == "/api/auth/logout":  # token-only: a browser's session is not asked
+            assert response.status_code == 401, (url, response.content[:500])
         else:  # write-only endpoints: a 405, as a page or (the token endpoint) as JSON
             assert response.status_code == 405, (url, response.content[:500])
             if response["Content-Type"].startswith("application/json"):

@@ -124,10 +124,10 @@ def test_recommend_assign_reschedule_cancel_and_the_events_they_record(api, worl
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "cancelled"
 
+    assert Relay().drain() > 0  # the relay publishes and delivers on SQLite too
     assert event_types(api, aggregate=f"job:{job}") == [
         "JobCreated", "JobAssigned", "JobRescheduled", "JobCancelled",
     ]  # fmt: skip
-    assert Relay().drain() > 0  # the relay's claim and receipts work on SQLite
     assert Relay().drain() == 0
 
 
@@ -151,8 +151,8 @@ def test_rating_a_completed_job_updates_the_average_through_the_relay(api):
 
     response = api.put(f"/api/jobs/{job.pk}/rating", {"rating": 4}, format="json")
     assert response.status_code == 201, response.json()
-    assert event_types(api, type="ContractorRated") == ["ContractorRated"]
     Relay().drain()
+    assert event_types(api, type="ContractorRated") == ["ContractorRated"]
     response = api.get(f"/api/contractors/{contractor.pk}")
     assert (response.json()["averageRating"], response.json()["ratingCount"]) == (4.0, 1)
 

@@ -5,11 +5,13 @@ from the EventLog on SQLite."""
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
 
 from contractors.services import Location
 from events.models import Event
+from events.publisher import publish_all
 from events.relay import Relay
 from scheduling.services import create_job
 from smartscheduler.asgi import application
@@ -26,6 +28,7 @@ def record_job() -> Event:
         desired_date=next_weekday(1),
         duration_minutes=60,
     )
+    publish_all()  # given its sequence, as the relay's publisher does right after commit
     return Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
 
 
@@ -74,13 +77,13 @@ def test_the_board_and_the_contractor_page_render():
 
     browser = Client()
     make_user("dana", role="dispatcher")
-    assert browser.login(username="dana", password="pw-dana")
+    browser.force_login(User.objects.get(username="dana"))
     response = browser.get("/")
     assert response.status_code == 200
     assert b"<html" in response.content.lower()
 
     browser = Client()
     make_user("cy", role="contractor", contractor=ContractorFactory())
-    assert browser.login(username="cy", password="pw-cy")
+    browser.force_login(User.objects.get(username="cy"))
     response = browser.get("/me/")
     assert response.status_code == 200
