@@ -31,7 +31,7 @@ from scheduling.availability import (
     subtract,
     working_windows,
 )
-from scheduling.models import OCCUPYING_ASSIGNMENT, Assignment, occupied
+from scheduling.models import OCCUPYING_ASSIGNMENT, Assignment, occupied, occupying_between
 
 TTL_SECONDS = 6 * 60 * 60
 
@@ -149,7 +149,7 @@ def compute_entries(pairs: list[tuple[Contractor, date]]) -> dict[tuple[int, dat
         time_off[cid].append((start, end))
     bookings: dict[int, list[Booking]] = defaultdict(list)
     for cid, start, end, started_at, completed_at, lat, lng in Assignment.objects.filter(
-        contractor_id__in=ids, status__in=OCCUPYING_ASSIGNMENT, start__lt=latest, end__gt=earliest
+        occupying_between(earliest, latest), contractor_id__in=ids, status__in=OCCUPYING_ASSIGNMENT
     ).values_list(
         "contractor_id", "start", "end", "started_at", "completed_at", "job__lat", "job__lng"
     ):

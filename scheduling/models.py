@@ -73,6 +73,18 @@ def occupied(
     return begin, end
 
 
+def occupying_between(after: datetime, before: datetime) -> models.Q:
+    """Assignments whose kept time (`occupied`) may meet [after, before), as a filter.
+
+    The kept time starts at the earlier of the booked start and the moment work started, so a
+    job started ahead of its slot occupies days its booking does not: filtering by the booked
+    slot alone would miss it (a cached day computed without it). A superset is fine: callers
+    check the kept time itself."""
+    begins_before = models.Q(start__lt=before) | models.Q(started_at__lt=before)
+    ends_after = models.Q(end__gt=after) | models.Q(completed_at__gt=after)
+    return begins_before & ends_after
+
+
 class Job(models.Model):
     type = models.CharField(max_length=16, choices=JobType.choices)
     required_skills = models.JSONField(default=list, blank=True)

@@ -15,7 +15,7 @@ from scheduling.availability import (
     free_windows,
     slot_starts,
 )
-from scheduling.models import OCCUPYING_ASSIGNMENT, Assignment, Job
+from scheduling.models import OCCUPYING_ASSIGNMENT, Assignment, Job, occupying_between
 
 # The widest padding a booking can need: a day covers any buffer plus travel we would accept.
 BOOKING_LOOKAROUND = timedelta(days=1)
@@ -36,10 +36,9 @@ def load_schedule(
     completed ones up to their completion (`Assignment.occupied`)."""
     bookings = (
         Assignment.objects.filter(
+            occupying_between(start - BOOKING_LOOKAROUND, end + BOOKING_LOOKAROUND),
             contractor=contractor,
             status__in=OCCUPYING_ASSIGNMENT,
-            start__lt=end + BOOKING_LOOKAROUND,
-            end__gt=start - BOOKING_LOOKAROUND,
         )
         .exclude(pk=exclude_assignment_id)
         .select_related("job")

@@ -29,7 +29,13 @@ from events.errors import Conflict
 from events.models import Event
 from events.relay import Relay
 from scheduling.availability import Rules, Site, check_slot, free_windows, slot_starts
-from scheduling.availability_cache import DayEntry, day_entries, day_key, local_day_bounds
+from scheduling.availability_cache import (
+    DayEntry,
+    compute_entries,
+    day_entries,
+    day_key,
+    local_day_bounds,
+)
 from scheduling.handlers import cold_days, warm_availability
 from scheduling.models import Assignment, Job
 from scheduling.recommendations import DAYS_PER_READ, recommend
@@ -362,3 +368,24 @@ def test_warming_contractors_already_warm_reads_no_schedule(who, monday):
 
     assert [q["sql"] for q in captured.captured_queries if "workinghours" in q["sql"]] == []
     assert len(captured.captured_queries) == 1  # the contractors themselves
+
+
+def test_a_job_started_ahead_of_its_slot_counts_on_the_day_it_keeps_whatever_days_are_read(
+    who, monday
+):
+    """Booked for next week, started and completed today: it kept the contractor today, so
+    today's entry holds it, whether today is computed alone or with the booked day (found by
+    the chaos run: a day computed alone missed it, since bookings were looked up by their
+    booked slot)."""
+    job = JobFactory(desired_date=monday)
+    assign_job(job_id=job.pk, contractor_id=who.pk, start=ny(monday, 10))
+    start_job(job_id=job.pk)
+    complete_job(job_id=job.pk)
+    today = timezone.now().astimezone(who.tz).date()
+    kept = Assignment.objects.get(job=job).occupied
+
+    alone = compute_entries([(who, today)])[(who.pk, today)]
+    together = compute_entries([(who, today), (who, monday)])[(who.pk, today)]
+
+    assert alone == together
+    assert [(b.start, b.end) for b in alone.bookings] == [kept]
