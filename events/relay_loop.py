@@ -5,7 +5,7 @@ connection, outage and backoff; a slow or failing subscriber holds only its own 
 - The publisher thread LISTENs on a connection of its own (never one from Django's pool, which
   it could not give back), publishes what was recorded, and wakes the workers. After any
   reconnect it publishes before it waits, so a NOTIFY sent while it was away is not needed.
-- A worker whose store is down probes it every 0.1 s to 2 s (doubling, with jitter) and
+- A worker whose store is down probes it every 0.1 s to 1 s (doubling, with jitter) and
   delivers the moment a probe passes.
 - The heartbeat renews this relay's leases, so a long batch never outlives its lease, and
   counts the live relays, so they split the subscribers between them.
@@ -35,9 +35,11 @@ SUPERVISE_SECONDS = 5.0  # how often subscriptions that come and go (webhooks) a
 
 
 class Probing:
-    """How long to wait before probing a store that is down: 0.1 s doubling to 2 s, +-20%."""
+    """How long to wait before probing a store that is down: 0.1 s doubling to 1 s, +-20%.
+    A probe is cheap enough to run every second, and a store that is back is found within
+    about a second of it."""
 
-    def __init__(self, first: float = 0.1, cap: float = 2.0) -> None:
+    def __init__(self, first: float = 0.1, cap: float = 1.0) -> None:
         self.first, self.cap = first, cap
         self.failures = 0
         self.since: float | None = None

@@ -157,7 +157,7 @@ def test_while_redis_is_down_ratings_stay_current_and_screens_catch_up_after(rel
     own_redis.start()
     restarted = time.monotonic()
     wait_until(nothing_pending, timeout=20, message=lambda: delivery_summary() + relay.describe())
-    assert time.monotonic() - restarted < 5  # probed every 2 s at most, with jitter
+    assert time.monotonic() - restarted < 5  # probed every second at most, with jitter
     assert failures() == []
     assert "subscriber realtime.broadcast recovered" in relay.output()
     assert Subscriber.objects.get(name="realtime.broadcast").outage_since is None
