@@ -105,6 +105,8 @@ def bus(settings):
     was_subscribed = any(sub.name == HANDLER_NAME for sub in subscriptions())
     unsubscribe_bus()
     subscribe_bus()
+    # A bus turned on starts at the end of the log: from here on, as a relay would see it.
+    Relay().ensure_subscribers([subscription(HANDLER_NAME)])
     connection = kombu.Connection(BROKER, connect_timeout=3)
     try:
         try:
