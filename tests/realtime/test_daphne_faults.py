@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import websockets.sync.client
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from contractors.services import Location
 from events.models import Event
+from events.publisher import publish_all
 from events.relay import Outage, Relay
 from scheduling.services import create_job
-from tests.conftest import make_user, next_weekday
+from tests.conftest import make_user, next_weekday, token_for
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 
@@ -139,11 +139,12 @@ class SimpleServer:
 
 def dispatcher_url(server: "SimpleServer") -> str:
     user = make_user("ada", role="dispatcher")
-    token = Token.objects.create(user=user).key
-    return f"ws://127.0.0.1:{server.port}/ws/dispatch/?token={token}"
+    return f"ws://127.0.0.1:{server.port}/ws/dispatch/?token={token_for(user)}"
 
 
 def record_job() -> Event:
+    """A job created through the service; its JobCreated event, published (given its
+    sequence, as the relay's publisher does right after commit)."""
     job = create_job(
         type="tile",
         location=Location(lat=34.05, lng=-118.24),
@@ -151,6 +152,7 @@ def record_job() -> Event:
         duration_minutes=120,
         required_skills=["tile"],
     )
+    publish_all()
     return Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
 
 
