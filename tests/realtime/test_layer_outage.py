@@ -10,15 +10,15 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from contractors.models import Contractor
 from contractors.services import Location
 from events.groups import channels_group_name, contractor_group
 from events.models import Event
+from events.publisher import publish_all
 from events.relay import Outage, Relay
 from scheduling.services import create_job
-from tests.conftest import make_user, next_weekday
+from tests.conftest import make_user, next_weekday, token_for
 from tests.contractors.factories import ContractorFactory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -41,7 +41,7 @@ def contractors(transactional_db) -> list[User]:
 
 @database_sync_to_async
 def path_for(user: User, stream: str) -> str:
-    return f"/ws/{stream}/?token={Token.objects.get_or_create(user=user)[0].key}"
+    return f"/ws/{stream}/?token={token_for(user)}"
 
 
 @database_sync_to_async
@@ -51,6 +51,8 @@ def group_of(user: User) -> str:
 
 @database_sync_to_async
 def record_job() -> Event:
+    """A job created through the service; its JobCreated event, published (given its
+    sequence, as the relay's publisher does right after commit), not yet broadcast."""
     job = create_job(
         type="tile",
         location=ELSEWHERE,
@@ -58,6 +60,7 @@ def record_job() -> Event:
         duration_minutes=120,
         required_skills=["tile"],
     )
+    publish_all()
     return Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
 
 
