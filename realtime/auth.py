@@ -11,7 +11,8 @@ the same check as the HTTP API; the token's id is kept in the scope (`auth_token
 socket closes when the token is revoked (realtime.revocation).
 
 Both ways read PostgreSQL on the websockets' own database threads (realtime/dbthreads.py),
-never on the sync views' thread, and retry briefly through a blip (realtime/dbretry.py).
+not on the one thread database_sync_to_async uses, and retry briefly through a blip
+(realtime/dbretry.py).
 
 `authenticated()` is the whole websocket stack; its outermost layer finds daphne's transport
 for the consumers' flow control (realtime/backpressure.py).
@@ -111,7 +112,7 @@ class OriginCheck:
 
 
 # Channels' look-up of a session's user (its checks of the session hash included), without the
-# database_sync_to_async around it, which would run it on the sync views' thread.
+# database_sync_to_async around it, which would run it on asgiref's one shared thread.
 session_user = on_websocket_threads(channels_get_user.func)
 
 

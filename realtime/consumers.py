@@ -11,8 +11,8 @@ memberships fresh and rides out a layer outage; the consumer tells the client
 (`degraded`, then `recovered`) and replays from the EventLog, after the last sequence it sent,
 what the outage may have hidden.
 
-No database call runs on the thread of Django's sync views: the handshake's reads, the
-replays and the account checks run on the websockets' own threads (realtime/dbthreads.py). A
+The handshake's reads, the replays and the account checks run on the websockets' own bounded
+pool of database threads, replays on all but one of them (realtime/dbthreads.py). A
 replay is read and sent a page at a time, each frame only once the client's transport takes
 more (realtime/backpressure.py): a client that does not read holds a page and a buffer, not
 its whole replay, and is closed (4408) once it has taken nothing for a while. A user holds at

@@ -1,13 +1,14 @@
-"""The websockets' database work runs on threads of its own, never on the thread that serves
-Django's sync views.
+"""The websockets' database work runs on a bounded pool of threads of its own.
 
-Channels' `database_sync_to_async` runs every call on asgiref's one thread-sensitive thread,
-the thread each server process also serves its sync views on: a reconnect storm (clients
-resuming with `?after=` in a loop) queued its replays there and every HTTP request waited
-behind them. Here each server process has a bounded pool of `WEBSOCKET_DB_THREADS` threads
-(default 4) for the handshake's reads (the token or session's user, the stream's groups, the
-account check), the replays and the periodic re-check of open sockets, so a storm costs at
-most that many database sessions at once and the sync views keep their thread.
+Channels' `database_sync_to_async` runs every call on asgiref's one thread-sensitive thread
+per process: a reconnect storm (clients resuming with `?after=` in a loop) queued its replays
+there, and every other socket's handshake (its token or session check, its groups) and the
+access re-checks waited behind them, long enough for daphne to drop handshakes. Here each
+server process has `WEBSOCKET_DB_THREADS` threads (default 4) for the handshake's reads, the
+replays and the periodic re-check of open sockets, so a storm costs at most that many database
+sessions at once. (Django's sync views run on a thread per request, never on that one thread;
+what they share with the websockets is the CPU, the GIL and the connection pool, which is why
+the pool of threads is small.)
 
 Replays take at most WEBSOCKET_DB_THREADS - 1 of the threads at a time (`for_replays`; all
 of them when there is only one): the last is kept for the short reads of handshakes and
@@ -18,7 +19,7 @@ accepted within its timeout).
 Each call is Channels' `DatabaseSyncToAsync` on this pool: `close_old_connections()` before
 and after it, so a pooled connection goes back to the process's pool (DB_POOL_MAX_SIZE) as
 each call ends, and a broken one is dropped before the next. A thread holds at most one
-connection at a time, so the pool needs room for these threads beside the sync views' thread:
+connection at a time, so the pool needs room for these threads beside the HTTP requests:
 the `realtime.W001` check says so when it has not.
 """
 

@@ -125,9 +125,10 @@ if DATABASE_URL:
     }
     # Instead, a pool per process (Django's answer for ASGI): a request borrows a connection
     # and gives it back as it ends, rather than starting a PostgreSQL session (a server process)
-    # per request (docs/profiles/booking.md). Each server process runs its sync views on one
-    # thread, so a few connections per process are plenty, plus one for each of the websockets'
-    # own database threads (WEBSOCKET_DB_THREADS below). DB_POOL_MAX_SIZE=0 turns it off.
+    # per request (docs/profiles/booking.md). A few connections for the requests in flight,
+    # plus one for each of the websockets' own database threads (WEBSOCKET_DB_THREADS above;
+    # realtime.W001 warns when the pool is smaller than those and one). DB_POOL_MAX_SIZE=0
+    # turns it off.
     _POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", str(4 + WEBSOCKET_DB_THREADS)))
     if _POOL_MAX_SIZE and not DATABASES["default"]["CONN_MAX_AGE"]:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
