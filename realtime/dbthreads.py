@@ -34,8 +34,6 @@ from typing import ParamSpec, TypeVar
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 from django.core.checks import Warning, register
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,7 +46,8 @@ _replay_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Sem
 
 
 def executor() -> ThreadPoolExecutor:
-    """This process's websocket database threads (started on first use)."""
+    """This process's websocket database threads, started on first use (WEBSOCKET_DB_THREADS
+    is read then, once per process)."""
     global _executor
     with _lock:
         if _executor is None:
@@ -56,19 +55,6 @@ def executor() -> ThreadPoolExecutor:
                 max_workers=settings.WEBSOCKET_DB_THREADS, thread_name_prefix="websocket-db"
             )
         return _executor
-
-
-@receiver(setting_changed)
-def _new_pool_for_new_size(*, setting: str, **kwargs) -> None:
-    """A test that changes WEBSOCKET_DB_THREADS gets a pool of that size; calls already
-    running on the old one finish there."""
-    global _executor
-    if setting == "WEBSOCKET_DB_THREADS":
-        with _lock:
-            old, _executor = _executor, None
-            _replay_slots.clear()
-        if old is not None:
-            old.shutdown(wait=False)
 
 
 def on_websocket_threads(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:

@@ -98,7 +98,7 @@ async def replayed(stream) -> tuple[list[int], dict]:
 
 @pytest.mark.asyncio
 async def test_http_is_answered_while_every_replay_thread_waits(streams, settings):
-    settings.WEBSOCKET_DB_THREADS = 4
+    assert settings.WEBSOCKET_DB_THREADS == 4  # the default
     log = await published_jobs(3)
     path = await dispatcher_path()
 
@@ -178,7 +178,7 @@ async def test_a_refused_handshake_takes_no_slot(streams, settings):
 @pytest.mark.django_db(transaction=False)
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_a_pool_smaller_than_the_threads_and_one_is_reported(settings):
-    settings.WEBSOCKET_DB_THREADS = 4
+    assert settings.WEBSOCKET_DB_THREADS == 4  # the default
     database = copy.deepcopy(settings.DATABASES)
     database["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 4}
     settings.DATABASES = database
