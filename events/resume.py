@@ -35,6 +35,15 @@ def max_replay() -> int:
 
 
 def missed_events(groups: set[str], after: int) -> Replay:
+    sequences = missed_sequences(groups, after)
+    events = list(Event.objects.filter(sequence__in=sequences).order_by("sequence"))
+    through = max([after, *(e.sequence for e in events)])
+    return Replay(events=events, through=through)
+
+
+def missed_sequences(groups: set[str], after: int) -> list[int]:
+    """The sequences of `missed_events`, in order, without the events: a caller that sends
+    them a page at a time reads them a page at a time."""
     try:
         check_cursor(after)
     except BeyondHorizon:
@@ -50,6 +59,4 @@ def missed_events(groups: set[str], after: int) -> Replay:
             "too_far_behind",
             f"More than {limit} events were missed; reload the page to start afresh.",
         )
-    events = list(Event.objects.filter(sequence__in=sequences).order_by("sequence"))
-    through = max([after, *(e.sequence for e in events)])
-    return Replay(events=events, through=through)
+    return sequences

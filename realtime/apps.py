@@ -7,6 +7,7 @@ class RealtimeConfig(AppConfig):
     def ready(self) -> None:
         from events import probes
         from events.handlers import ALL_TYPES, subscribe
+        from realtime import dbthreads  # noqa: F401 (registers the pool-size check)
         from realtime.broadcast import broadcast
 
         # Screens first: the broadcast is a subscriber of its own and waits for no handler.

@@ -10,14 +10,19 @@ Tokens are checked by the policy REALTIME_TOKEN_POLICY names (`key -> (user, tok
 the same check as the HTTP API; the token's id is kept in the scope (`auth_token_id`) so the
 socket closes when the token is revoked (realtime.revocation).
 
-Both ways read PostgreSQL, and retry briefly through a blip (realtime/dbretry.py).
+Both ways read PostgreSQL on the websockets' own database threads (realtime/dbthreads.py),
+not on the one thread database_sync_to_async uses, and retry briefly through a blip
+(realtime/dbretry.py).
+
+`authenticated()` is the whole websocket stack; its outermost layer finds daphne's transport
+for the consumers' flow control (realtime/backpressure.py).
 
 """
 
 from urllib.parse import parse_qs, urlsplit
 
-from channels.auth import AuthMiddleware, get_user
-from channels.db import database_sync_to_async
+from channels.auth import AuthMiddleware
+from channels.auth import get_user as channels_get_user
 from channels.security.websocket import WebsocketDenier
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
@@ -25,7 +30,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 from django.utils.module_loading import import_string
 
+from realtime.backpressure import WatchTransport
 from realtime.dbretry import with_db_retries
+from realtime.dbthreads import on_websocket_threads
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -34,7 +41,7 @@ def query_params(scope) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
 
-@database_sync_to_async
+@on_websocket_threads
 def user_for_token(key: str):
     """(user, token id) for a good key, else (AnonymousUser, None)."""
     found = import_string(settings.REALTIME_TOKEN_POLICY)(key)
@@ -104,16 +111,24 @@ class OriginCheck:
         return await self.app(scope, receive, send)
 
 
+# Channels' look-up of a session's user (its checks of the session hash included), without the
+# database_sync_to_async around it, which would run it on asgiref's one shared thread.
+session_user = on_websocket_threads(channels_get_user.func)
+
+
 class SessionAuthMiddleware(AuthMiddleware):
-    """Channels' session authentication, retried through a database blip."""
+    """Channels' session authentication, on the websocket threads, retried through a
+    database blip."""
 
     async def resolve_scope(self, scope):
-        scope["user"]._wrapped = await with_db_retries(lambda: get_user(scope))
+        scope["user"]._wrapped = await with_db_retries(lambda: session_user(scope))
 
 
 def authenticated(app):
     """Session first (Channels' AuthMiddlewareStack, with retries), then a `?token=`
-    overrides it."""
-    return OriginCheck(
-        CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(TokenAuthMiddleware(app))))
+    overrides it; outermost, where daphne's own `send` arrives, the transport watch."""
+    return WatchTransport(
+        OriginCheck(
+            CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(TokenAuthMiddleware(app))))
+        )
     )

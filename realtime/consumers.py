@@ -10,11 +10,21 @@ The channel layer is reached through a `LayerLink` (realtime/link.py): it keeps 
 memberships fresh and rides out a layer outage; the consumer tells the client
 (`degraded`, then `recovered`) and replays from the EventLog, after the last sequence it sent,
 what the outage may have hidden.
+
+The handshake's reads, the replays and the account checks run on the websockets' own bounded
+pool of database threads, replays on all but one of them (realtime/dbthreads.py). A
+replay is read and sent a page at a time, each frame only once the client's transport takes
+more (realtime/backpressure.py): a client that does not read holds a page and a buffer, not
+its whole replay, and is closed (4408) once it has taken nothing for a while. A user holds at
+most WEBSOCKET_MAX_CONNECTIONS_PER_USER sockets per server process (4429,
+realtime/limits.py).
 """
 
+import functools
 import json
+import logging
+from array import array
 
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -26,22 +36,35 @@ from django.utils.module_loading import import_string
 from events.envelope import envelope
 from events.groups import channels_group_name
 from events.models import Event
-from events.resume import ResumeError, missed_events
+from events.resume import ResumeError, missed_sequences
+from realtime import limits, metrics
 from realtime.auth import query_params
+from realtime.backpressure import SCOPE_KEY as TRANSPORT_WATCH
 from realtime.dbretry import with_db_retries
+from realtime.dbthreads import for_replays, on_websocket_threads
 from realtime.link import LayerLink
 from realtime.revocation import FollowsAccount
 
+log = logging.getLogger("realtime")
+
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
+SLOW_CONSUMER = 4408  # the client took nothing for WEBSOCKET_SEND_TIMEOUT_SECONDS
+TOO_MANY_CONNECTIONS = 4429  # the user holds WEBSOCKET_MAX_CONNECTIONS_PER_USER already
 MAX_FRAME_BYTES = 4096
+# Events per read of a replay: what a socket holds of its replay while its client is slow.
+REPLAY_PAGE = 100
 
 
 def stream_groups(user, stream: str, regions: list[str] | None) -> set[str]:
     return import_string(settings.REALTIME_STREAM_POLICY)(user, stream, regions)
 
 
-@database_sync_to_async
+def frame_text(frame: dict) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+@on_websocket_threads
 def _groups_for(user, stream: str, regions: list[str] | None) -> set[str] | str:
     """The groups to join, or the refusal message."""
     try:
@@ -50,13 +73,21 @@ def _groups_for(user, stream: str, regions: list[str] | None) -> set[str] | str:
         return str(exc) or "forbidden"
 
 
-@database_sync_to_async
-def _replay(groups: set[str], after: int):
-    replay = missed_events(groups, after)
-    return [envelope(e) for e in replay.events], replay.through
+@for_replays
+def _missed(groups: set[str], after: int) -> array:
+    """The sequences to replay, packed (8 bytes each: a socket may hold them for a while)."""
+    return array("q", missed_sequences(groups, after))
 
 
-@database_sync_to_async
+@for_replays
+def _event_frames(sequences: list[int]) -> list[tuple[int, str]]:
+    """(sequence, frame text) of these events in sequence order, serialised here rather than
+    on the event loop."""
+    events = Event.objects.filter(sequence__in=sequences).order_by("sequence")
+    return [(e.sequence, frame_text({"kind": "event", "event": envelope(e)})) for e in events]
+
+
+@for_replays
 def _last_sequence_before(moment) -> int:
     """The newest sequence recorded before `moment` (0 if none): where a client that has
     been sent no event yet resumes from after an outage."""
@@ -84,6 +115,8 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
         self.joined: list[str] = []
         self.connected_at = timezone.now()
         self.last_sequence: int | None = None  # the newest event sent to the client
+        self.closing = False  # close() was sent: nothing more goes out
+        self.slot_of: int | None = None  # the user whose socket slot this holds (limits)
         self.link = LayerLink(
             self.channel_layer,
             self.channel_name,
@@ -95,13 +128,26 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
+            self.give_back_slot()
             await self.link.stop()
+
+    def give_back_slot(self) -> None:
+        if self.slot_of is not None:
+            limits.give_back(self.slot_of)
+            self.slot_of = None
 
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.refuse(NOT_AUTHENTICATED, "not_authenticated", "Sign in or pass ?token=.")
             return
+        if not limits.take_slot(user.pk):
+            limit = settings.WEBSOCKET_MAX_CONNECTIONS_PER_USER
+            message = f"At most {limit} open streams per user: close one, or try again later."
+            metrics.OVER_LIMIT.inc()
+            await self.refuse(TOO_MANY_CONNECTIONS, "too_many_connections", message)
+            return
+        self.slot_of = user.pk
         params = query_params(self.scope)
         regions = None
         if self.stream == "dispatch" and params.get("regions"):
@@ -122,7 +168,7 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
 
     async def refuse(self, code: int, error: str, message: str) -> None:
         await self.accept()
-        await self.send_frame({"kind": "error", "code": error, "message": message})
+        await self.send_frame({"kind": "error", "code": error, "message": message}, wait=False)
         await self.close(code=code)
 
     async def resume(self, raw_after: str, groups: set[str]) -> None:
@@ -130,15 +176,30 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
         if not (raw_after.isascii() and raw_after.isdigit()) or len(raw_after) > 18:
             await self.send_error("bad_after", "after must be a sequence number (0 or more).")
             return
+        after = int(raw_after)
         try:
-            events, through = await with_db_retries(lambda: _replay(groups, int(raw_after)))
+            sequences = await with_db_retries(lambda: _missed(groups, after))
         except ResumeError as exc:
             await self.send_error(exc.code, exc.message)
             return
-        for event in events:
-            await self.send_frame({"kind": "event", "event": event})
-        self.last_sequence = max(self.last_sequence or 0, through)
-        await self.send_frame({"kind": "replayed", "through": through})
+        if await self.send_replay(sequences, retried=True):
+            through = max([after, *sequences[-1:]])
+            self.last_sequence = max(self.last_sequence or 0, through)
+            await self.send_frame({"kind": "replayed", "through": through})
+
+    async def send_replay(self, sequences: array, *, retried: bool) -> bool:
+        """Sends the events of `sequences` a page at a time, each page read once the previous
+        one is out; False if the socket closed meanwhile (a client too slow). `retried`: read
+        through realtime.dbretry (a handshake) or let a database error propagate (a
+        recovery, which the link retries)."""
+        for start in range(0, len(sequences), REPLAY_PAGE):
+            read = functools.partial(_event_frames, list(sequences[start : start + REPLAY_PAGE]))
+            frames = await (with_db_retries(read) if retried else read())
+            for sequence, text in frames:
+                if not await self.send_text(text):
+                    return False
+                self.last_sequence = max(self.last_sequence or 0, sequence)
+        return not self.closing
 
     async def disconnect(self, code):
         self.stop_following()
@@ -163,13 +224,13 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
         if after is None:
             after = await _last_sequence_before(self.connected_at)
         try:
-            events, through = await _replay(set(self.joined), after)
+            sequences = await _missed(set(self.joined), after)
         except ResumeError as exc:
             await self.send_error(exc.code, exc.message)
-            events, through = [], after
-        for event in events:
-            await self.send_frame({"kind": "event", "event": event})
-        self.last_sequence = max(self.last_sequence or 0, through)
+            sequences = array("q")
+        if not await self.send_replay(sequences, retried=False):
+            return
+        self.last_sequence = max([self.last_sequence or 0, after, *sequences[-1:]])
         await self.send_frame({"kind": "recovered", "through": self.last_sequence})
 
     # --- frames from the client ----------------------------------------------------------
@@ -224,10 +285,44 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
     async def send_error(self, code: str, message: str) -> None:
         await self.send_frame({"kind": "error", "code": code, "message": message})
 
-    async def send_frame(self, frame: dict) -> None:
-        if frame["kind"] == "event":
+    async def send_frame(self, frame: dict, *, wait: bool = True) -> None:
+        """Sends `frame`, once the client's transport takes more (`wait=False`: at once, for
+        the last frame before a close)."""
+        if await self.send_text(frame_text(frame), wait=wait) and frame["kind"] == "event":
             self.last_sequence = max(self.last_sequence or 0, frame["event"]["sequence"])
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def send_text(self, text: str, *, wait: bool = True) -> bool:
+        """False, sending nothing, once the socket is closing; closes it (4408) when the
+        client has taken nothing for WEBSOCKET_SEND_TIMEOUT_SECONDS."""
+        if self.closing:
+            return False
+        watch = self.scope.get(TRANSPORT_WATCH)
+        if wait and watch is not None and watch.paused:
+            metrics.SEND_WAITS.inc()
+            if not await watch.writable(settings.WEBSOCKET_SEND_TIMEOUT_SECONDS):
+                await self.too_slow()
+                return False
+            if self.closing:  # closed meanwhile (a revocation)
+                return False
+        await self.send(text_data=text)
+        return True
+
+    async def too_slow(self) -> None:
+        log.info("closing a websocket whose client read nothing (%s)", self.channel_name)
+        metrics.SLOW_CLOSES.inc()
+        message = "The client did not read its frames in time; reconnect with ?after=."
+        frame = {"kind": "error", "code": "slow_consumer", "message": message}
+        await self.send_frame(frame, wait=False)
+        await self.close(code=SLOW_CONSUMER)
+
+    async def close(self, code=None, reason=None) -> None:
+        """Once: the frames after it would go nowhere. A closing socket no longer counts
+        towards its user's limit (daphne drops it within a second if the client does not
+        answer the close)."""
+        self.give_back_slot()
+        if not self.closing:
+            self.closing = True
+            await super().close(code=code, reason=reason)
 
 
 class DispatchStream(EventStream):

@@ -11,8 +11,9 @@ API, a script, a signal-free queryset update):
   the socket joined (the stream policy, REALTIME_STREAM_POLICY, decides, as at connect).
 A check costs a few queries for all of the process's sockets together
 (REALTIME_ACCESS_POLICY: `[(user id, token id or None)] -> [AccessState | None]`), and the
-stream policy again only for the users whose roles changed. A check that fails (the database
-is down) closes nothing; the next one tries again.
+stream policy again only for the users whose roles changed, on the websockets' own database
+threads (realtime/dbthreads.py). A check that fails (the database is down) closes nothing; the
+next one tries again.
 
 `FollowsAccount` is the consumer's side: `follow_account()` after accept, `stop_following()`
 on disconnect, and `revoke()` sends the error frame and closes.
@@ -24,12 +25,13 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django.utils.module_loading import import_string
+
+from realtime.dbthreads import on_websocket_threads
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ class AccessWatch:
         if not snapshot:
             return
         try:
-            found = await database_sync_to_async(verdicts)(snapshot)
+            found = await on_websocket_threads(verdicts)(snapshot)
         except Exception:  # the database is down: close nothing, try again next time
             logger.warning("websocket access re-check failed", exc_info=True)
             return
@@ -181,7 +183,7 @@ class FollowsAccount:
             groups=frozenset(groups),
         )
         # The baseline to compare later checks with; a revocation since the handshake shows.
-        verdict = (await database_sync_to_async(verdicts)([held]))[0]
+        verdict = (await on_websocket_threads(verdicts)([held]))[0]
         if verdict is not None:
             await self.revoke(*verdict)
             return False
@@ -192,5 +194,6 @@ class FollowsAccount:
         watch().discard(self)
 
     async def revoke(self, code: int, error: str, message: str) -> None:
-        await self.send_frame({"kind": "error", "code": error, "message": message})
+        # At once, not after the frames waiting for a slow client (realtime/backpressure.py).
+        await self.send_frame({"kind": "error", "code": error, "message": message}, wait=False)
         await self.close(code=code)

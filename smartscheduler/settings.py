@@ -105,6 +105,10 @@ TEMPLATES = [
 
 # --- Stores -------------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# Threads per server process for the websockets' database reads (handshakes, replays, access
+# re-checks), so that a reconnect storm never queues on the thread of the sync views
+# (realtime/dbthreads.py); each holds at most one connection at a time.
+WEBSOCKET_DB_THREADS = int(os.environ.get("WEBSOCKET_DB_THREADS", "4"))
 if DATABASE_URL:
     # Connections are checked before use (health checks; for the pool, psycopg_pool's
     # check_connection): after PostgreSQL restarts or terminates a session, the next request
@@ -121,9 +125,11 @@ if DATABASE_URL:
     }
     # Instead, a pool per process (Django's answer for ASGI): a request borrows a connection
     # and gives it back as it ends, rather than starting a PostgreSQL session (a server process)
-    # per request (docs/profiles/booking.md). Each server process runs its sync views on one
-    # thread, so a few connections per process are plenty. DB_POOL_MAX_SIZE=0 turns it off.
-    _POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "4"))
+    # per request (docs/profiles/booking.md). A few connections for the requests in flight,
+    # plus one for each of the websockets' own database threads (WEBSOCKET_DB_THREADS above;
+    # realtime.W001 warns when the pool is smaller than those and one). DB_POOL_MAX_SIZE=0
+    # turns it off.
+    _POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", str(4 + WEBSOCKET_DB_THREADS)))
     if _POOL_MAX_SIZE and not DATABASES["default"]["CONN_MAX_AGE"]:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
@@ -321,6 +327,12 @@ REALTIME_STREAM_POLICY = "contractors.access.stream_groups"
 REALTIME_TOKEN_POLICY = "contractors.tokens.authenticate_key"
 REALTIME_ACCESS_POLICY = "contractors.access.access_states"
 WEBSOCKET_RECHECK_SECONDS = env_float("WEBSOCKET_RECHECK_SECONDS", 2.0)
+# Open websockets one user may hold on one server process; one more is closed with 4429
+# (docs/realtime.md).
+WEBSOCKET_MAX_CONNECTIONS_PER_USER = int(os.environ.get("WEBSOCKET_MAX_CONNECTIONS_PER_USER", "20"))
+# How long a socket's unsent output may stay over the server's write buffer (a client that does
+# not read) before the socket is closed with 4408, so its backlog is freed (docs/realtime.md).
+WEBSOCKET_SEND_TIMEOUT_SECONDS = env_float("WEBSOCKET_SEND_TIMEOUT_SECONDS", 10.0)
 SCHEDULING = {
     "BUFFER_MINUTES": int(os.environ.get("SCHEDULING_BUFFER_MINUTES", "30")),
     "AVERAGE_SPEED_MPH": env_float("SCHEDULING_AVERAGE_SPEED_MPH", 30.0),

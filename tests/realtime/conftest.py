@@ -1,4 +1,5 @@
-"""Fixtures for the websocket tests: the configured channel layer and streams that always close.
+"""Fixtures for the websocket tests: the configured channel layer, streams that always close,
+and a real daphne.
 
 The consumers run on channels-redis exactly as smartscheduler.settings_test configures it (the
 shared Redis, this run's key prefix, `socket_timeout: None`); only the layer instance is new for
@@ -7,16 +8,23 @@ each test.
 
 import copy
 import json
+import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from django.db import connections
 
 from smartscheduler.asgi import application
 from tests.events.support import RedisServer
+from tests.support import Process, free_port, subprocess_env, wait_until
 
 WAIT = 5.0  # seconds: bound on every wait for a frame that must arrive
 
@@ -146,3 +154,73 @@ async def streams(channel_layer):
         await database_sync_to_async(connections.close_all)()
         if errors:
             raise errors[0]
+
+
+# --- a real daphne -----------------------------------------------------------------------------
+
+
+@dataclass
+class Daphne:
+    """A daphne process serving `smartscheduler.asgi:application` on this run's database and
+    Redis (the shared one, this run's key prefix)."""
+
+    port: int
+    process: Process
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str, timeout: float = 30, headers: dict | None = None) -> tuple[int, float]:
+        """(status, seconds) of a GET."""
+        url = f"http://127.0.0.1:{self.port}{path}"
+        request = urllib.request.Request(url, headers=headers or {})
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                status = 200
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        return status, time.monotonic() - started
+
+    def memory_kib(self, field: str = "VmRSS") -> int:
+        """VmRSS (resident now) or VmHWM (the most it has been resident) of the process."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field} for daphne")
+
+
+@pytest.fixture
+def daphne_server(transactional_db, tmp_path):
+    """`daphne_server(**environment)` starts a daphne (stopped at teardown, its log printed)."""
+    started: list[Process] = []
+
+    def start(**environment: str) -> Daphne:
+        port = free_port()
+        env = subprocess_env(redis_url=django_settings.REDIS_URL)
+        env.update(environment)
+        process = Process(
+            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+             "smartscheduler.asgi:application"],
+            log_path=tmp_path / f"daphne-{port}.log",
+            env=env,
+        )  # fmt: skip
+        started.append(process)
+        server = Daphne(port=port, process=process)
+
+        def answering() -> bool:
+            assert process.alive(), process.describe()
+            try:
+                return server.get("/healthz", timeout=5)[0] == 200
+            except OSError:
+                return False
+
+        wait_until(answering, timeout=30, message=process.describe, interval=0.2)
+        return server
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.close(grace=5)
+            print(process.describe(tail=60))

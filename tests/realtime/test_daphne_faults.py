@@ -139,11 +139,12 @@ class SimpleServer:
 
 def dispatcher_url(server: "SimpleServer") -> str:
     user = make_user("ada", role="dispatcher")
-    token = token_for(user)
-    return f"ws://127.0.0.1:{server.port}/ws/dispatch/?token={token}"
+    return f"ws://127.0.0.1:{server.port}/ws/dispatch/?token={token_for(user)}"
 
 
 def record_job() -> Event:
+    """A job created through the service; its JobCreated event, published (given its
+    sequence, as the relay's publisher does right after commit)."""
     job = create_job(
         type="tile",
         location=Location(lat=34.05, lng=-118.24),
@@ -151,7 +152,7 @@ def record_job() -> Event:
         duration_minutes=120,
         required_skills=["tile"],
     )
-    publish_all()  # given its sequence, as the relay's publisher does right after commit
+    publish_all()
     return Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
 
 

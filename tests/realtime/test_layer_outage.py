@@ -51,6 +51,8 @@ def group_of(user: User) -> str:
 
 @database_sync_to_async
 def record_job() -> Event:
+    """A job created through the service; its JobCreated event, published (given its
+    sequence, as the relay's publisher does right after commit), not yet broadcast."""
     job = create_job(
         type="tile",
         location=ELSEWHERE,
@@ -58,7 +60,7 @@ def record_job() -> Event:
         duration_minutes=120,
         required_skills=["tile"],
     )
-    publish_all()  # given its sequence, as the relay's publisher does right after commit
+    publish_all()
     return Event.objects.get(type="JobCreated", aggregate_id=str(job.pk))
 
 
