@@ -82,24 +82,9 @@ class LayerLink:
         while True:
             await self.healthy.wait()
             try:
-                return await self._receive_uncancelled()
+                return await receive_uncancelled(self.layer, self.channel)
             except LAYER_ERRORS as exc:
                 self.failed(exc)
-
-    async def _receive_uncancelled(self) -> dict[str, Any]:
-        """`layer.receive`, which a cancellation (this consumer disconnecting) never cuts
-        short. channels_redis pops every consumer's messages of this process through one
-        receive at a time, and a message it pops carries all of the process's members of a
-        group; cancelled mid-pop, that receive loses the message for all of them (seen in the
-        chaos run; channels_redis issue 366). So the receive runs on in its own task until its
-        pop returns and hands what it popped to the other consumers' buffers; only this
-        consumer's own message, if that was it, is dropped with the consumer."""
-        task = asyncio.ensure_future(self.layer.receive(self.channel))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(_discard_result)
-            raise
 
     async def join(self, groups: list[str]) -> None:
         """Join `groups` (Channels group names). Never raises for a layer outage: the link is
@@ -197,6 +182,22 @@ class LayerLink:
             self._wake.clear()
             self.healthy.set()
             return
+
+
+async def receive_uncancelled(layer, channel: str) -> dict[str, Any]:
+    """`layer.receive(channel)`, which a cancellation (a consumer disconnecting, a timeout)
+    never cuts short. channels_redis pops every consumer's messages of this process through one
+    receive at a time, and a message it pops carries all of the process's members of a group;
+    cancelled mid-pop, that receive loses the message for all of them (seen in the chaos run;
+    channels_redis issue 366). So the receive runs on in its own task until its pop returns and
+    hands what it popped to the other consumers' buffers; only this caller's own message, if
+    that was it, is dropped with the caller."""
+    task = asyncio.ensure_future(layer.receive(channel))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_discard_result)
+        raise
 
 
 def _discard_result(task: asyncio.Task) -> None:

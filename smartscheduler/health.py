@@ -4,6 +4,7 @@ Everyone learns up (200) or down (503); which check failed and why is logged, an
 operators (`smartscheduler.operations`): an exception's text can name internal hosts.
 """
 
+import asyncio
 import logging
 import uuid
 
@@ -11,6 +12,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
+
+from realtime.link import receive_uncancelled
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +25,21 @@ def _check_database() -> str:
     return "ok"
 
 
+# A probe's round trip past this is "down": a liveness check must answer, never hang.
+CHANNEL_LAYER_TIMEOUT = 2.0
+
+
 def _check_channel_layer() -> str:
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    probe = {"type": "health.probe", "nonce": uuid.uuid4().hex}
-    async_to_sync(layer.send)(channel, probe)
-    received = async_to_sync(layer.receive)(channel)
-    return "ok" if received.get("nonce") == probe["nonce"] else "mismatch"
+    async def round_trip() -> str:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        probe = {"type": "health.probe", "nonce": uuid.uuid4().hex}
+        async with asyncio.timeout(CHANNEL_LAYER_TIMEOUT):
+            await layer.send(channel, probe)
+            received = await receive_uncancelled(layer, channel)
+        return "ok" if received.get("nonce") == probe["nonce"] else "mismatch"
+
+    return async_to_sync(round_trip)()
 
 
 def healthz(request, *, details: bool = False):
