@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from events.handlers import ALL_TYPES
 from events.models import Event, EventGroup
 
 PUBLISHED_CHANNEL = "smartscheduler_published"
@@ -25,22 +26,48 @@ BATCH = 1000
 
 
 class Wakeups:
-    """A counter that waiters watch: bumped whenever this process may have something new to
-    deliver (a recording transaction committed here, a publish found rows, a NOTIFY came)."""
+    """A counter that waiters watch, bumped whenever this process may have something new to
+    deliver, with what was published: a subscriber wakes only for events of its types (or for
+    a change it cannot know the types of), so an idle handler costs no queries per publish."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.generation = 0
+        self._unknown = 0  # last bump that said nothing of what it published
+        self._any = 0  # last bump that published something
+        self._by_type: dict[str, int] = {}
 
-    def bump(self) -> None:
+    def bump(self, published: frozenset[str] | None = None) -> None:
+        """`published`: the types of the events just published; empty: nothing published
+        (a commit the publisher must look at); None: unknown (another relay published)."""
         with self._cond:
             self.generation += 1
+            if published is None:
+                self._unknown = self.generation
+            elif published:
+                self._any = self.generation
+                for event_type in published:
+                    self._by_type[event_type] = self.generation
             self._cond.notify_all()
 
     def wait(self, seen: int, timeout: float) -> int:
         """Wait until the counter passes `seen` or `timeout` passes; returns the counter."""
         with self._cond:
             self._cond.wait_for(lambda: self.generation != seen, timeout)
+            return self.generation
+
+    def _relevant(self, seen: int, types: frozenset[str]) -> bool:
+        if self._unknown > seen:
+            return True
+        if ALL_TYPES in types:
+            return self._any > seen
+        return any(self._by_type.get(event_type, 0) > seen for event_type in types)
+
+    def wait_relevant(self, seen: int, types: frozenset[str], timeout: float) -> int:
+        """Wait until something of `types` may have been published since `seen`, or `timeout`
+        passes; returns the counter."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._relevant(seen, types), timeout)
             return self.generation
 
 
@@ -92,7 +119,7 @@ def publish(limit: int = BATCH) -> int:
         if postgres:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_notify(%s, '')", [PUBLISHED_CHANNEL])
-    wakeups.bump()
+    wakeups.bump(frozenset(event_type for _, event_type, _ in rows))
     return len(rows)
 
 

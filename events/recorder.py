@@ -40,6 +40,7 @@ def record_event(event: DomainEvent, *, occurred_at: datetime | None = None) -> 
         # Delivered by PostgreSQL at commit (and dropped on rollback): wakes the relays.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
-    # A relay in this process (the embedded default) wakes at once, after commit.
-    transaction.on_commit(wakeups.bump)
+    # The publisher of a relay in this process (the embedded default) wakes at once, after
+    # commit; the subscribers wake when it has published.
+    transaction.on_commit(lambda: wakeups.bump(frozenset()))
     return row

@@ -108,6 +108,11 @@ class Relay:
         # renews them, from the moment they are taken: a first batch may be a long one).
         self.held: set[str] = set()
         self.held_lock = threading.Lock()
+        # Each held subscriber's position and when its lease was last renewed (monotonic): a
+        # step within a third of the lease of the renewal reads neither (this relay is the
+        # only writer of a position it holds, and every move is fenced anyway).
+        self.positions: dict[str, int] = {}
+        self.renewed: dict[str, float] = {}
 
     # --- ownership ---------------------------------------------------------------------------
 
@@ -153,8 +158,21 @@ class Relay:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         with self.held_lock:
-            (self.held.discard if row is None else self.held.add)(name)
+            if row is None:
+                self.held.discard(name)
+                self.positions.pop(name, None)
+            else:
+                self.held.add(name)
+                self.positions[name], self.renewed[name] = row[0], time.monotonic()
         return None if row is None else row[0]
+
+    def _held_position(self, name: str) -> int | None:
+        """The position of a subscriber whose lease this relay renewed lately, else None."""
+        fresh = self.config.lease.total_seconds() / 3
+        with self.held_lock:
+            if name in self.positions and time.monotonic() - self.renewed.get(name, 0) < fresh:
+                return self.positions[name]
+        return None
 
     def release(self, names: list[str] | None = None) -> None:
         """Give up leases (all of this relay's, or the named ones) so another relay may
@@ -169,8 +187,11 @@ class Relay:
         with self.held_lock:
             if names is None:
                 self.held.clear()
+                self.positions.clear()
             else:
                 self.held.difference_update(names)
+                for name in names:
+                    self.positions.pop(name, None)
 
     def _advance(self, name: str, old: int, new: int) -> None:
         """Move the position, fenced: only the owner, only from where it started."""
@@ -178,19 +199,25 @@ class Relay:
             position=new, progressed_at=timezone.now(), outage_since=None, outage_error=""
         )
         if not moved:
+            self.forget([name])
             raise LeaseLost(f"{name}: another relay took over at position {old}")
+        with self.held_lock:
+            self.positions[name] = new
 
     def _still_owner(self, name: str) -> None:
         if not Subscriber.objects.filter(name=name, owner=self.name).update(
             progressed_at=timezone.now()
         ):
+            self.forget([name])
             raise LeaseLost(f"{name}: another relay took over")
 
     # --- one step of one subscriber ------------------------------------------------------------
 
     def step(self, sub: Subscription) -> StepResult:
         started = time.monotonic()
-        position = self.acquire(sub.name)
+        position = self._held_position(sub.name)
+        if position is None:
+            position = self.acquire(sub.name)
         if position is None and not Subscriber.objects.filter(name=sub.name).exists():
             self.ensure_subscribers([sub])  # seen for the first time
             position = self.acquire(sub.name)

@@ -168,7 +168,9 @@ class RelayLoop:
                     probing.reset()
                 if result.progressed:
                     continue  # more may be waiting: no sleep while there is work
-                seen = wakeups.wait(seen, self.config.poll_interval)
+                # Until events of its types are published (or a poll interval, for retries
+                # due and to move its position past events of other types).
+                seen = wakeups.wait_relevant(seen, sub.types, self.config.poll_interval)
         finally:
             with contextlib.suppress(DatabaseError):
                 self.relay.release([sub.name])
