@@ -34,7 +34,7 @@ from chaos.cluster import ROOT
 RATE = 200
 SECONDS = 30
 WARMUP = 3
-REPEATS = 3
+REPEATS = int(os.environ.get("BENCH_LATENCY_REPEATS", 3))
 DRAIN_TIMEOUT = 60  # seconds after the last commit for the broadcast's backlog to empty
 SETTLE = 2.0  # then seconds for the last frames to arrive
 RECORD_THREADS = 4  # so one slow commit does not hold back the next event
