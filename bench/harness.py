@@ -176,7 +176,17 @@ def table(results: list[dict]) -> str:
 
 
 def write_reports(results: list[ScenarioResult], *, command: str, context: dict) -> dict:
-    """Merge this run's scenarios into docs/benchmarks.json and regenerate docs/benchmarks.md."""
+    """Merge this run's scenarios into docs/benchmarks.json and regenerate docs/benchmarks.md
+    (under a lock: scenarios run side by side merge one after the other)."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "smartscheduler-bench-report.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _write_reports(results, command=command, context=context)
+
+
+def _write_reports(results: list[ScenarioResult], *, command: str, context: dict) -> dict:
     existing = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {"scenarios": {}}
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     for result in results:

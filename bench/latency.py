@@ -106,6 +106,23 @@ def step_times(log: str, subscriber: str) -> list[tuple[int, float]]:
     return found
 
 
+def step_counts(log: str) -> dict[str, int]:
+    """`relay step` lines per subscriber in a relay log."""
+    counts: dict[str, int] = {}
+    for line in log.splitlines():
+        match = STEP_LINE.search(line)
+        if match:
+            counts[match[1]] = counts.get(match[1], 0) + 1
+    return counts
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bus_for(mode: str) -> dict[str, str]:
     return broker.bus_env("latency", down=mode == "bus_down")
 
@@ -143,6 +160,7 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
         left = backlog(cluster)
         time.sleep(SETTLE)
         rss = {"daphne_mib": peak_rss_mib(daphne.pid), "relay_mib": peak_rss_mib(relay.pid)}
+        cpu = {"relay_s": cpu_seconds(relay.pid), "daphne_s": cpu_seconds(daphne.pid)}
         (report,) = clients.finish()
     finally:
         relay.stop()
@@ -151,6 +169,18 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
     commits = {event_id: at for event_id, _, at, warm in rows if not warm}
     (log,) = report["clients"]
     latencies = latencies_ms(commits, log["received"])
+    # Where the time went: commit -> publication (the relay's published_at, same clock) and
+    # publication -> frame.
+    with cluster.sql() as conn:
+        published = dict(
+            conn.execute(
+                "SELECT event_id::text, extract(epoch FROM published_at)::float8 "
+                "FROM events_event WHERE event_id = ANY(%s::uuid[])",
+                (list(commits),),
+            ).fetchall()
+        )
+    to_publish = latencies_ms(commits, published)
+    to_frame = latencies_ms(published, {k: v for k, v in log["received"].items() if k in commits})
     rerank_steps = step_times(relay.output(), RERANK)
     summary = (
         f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
@@ -165,6 +195,8 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
     )
     return {
         "latencies": latencies,
+        "to_publish": to_publish,
+        "to_frame": to_frame,
         "measured": len(commits),
         "missing": len(commits) - len(latencies),
         "drain_seconds": drain_seconds,
@@ -173,6 +205,8 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
         "prepared": prepared,
         "rss": rss,
         "rerank_steps": rerank_steps,
+        "steps": step_counts(relay.output()),
+        "cpu": cpu,
         "bus_outage_logged": "subscriber events.bus cannot reach a store" in relay.output(),
         "client_loop_lag_p99_ms": percentile(report["loop_lag_ms"] or [0.0], 99),
         "load_1min": [load_before, os.getloadavg()[0]],
@@ -256,6 +290,13 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
                 [percentile(r["latencies"], pct) for r in measured_runs],
                 budget=budgets.get(pct, ""),
             )
+    for mode, mode_runs in runs.items():
+        split = [r for r in mode_runs if r["to_publish"] and r["to_frame"]]
+        if split:
+            result.add(f"{mode}: commit to publication p50", "ms",
+                       [percentile(r["to_publish"], 50) for r in split])  # fmt: skip
+            result.add(f"{mode}: publication to frame p50", "ms",
+                       [percentile(r["to_frame"], 50) for r in split])  # fmt: skip
     lists_steps = [ms for r in runs["lists"] for _, ms in r["rerank_steps"]]
     if lists_steps:
         result.add("lists: re-ranking step time p50 (at 200 events/s)", "ms",
@@ -326,6 +367,23 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         f"{' ...' if len(burst['steps']) > 8 else ''}); "
         f"{burst['recommendations_updated']} RecommendationsUpdated recorded; caught up "
         "= from the burst's first publication to the re-ranking's last position move.",
+        "Relay CPU (user + system, whole run incl. start-up and warm-up) per run: "
+        + "; ".join(
+            f"{mode} " + "/".join(f"{r['cpu']['relay_s']:.1f}" for r in rs) + " s"
+            for mode, rs in runs.items()
+        )
+        + f" for {(WARMUP + seconds) * RATE:,} events; daphne: "
+        + "; ".join(
+            f"{mode} " + "/".join(f"{r['cpu']['daphne_s']:.1f}" for r in rs) + " s"
+            for mode, rs in runs.items()
+        )
+        + ". Relay steps per subscriber (first run of each mode): "
+        + "; ".join(
+            f"{mode} " + ", ".join(f"{name} {n}" for name, n in sorted(rs[0]["steps"].items()))
+            for mode, rs in runs.items()
+            if rs
+        )
+        + ".",
         "Client event-loop lag, p99 per run: "
         + ", ".join(
             f"{mode} " + "/".join(f"{r['client_loop_lag_p99_ms']:.1f}" for r in mode_runs)
@@ -362,6 +420,8 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         "recorded": {mode: [r["recorded"] for r in mode_runs] for mode, mode_runs in runs.items()},
         "peak_rss_mib": {mode: [r["rss"] for r in mode_runs] for mode, mode_runs in runs.items()},
         "rerank_steps": {"lists": [r["rerank_steps"] for r in runs["lists"]], "burst": burst},
+        "relay_steps": {mode: [r["steps"] for r in rs] for mode, rs in runs.items()},
+        "cpu_seconds": {mode: [r["cpu"] for r in rs] for mode, rs in runs.items()},
         "client_errors": {
             mode: [e for r in mode_runs for e in r["errors"]] for mode, mode_runs in runs.items()
         },

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from bench.latency import step_times
+from bench.latency import step_counts, step_times
 from bench.scale import (
     PLANS_BEGIN,
     PLANS_END,
@@ -124,3 +124,4 @@ def test_step_times_reads_one_subscribers_relay_step_lines():
     assert step_times(log, "scheduling.rerank") == [(12, 812.5)]
     assert step_times(log, "realtime.broadcast") == [(3, 2.1)]
     assert step_times(log, "events.bus") == []
+    assert step_counts(log) == {"scheduling.rerank": 1, "realtime.broadcast": 1}
