@@ -286,14 +286,18 @@ def plans_markdown(plans: list[dict], *, events: int, date: str, command: str) -
     seen: dict[str, str] = {}
     for read in plans:
         out += [f"#### {read['read']}", ""]
+        shapes: dict[str, list[dict]] = {}  # this read's queries by shape, in order
         for query in read["queries"]:
-            shape = query_shape(query["sql"])
+            shapes.setdefault(query_shape(query["sql"]), []).append(query)
+        for shape, queries in shapes.items():
+            query, times = queries[0], f" ({len(queries)} times)" if len(queries) > 1 else ""
             if shape in seen:
-                out += [f"- `{shorten(query['sql'], 140)}`: the same plan as under "
+                out += [f"- `{shorten(query['sql'], 140)}`{times}: the same plan as under "
                         f"'{seen[shape]}'."]  # fmt: skip
                 continue
             seen[shape] = read["read"]
-            out += [f"- `{shorten(query['sql'], 400)}`", "", "```", query["plan"], "```", ""]
+            out += [f"- `{shorten(query['sql'], 400)}`{times}", "", "```", query["plan"], "```"]
+            out.append("")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

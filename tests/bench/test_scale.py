@@ -71,6 +71,7 @@ PLANS = [
         "queries": [
             {"sql": "SELECT max(sequence) FROM e", "plan": "Result A"},
             {"sql": "SELECT 1 FROM g WHERE x = 5", "plan": "Index Scan B"},
+            {"sql": "SELECT 1 FROM g WHERE x = 6", "plan": "Index Scan B'"},
         ],
     },
 ]
@@ -83,7 +84,8 @@ def test_plans_markdown_shows_each_query_shape_once():
     assert "10,000,000 published events" in text
     assert text.count("Result A") == 1
     assert "the same plan as under 'resume'" in text
-    assert "Index Scan B" in text
+    assert "Index Scan B" in text and "Index Scan B'" not in text
+    assert "WHERE x = 5` (2 times)" in text
     assert text.index("#### resume") < text.index("#### board")
 
 
