@@ -373,7 +373,8 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
             for r in runs["lists"]
             if r["rerank_steps"]
         )
-        + f". Burst: {burst_changes} schedule changes recorded by one thread in "
+        + f". Burst: {burst_changes} schedule-change calls (a call that sets hours already in "
+        f"place records nothing) by one thread in "
         f"{burst['seconds']:.1f} s with {ACTIVE_LISTS} lists active; {len(burst['steps'])} "
         f"re-ranking steps ({', '.join(f'{n} events {ms:.0f} ms' for n, ms in burst['steps'][:8])}"
         f"{' ...' if len(burst['steps']) > 8 else ''}); "
