@@ -1,6 +1,7 @@
-"""`python -m bench all | relay | recommendations | booking | latency | fanout [--keep]`, or
-`python -m bench report` to rewrite docs/benchmarks.md and the plots from benchmarks.json
-(see bench/__init__.py)."""
+"""`python -m bench all | relay | recommendations | booking | latency | fanout | scale [--keep]`, or
+`python -m bench report` to rewrite docs/benchmarks.md and the plots from benchmarks.json,
+or `python -m bench plans` to rewrite the query plans in docs/events.md from the last `scale`
+run (see bench/__init__.py)."""
 
 import argparse
 import importlib
@@ -18,7 +19,7 @@ from bench.harness import (
     write_reports,
 )
 
-SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout"]
+SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout", "scale"]
 
 
 def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:
@@ -36,14 +37,26 @@ def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", choices=["all", "report", *SCENARIOS])
+    parser.add_argument("scenario", choices=["all", "report", "plans", *SCENARIOS])
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     args = parser.parse_args(argv)
+    if args.scenario == "plans":
+        import json
+
+        from bench.harness import DOCS, JSON_PATH
+        from bench.scale import write_plans
+
+        if not write_plans(json.loads(JSON_PATH.read_text()), DOCS):
+            progress("no scale run with plans in benchmarks.json")
+            return 1
+        progress(f"wrote the plans into {DOCS / 'events.md'}")
+        return 0
     if args.scenario == "report":
         write_reports([], command="", context={})
         progress(f"wrote {MARKDOWN_PATH} from benchmarks.json")
         return 0
-    names = SCENARIOS if args.scenario == "all" else [args.scenario]
+    # `all` leaves out `scale` (a 10-million-event log, ~10 GB and most of an hour).
+    names = [s for s in SCENARIOS if s != "scale"] if args.scenario == "all" else [args.scenario]
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
     results: list[ScenarioResult] = []
     context: dict = {"machine": machine()}
@@ -53,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         # Written after each scenario, so a later failure keeps what was measured.
         data = write_reports([result], command=command, context=context)
+        if name == "scale":
+            from bench.harness import DOCS
+            from bench.scale import write_plans
+
+            write_plans(data, DOCS)
     print(table([data["scenarios"][r.scenario] for r in results]))
     progress(f"wrote {MARKDOWN_PATH} and benchmarks.json")
     return 0

@@ -2,7 +2,7 @@
 same events to the same handlers and groups (issue 6, scenario 1; the latency scenario too):
 
 - "relay": ours. `record_event` writes the event in the caller's transaction; `manage.py relay`
-  delivers it (batches, receipts, retries).
+  publishes it and delivers it to every subscriber from its own position (with retries).
 - "on_commit": `transaction.on_commit` in the recording process runs every subscribed handler on
   [event] right after the commit, including the broadcast's `group_send`. No durability: an
   event whose delivery fails or whose process dies after the commit is lost (the callback is
@@ -93,7 +93,8 @@ def _defer_job(sender, instance, created: bool, raw: bool = False, **kwargs) -> 
     if created and not raw:
         from bench.procrastinate_tasks import deliver_event
 
-        deliver_event.defer(sequence=instance.sequence)
+        # By id: an event gets its sequence only at publication, after this commit.
+        deliver_event.defer(event_id=instance.pk)
 
 
 _RECEIVERS = {"on_commit": _deliver_on_commit, "procrastinate": _defer_job}
@@ -175,11 +176,11 @@ def start_worker(cluster: "BenchCluster", mode: str, *, concurrency: int = 1) ->
 
 
 def _recorded(last: int, every: int) -> "list[Event]":
-    """Events 1..last, every `every`-th of them: a systematic sample keeps the recorded mix of
-    types and the order, and keeps the slow alternatives' runs to minutes."""
+    """Events with ids 1..last, every `every`-th of them: a systematic sample keeps the
+    recorded mix of types and the order, and keeps the slow alternatives' runs to minutes."""
     from events.models import Event
 
-    return list(Event.objects.filter(sequence__lte=last).order_by("sequence"))[::every]
+    return list(Event.objects.filter(id__lte=last).order_by("id"))[::every]
 
 
 def deliver_on_commit(args) -> dict:
@@ -196,7 +197,7 @@ def deliver_on_commit(args) -> dict:
     for event in events:
         deliver([event])
     seconds = time.perf_counter() - started
-    recorded = Event.objects.filter(sequence__gt=args.last).count()
+    recorded = Event.objects.filter(id__gt=args.last).count()
     return {"events": len(events), "seconds": seconds, "handler_events": recorded}
 
 
@@ -208,13 +209,13 @@ def defer_jobs(args) -> dict:
 
     from bench.procrastinate_tasks import deliver_event
 
-    sequences = [event.sequence for event in _recorded(args.last, args.every)]
+    ids = [event.pk for event in _recorded(args.last, args.every)]
     started = time.perf_counter()
-    for start in range(0, len(sequences), args.chunk):
+    for start in range(0, len(ids), args.chunk):
         with transaction.atomic():
-            for sequence in sequences[start : start + args.chunk]:
-                deliver_event.defer(sequence=sequence)
-    return {"jobs": len(sequences), "seconds": time.perf_counter() - started}
+            for event_id in ids[start : start + args.chunk]:
+                deliver_event.defer(event_id=event_id)
+    return {"jobs": len(ids), "seconds": time.perf_counter() - started}
 
 
 def main() -> int:

@@ -85,13 +85,13 @@ class BenchCluster:
     def manage(self, *args: str, timeout: float = 600) -> str:
         return run_manage(self.env(), *args, timeout=timeout)
 
-    def worker(self, *args: str, timeout: float = 900) -> dict:
-        """Run `python -m bench.worker ARGS` (Django set up on our stores); its last stdout
-        line is JSON. Its stderr (progress) passes through."""
+    def worker(self, *args: str, timeout: float = 900, env: dict[str, str] | None = None) -> dict:
+        """Run `python -m bench.worker ARGS` (Django set up on our stores, plus `env`); its
+        last stdout line is JSON. Its stderr (progress) passes through."""
         done = subprocess.run(
             [sys.executable, "-m", "bench.worker", *args],
             cwd=ROOT,
-            env=self.env(),
+            env=self.env(**(env or {})),
             stdout=subprocess.PIPE,
             text=True,
             timeout=timeout,

@@ -176,7 +176,17 @@ def table(results: list[dict]) -> str:
 
 
 def write_reports(results: list[ScenarioResult], *, command: str, context: dict) -> dict:
-    """Merge this run's scenarios into docs/benchmarks.json and regenerate docs/benchmarks.md."""
+    """Merge this run's scenarios into docs/benchmarks.json and regenerate docs/benchmarks.md
+    (under a lock: scenarios run side by side merge one after the other)."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "smartscheduler-bench-report.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _write_reports(results, command=command, context=context)
+
+
+def _write_reports(results: list[ScenarioResult], *, command: str, context: dict) -> dict:
     existing = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {"scenarios": {}}
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     for result in results:
@@ -198,7 +208,29 @@ def write_reports(results: list[ScenarioResult], *, command: str, context: dict)
     return existing
 
 
-SCENARIO_ORDER = ["relay", "recommendations", "booking", "latency", "fanout"]
+SCENARIO_ORDER = ["relay", "recommendations", "booking", "latency", "fanout", "scale"]
+# Scenarios whose last run predates a change of what they measure: shown with this warning (and
+# "(stale)" in the budgets table) until they are run again. A run newer than the date clears it.
+STALE = {
+    "booking": (
+        "2026-12-01",
+        "Measured with the shared-state relay, before the delivery core became per-subscriber "
+        "positions with sequences given at publication; not re-measured since.",
+    ),
+    "fanout": (
+        "2026-12-01",
+        "Measured with the shared-state relay, before the delivery core became per-subscriber "
+        "positions with sequences given at publication; not re-measured since.",
+    ),
+}
+
+
+def stale(result: dict) -> str:
+    """The warning for a scenario last run before what it measures changed, else ''."""
+    since, why = STALE.get(result["scenario"], ("", ""))
+    return why if since and result["date"] < since else ""
+
+
 PENDING = {
     "latency": "Commit-to-websocket latency at 200 events/s (budget: p50 < 10 ms, p99 < 50 ms).",
     "fanout": "Fan-out to 1,000 websocket clients (budget: p99 < 250 ms).",
@@ -229,7 +261,8 @@ def budgets(scenarios: list[dict]) -> list[str]:
     """The performance budgets at a glance: every figure that has one, with its verdict."""
     rows = [
         f"| {result['scenario']} | {figure['name']} | {fmt(figure['median'])} {figure['unit']} "
-        f"| {figure['budget']} | {verdict(figure)} |"
+        f"| {figure['budget']} | {verdict(figure)}{' (stale)' if stale(result) else ''} "
+        f"| {result.get('date', '')[:10]} |"
         for result in scenarios
         for figure in result["figures"]
         if figure.get("budget")
@@ -239,11 +272,12 @@ def budgets(scenarios: list[dict]) -> list[str]:
     return [
         "## Budgets at a glance",
         "",
-        "| scenario | measurement | median | budget | |",
-        "|---|---|---|---|---|",
+        "| scenario | measurement | median | budget | | measured |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
-        "Where a budget is not met, the scenario's notes and the profile linked below say why.",
+        "Where a budget is not met, the scenario's notes and the profile linked below say why. "
+        "(stale): last measured before a change to what it measures (see its section).",
         "",
     ]
 
@@ -263,7 +297,8 @@ def markdown(data: dict, plots: dict[str, list[tuple[str, str]]] | None = None) 
         "`docs/benchmarks.json`.",
         "",
         "Run all: `python -m bench all`; one scenario: `python -m bench relay` (or",
-        "`recommendations`, `booking`, `latency`, `fanout`). Budgets: the table below,",
+        "`recommendations`, `booking`, `latency`, `fanout`, `scale`; `all` leaves out `scale`, "
+        "a 10-million-event log). Budgets: the table below,",
         "checked on the 2-core development machine. `python -m bench report` rewrites this file",
         "and the plots from the JSON.",
         "",
@@ -275,6 +310,8 @@ def markdown(data: dict, plots: dict[str, list[tuple[str, str]]] | None = None) 
     ]
     for result in scenarios:
         out += [f"## {result['scenario']}", ""]
+        if stale(result):
+            out += [f"**Not re-measured this session.** {stale(result)}", ""]
         out += [
             f"- Date: {result['date']}",
             f"- Command: `{result['command']}`",

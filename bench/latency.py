@@ -1,21 +1,31 @@
 """Scenario `latency`: commit to websocket frame at a steady 200 events/s (budget: p50 < 10 ms,
-p99 < 50 ms), for ours ("relay") and the alternatives of `bench.alternatives`.
+p99 < 50 ms), under adversity.
 
-Per run: daphne and the mode's delivering process start on the scenario's stores; one dispatcher
-watching every region connects to `ws/dispatch/`; a recording process edits open jobs through
-`scheduling.services.update_job` at 200/s for 3 s of warm-up and 30 s measured, stamping each
-event's commit (`time.time()` in the first on_commit callback); the client stamps each frame's
-receipt. Same machine, same clock. The modes take turns within each repeat, so the machine's
-noise falls on all of them alike.
+Per run: daphne and one `manage.py relay` (every subscriber, the message bus included) start on
+the scenario's stores; one dispatcher watching every region connects to `ws/dispatch/`; a
+recording process edits open jobs through `scheduling.services.update_job` at 200/s for 3 s of
+warm-up and 30 s measured, stamping each event's commit (`time.time()` in the first on_commit
+callback); the client stamps each frame's receipt. Same machine, same clock. Modes, taking turns
+within each repeat so the machine's noise falls on all alike:
+
+- `normal`: the bus publishes to the machine's RabbitMQ (an exchange of the run's own);
+- `bus_down`: EVENT_BUS_URL points at a port where nothing listens, for the whole run;
+- `lists`: 400 open jobs have active recommendation lists, and every 4th recorded event is a
+  schedule change (weekly hours or time off) that re-ranks them.
+
+Then, with the 400 lists active, a burst of schedule changes: the re-ranking subscriber's step
+times from the relay's `relay step subscriber=scheduling.rerank ... ms=` lines.
 """
 
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import time
 
-from bench import alternatives
+from bench import alternatives, broker
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, percentile, progress
 from bench.wsclients import ClientGroup, latencies_ms, peak_rss_mib, start_daphne
@@ -24,20 +34,34 @@ from chaos.cluster import ROOT
 RATE = 200
 SECONDS = 30
 WARMUP = 3
-REPEATS = 3
-DRAIN_TIMEOUT = 60  # seconds after the last commit for a mode's backlog to empty
+REPEATS = int(os.environ.get("BENCH_LATENCY_REPEATS", 3))
+DRAIN_TIMEOUT = 60  # seconds after the last commit for the broadcast's backlog to empty
 SETTLE = 2.0  # then seconds for the last frames to arrive
-PROCRASTINATE_CONCURRENCY = 4  # as in scenario relay
 RECORD_THREADS = 4  # so one slow commit does not hold back the next event
 QUANTILES = 1000  # the latency distribution kept in the report, per mode
+MODES = ("normal", "bus_down", "lists")
+ACTIVE_LISTS = 400
+BURST = 200  # schedule changes in the burst
+BURST_TIMEOUT = 600.0
+RERANK = "scheduling.rerank"
+STEP_LINE = re.compile(r"relay step subscriber=(\S+) handled=(\d+) .* ms=([\d.]+)")
 
 
-def run_worker(cluster: BenchCluster, mode: str, *args: str, timeout: float = 900) -> dict:
-    """`python -m bench.wsworker ARGS` with the mode's environment; its last stdout line."""
+def trial() -> bool:
+    """BENCH_LATENCY_TRIAL=1: a short run of every mode, to check the scenario works."""
+    return os.environ.get("BENCH_LATENCY_TRIAL") == "1"
+
+
+def run_worker(
+    cluster: BenchCluster, mode: str, *args: str, timeout: float = 900,
+    env: dict[str, str] | None = None,
+) -> dict:  # fmt: skip
+    """`python -m bench.wsworker ARGS` with the mode's environment (bench.alternatives.env)
+    plus `env`; its last stdout line."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.wsworker", *args],
         cwd=ROOT,
-        env=cluster.env(**alternatives.env(mode)),
+        env=cluster.env(**alternatives.env(mode), **(env or {})),
         stdout=subprocess.PIPE,
         text=True,
         timeout=timeout,
@@ -47,33 +71,22 @@ def run_worker(cluster: BenchCluster, mode: str, *args: str, timeout: float = 90
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def settle(cluster: BenchCluster, mode: str) -> None:
-    """Nothing left from an earlier run: the outbox is empty for a relay in every mode, and no
-    procrastinate job is waiting, so each run measures its own events only."""
+def backlog(cluster: BenchCluster) -> int:
+    """Events recorded but not yet handed to the channel layer: unpublished ones plus the
+    broadcast's lag (the bus or the re-ranking may lag on: that is the point)."""
     with cluster.sql() as conn:
-        conn.execute("UPDATE events_event SET status = 'delivered' WHERE status != 'delivered'")
-        if mode == "procrastinate":
-            conn.execute("DELETE FROM procrastinate_jobs WHERE status = 'todo'")
+        return conn.execute(
+            """SELECT (SELECT count(*) FROM events_event WHERE sequence IS NULL)
+                    + coalesce((SELECT max(sequence) FROM events_event), 0)
+                    - coalesce((SELECT position FROM events_subscriber
+                                WHERE name = 'realtime.broadcast'), 0)"""
+        ).fetchone()[0]
 
 
-def backlog(cluster: BenchCluster, mode: str) -> int:
-    """Events recorded but not yet handed to the channel layer by the mode's deliverer."""
-    query = {
-        "relay": "SELECT count(*) FROM events_event WHERE status = 'pending'",
-        "procrastinate": (
-            "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-        ),
-    }.get(mode)
-    if query is None:  # on_commit delivers before the recording call returns
-        return 0
-    with cluster.sql() as conn:
-        return conn.execute(query).fetchone()[0]
-
-
-def wait_delivered(cluster: BenchCluster, mode: str) -> float:
-    """Wait (at most DRAIN_TIMEOUT) for the mode's backlog to empty; returns the seconds waited."""
+def wait_delivered(cluster: BenchCluster) -> float:
+    """Wait (at most DRAIN_TIMEOUT) for the broadcast's backlog to empty; the seconds waited."""
     started = time.perf_counter()
-    while backlog(cluster, mode) and time.perf_counter() - started < DRAIN_TIMEOUT:
+    while backlog(cluster) and time.perf_counter() - started < DRAIN_TIMEOUT:
         time.sleep(0.5)
     return time.perf_counter() - started
 
@@ -83,39 +96,102 @@ def quantiles(values: list[float], count: int = QUANTILES) -> list[float]:
     return [round(percentile(values, 100 * i / count), 3) for i in range(count + 1)]
 
 
-def one_run(cluster: BenchCluster, mode: str, client: dict, label: str) -> dict:
+def step_times(log: str, subscriber: str) -> list[tuple[int, float]]:
+    """(events handled, milliseconds) of each `relay step` line of `subscriber` in a relay log."""
+    found = []
+    for line in log.splitlines():
+        match = STEP_LINE.search(line)
+        if match and match[1] == subscriber:
+            found.append((int(match[2]), float(match[3])))
+    return found
+
+
+def step_counts(log: str) -> dict[str, int]:
+    """`relay step` lines per subscriber in a relay log."""
+    counts: dict[str, int] = {}
+    for line in log.splitlines():
+        match = STEP_LINE.search(line)
+        if match:
+            counts[match[1]] = counts.get(match[1], 0) + 1
+    return counts
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_event_ms(run: dict) -> float:
+    """The relay's CPU milliseconds per event recorded in a run."""
+    return 1000 * run["cpu"]["relay_s"] / max(run["recorded"]["events"], 1)
+
+
+def bus_for(mode: str) -> dict[str, str]:
+    return broker.bus_env("latency", down=mode == "bus_down")
+
+
+def prepare_mode(cluster: BenchCluster, mode: str, bus: dict[str, str]) -> dict:
+    """Settle the log (published, every subscriber at the head); in `lists` mode activate the
+    400 lists, else end every active list."""
+    settled = run_worker(
+        cluster, "relay", "settle", *(["--keep-lists"] if mode == "lists" else []), env=bus
+    )
+    if mode == "lists":
+        settled["lists"] = run_worker(
+            cluster, "relay", "activate-lists", "--jobs", str(ACTIVE_LISTS), env=bus
+        )
+    return settled
+
+
+def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds: int) -> dict:
+    bus = bus_for(mode)
+    prepared = prepare_mode(cluster, mode, bus)
     load_before = os.getloadavg()[0]
-    settle(cluster, mode)
-    daphne, base = start_daphne(cluster, f"daphne-{label}", **alternatives.env(mode))
-    if mode == "procrastinate":
-        worker = alternatives.start_worker(cluster, mode, concurrency=PROCRASTINATE_CONCURRENCY)
-    else:
-        worker = alternatives.start_worker(cluster, mode)
+    daphne, base = start_daphne(cluster, f"daphne-{label}")
+    relay = cluster.spawn(f"relay-{label}", [*alternatives.worker_argv("relay")], **bus)
     try:
         clients = ClientGroup(cluster, f"clients-{label}", base, [client])
         clients.wait_connected()
+        time.sleep(1)  # the relay's start-up is over (it published and delivered nothing yet)
+        cpu_before = {"relay_s": cpu_seconds(relay.pid), "daphne_s": cpu_seconds(daphne.pid)}
         events_path = cluster.workdir / f"events-{label}.json"
         recorded = run_worker(
-            cluster, mode, "record-steady", "--mode", mode, "--rate", str(RATE),
-            "--seconds", str(SECONDS), "--warmup", str(WARMUP), "--out", str(events_path),
+            cluster, "relay", "record-steady", "--kind",
+            "schedule" if mode == "lists" else "jobs", "--rate", str(RATE),
+            "--seconds", str(seconds), "--warmup", str(WARMUP), "--out", str(events_path),
             "--threads", str(RECORD_THREADS),
         )  # fmt: skip
-        drain_seconds = wait_delivered(cluster, mode)
-        left = backlog(cluster, mode)
+        drain_seconds = wait_delivered(cluster)
+        left = backlog(cluster)
         time.sleep(SETTLE)
-        rss = {"daphne_mib": peak_rss_mib(daphne.pid)}
-        if worker is not None:
-            rss["worker_mib"] = peak_rss_mib(worker.pid)
+        rss = {"daphne_mib": peak_rss_mib(daphne.pid), "relay_mib": peak_rss_mib(relay.pid)}
+        cpu = {
+            "relay_s": cpu_seconds(relay.pid) - cpu_before["relay_s"],
+            "daphne_s": cpu_seconds(daphne.pid) - cpu_before["daphne_s"],
+        }
         (report,) = clients.finish()
     finally:
-        if worker is not None:
-            worker.stop()
+        relay.stop()
         daphne.stop()
     rows = json.loads(events_path.read_text())
     commits = {event_id: at for event_id, _, at, warm in rows if not warm}
     (log,) = report["clients"]
     latencies = latencies_ms(commits, log["received"])
-    missing = len(commits) - len(latencies)
+    # Where the time went: commit -> publication (the relay's published_at, same clock) and
+    # publication -> frame.
+    with cluster.sql() as conn:
+        published = dict(
+            conn.execute(
+                "SELECT event_id::text, extract(epoch FROM published_at)::float8 "
+                "FROM events_event WHERE event_id = ANY(%s::uuid[])",
+                (list(commits),),
+            ).fetchall()
+        )
+    to_publish = latencies_ms(commits, published)
+    to_frame = latencies_ms(published, {k: v for k, v in log["received"].items() if k in commits})
+    rerank_steps = step_times(relay.output(), RERANK)
     summary = (
         f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
         if latencies
@@ -125,35 +201,91 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str) -> dict:
         f"latency {label}: {summary}, {len(latencies)}/{len(commits)} received, "
         f"recorded at {recorded['rate']:.0f}/s, delivered {drain_seconds:.1f} s after the last "
         f"commit ({left} undelivered at the {DRAIN_TIMEOUT} s limit), "
-        f"daphne peak RSS {rss['daphne_mib']:.0f} MiB"
+        f"{len(rerank_steps)} re-ranking steps"
     )
     return {
         "latencies": latencies,
+        "to_publish": to_publish,
+        "to_frame": to_frame,
         "measured": len(commits),
-        "missing": missing,
+        "missing": len(commits) - len(latencies),
         "drain_seconds": drain_seconds,
         "undelivered_at_limit": left,
         "recorded": recorded,
+        "prepared": prepared,
         "rss": rss,
+        "rerank_steps": rerank_steps,
+        "steps": step_counts(relay.output()),
+        "cpu": cpu,
+        "bus_outage_logged": "subscriber events.bus cannot reach a store" in relay.output(),
         "client_loop_lag_p99_ms": percentile(report["loop_lag_ms"] or [0.0], 99),
         "load_1min": [load_before, os.getloadavg()[0]],
         "errors": log["errors"],
     }
 
 
+def rerank_burst(cluster: BenchCluster, changes: int) -> dict:
+    """With the 400 lists active and a relay running, `changes` schedule changes recorded at
+    once; waits until the re-ranking subscriber is at the head."""
+    bus = bus_for("lists")
+    prepare_mode(cluster, "lists", bus)
+    relay = cluster.spawn("relay-burst", [*alternatives.worker_argv("relay")], **bus)
+    try:
+        time.sleep(3)  # the relay is up and idle
+        burst = run_worker(cluster, "relay", "schedule-burst", "--changes", str(changes))
+        started = time.perf_counter()
+        with cluster.sql() as conn:
+            while True:
+                behind, unpublished = conn.execute(
+                    """SELECT coalesce((SELECT max(sequence) FROM events_event), 0)
+                              - (SELECT position FROM events_subscriber WHERE name = %s),
+                              (SELECT count(*) FROM events_event WHERE sequence IS NULL)""",
+                    (RERANK,),
+                ).fetchone()
+                if behind == 0 and unpublished == 0:
+                    break
+                if time.perf_counter() - started > BURST_TIMEOUT:
+                    raise RuntimeError(f"re-ranking still {behind} behind after the burst")
+                time.sleep(0.2)
+            seconds = conn.execute(
+                """SELECT extract(epoch FROM (SELECT progressed_at FROM events_subscriber
+                                              WHERE name = %s)
+                                  - (SELECT min(published_at) FROM events_event
+                                     WHERE id >= %s))::float8""",
+                (RERANK, burst["first_id"]),
+            ).fetchone()[0]
+            updates = conn.execute(
+                "SELECT count(*) FROM events_event WHERE id >= %s "
+                "AND type = 'RecommendationsUpdated'",
+                (burst["first_id"],),
+            ).fetchone()[0]
+    finally:
+        relay.stop()
+    steps = step_times(relay.output(), RERANK)
+    return {**burst, "catch_up_s": seconds, "steps": steps, "recommendations_updated": updates}
+
+
 def run(cluster: BenchCluster) -> ScenarioResult:
+    try:
+        return measure(cluster)
+    finally:
+        broker.delete_exchange("latency")
+
+
+def measure(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("latency")
+    seconds, repeats, burst_changes = (5, 1, 40) if trial() else (SECONDS, REPEATS, BURST)
     accounts = cluster.workdir / "accounts.json"
     progress("latency: demo data and one dispatcher login watching every region")
     run_worker(cluster, "relay", "ws-accounts", "--dispatchers", "1", "--out", str(accounts))
     (client,) = json.loads(accounts.read_text())
-    for mode in alternatives.MODES:
-        alternatives.prepare(cluster, mode)
-    runs: dict[str, list[dict]] = {mode: [] for mode in alternatives.MODES}
-    for repeat in range(REPEATS):
-        for mode in alternatives.MODES:
-            progress(f"latency: {mode}, run {repeat + 1}/{REPEATS} ({WARMUP + SECONDS} s)")
-            runs[mode].append(one_run(cluster, mode, client, f"{mode}-{repeat}"))
+    runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    for repeat in range(repeats):
+        for mode in MODES:
+            progress(f"latency: {mode}, run {repeat + 1}/{repeats} ({WARMUP + seconds} s)")
+            runs[mode].append(one_run(cluster, mode, client, f"{mode}-{repeat}", seconds))
+    progress(f"latency: re-ranking burst of {burst_changes} schedule changes, 400 lists active")
+    burst = rerank_burst(cluster, burst_changes)
 
     budgets = {50: "< 10 ms", 99: "< 50 ms"}
     for mode, mode_runs in runs.items():
@@ -166,53 +298,65 @@ def run(cluster: BenchCluster) -> ScenarioResult:
                 f"{mode}: commit to frame p{pct}",
                 "ms",
                 [percentile(r["latencies"], pct) for r in measured_runs],
-                budget=budgets.get(pct, "") if mode == "relay" else "",
+                budget=budgets.get(pct, ""),
             )
-    for mode in alternatives.MODES[1:]:
-        for pct in (50, 99):
-            pairs = [
-                (ours, theirs)
-                for ours, theirs in zip(runs["relay"], runs[mode], strict=True)
-                if ours["latencies"] and theirs["latencies"]
-            ]
-            if pairs:
-                result.add(
-                    f"ratio relay / {mode}, p{pct} (same repeat)",
-                    "x",
-                    [
-                        percentile(ours["latencies"], pct) / percentile(theirs["latencies"], pct)
-                        for ours, theirs in pairs
-                    ],
-                )
-    result.add(
-        "daphne peak RSS (VmHWM), relay mode",
-        "MiB",
-        [r["rss"]["daphne_mib"] for r in runs["relay"]],
-    )
-    result.add(
-        f"relay peak RSS (VmHWM) at {RATE} events/s",
-        "MiB",
-        [r["rss"]["worker_mib"] for r in runs["relay"]],
-    )
-    measured = sum(r["measured"] for r in runs["relay"])
+    for mode, mode_runs in runs.items():
+        split = [r for r in mode_runs if r["to_publish"] and r["to_frame"]]
+        if split:
+            result.add(f"{mode}: commit to publication p50", "ms",
+                       [percentile(r["to_publish"], 50) for r in split])  # fmt: skip
+            result.add(f"{mode}: publication to frame p50", "ms",
+                       [percentile(r["to_frame"], 50) for r in split])  # fmt: skip
+    lists_steps = [ms for r in runs["lists"] for _, ms in r["rerank_steps"]]
+    if lists_steps:
+        result.add("lists: re-ranking step time p50 (at 200 events/s)", "ms",
+                   [percentile([ms for _, ms in r["rerank_steps"]], 50)
+                    for r in runs["lists"] if r["rerank_steps"]])  # fmt: skip
+        result.add("lists: re-ranking step time max (at 200 events/s)", "ms",
+                   [max(ms for _, ms in r["rerank_steps"])
+                    for r in runs["lists"] if r["rerank_steps"]])  # fmt: skip
+    burst_ms = [ms for _, ms in burst["steps"]]
+    if burst_ms:
+        result.add(f"burst of {burst_changes} schedule changes: re-ranking step p50", "ms",
+                   [percentile(burst_ms, 50)])  # fmt: skip
+        result.add(f"burst of {burst_changes} schedule changes: re-ranking step max", "ms",
+                   [max(burst_ms)])  # fmt: skip
+    result.add(f"burst of {burst_changes} schedule changes: re-ranking caught up after", "s",
+               [burst["catch_up_s"]])  # fmt: skip
+    for mode, mode_runs in runs.items():
+        result.add(f"{mode}: relay CPU per event", "ms", [cpu_per_event_ms(r) for r in mode_runs])
+    result.add("daphne peak RSS (VmHWM), normal", "MiB",
+               [r["rss"]["daphne_mib"] for r in runs["normal"]])  # fmt: skip
+    result.add(f"relay peak RSS (VmHWM) at {RATE} events/s, normal", "MiB",
+               [r["rss"]["relay_mib"] for r in runs["normal"]])  # fmt: skip
+    measured = sum(r["measured"] for r in runs["normal"])
+    lists_active = [r["prepared"]["lists"]["active"] for r in runs["lists"]]
     result.notes += [
-        f"Per run: {RATE} events/s through `scheduling.services.update_job` (a priority edit of "
-        f"an open job: JobUpdated to its region's group; {RECORD_THREADS} recording threads) "
-        f"for {WARMUP} s of warm-up and {SECONDS} s measured ({RATE * SECONDS:,} events); "
-        f"{REPEATS} runs per mode, the modes taking turns. Figures: the percentile of each run; "
-        "median and spread over the runs.",
-        "Commit: `time.time()` in the recording transaction's first on_commit callback (before "
-        "anything an alternative hooks on commit). Frame: `time.time()` when the client's "
-        "`recv()` returns, one dispatcher on `ws/dispatch/` (every region) through daphne. "
-        "Same machine, same clock.",
-        "Modes (`bench/alternatives.py`): relay = `manage.py relay` (NOTIFY wake-up, batch "
-        f"{alternatives.RELAY_BATCH}); on_commit = the handlers and `group_send` in "
-        "`transaction.on_commit` of the recording process (the recording request pays for the "
-        "delivery); procrastinate = one job per event, deferred in the recording transaction, "
-        f"run by one procrastinate worker at concurrency {PROCRASTINATE_CONCURRENCY}.",
-        f"After the last commit each run waits (at most {DRAIN_TIMEOUT} s) until the mode has "
-        "nothing left to deliver, then "
-        f"{SETTLE:.0f} s. Seconds waited per run: "
+        f"Per run: {RATE} events/s through the services ({RECORD_THREADS} recording threads) "
+        f"for {WARMUP} s of warm-up and {seconds} s measured ({RATE * seconds:,} events); "
+        f"{repeats} run(s) per mode, the modes taking turns. Figures: the percentile of each "
+        "run; median and spread over the runs.",
+        "Commit: `time.time()` in the recording transaction's first on_commit callback. "
+        "Frame: `time.time()` when the client's `recv()` returns, one dispatcher on "
+        "`ws/dispatch/` (every region) through daphne. Same machine, same clock.",
+        "Every mode runs one `manage.py relay` (one thread per subscriber: broadcast, rating "
+        "summaries, availability cache, re-ranking, bus). normal: the bus on the machine's "
+        "RabbitMQ, exchange of the run's own (deleted afterwards); bus_down: EVENT_BUS_URL "
+        "at a free local port (connection refused) for the whole run"
+        + (
+            ", the relay logged the bus's outage in "
+            f"{sum(r['bus_outage_logged'] for r in runs['bus_down'])} of "
+            f"{len(runs['bus_down'])} run(s)"
+        )
+        + "; lists: "
+        f"{ACTIVE_LISTS} open jobs with an active recommendation list each (requested through "
+        f"`recommend_for_job` before each run; active lists: {lists_active}), and the load is "
+        "job priority edits with every 4th event a schedule change (weekly hours toggled, or "
+        "an hour of time off), which re-ranks the lists the contractor is in or could enter.",
+        "Before each run every event is published and every subscriber set at the head "
+        "(`bench.wsworker settle`), so a run measures its own events only. After the last "
+        f"commit each run waits (at most {DRAIN_TIMEOUT} s) until the broadcast is at the head, "
+        f"then {SETTLE:.0f} s. Seconds waited per run: "
         + "; ".join(
             f"{mode} " + "/".join(f"{r['drain_seconds']:.0f}" for r in rs)
             for mode, rs in runs.items()
@@ -220,12 +364,51 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         + ". Measured events that never reached the client: "
         + ", ".join(f"{mode} {sum(r['missing'] for r in rs)}" for mode, rs in runs.items())
         + f" (of {measured:,} per mode).",
+        "Re-ranking steps: the relay's `relay step subscriber=scheduling.rerank handled=N ... "
+        "ms=T` lines; in the lists runs, steps per run "
+        + "/".join(str(len(r["rerank_steps"])) for r in runs["lists"])
+        + ", events per step (median) "
+        + "/".join(
+            f"{statistics.median([n for n, _ in r['rerank_steps']]):.0f}"
+            for r in runs["lists"]
+            if r["rerank_steps"]
+        )
+        + f". Burst: {burst_changes} schedule-change calls (a call that sets hours already in "
+        f"place records nothing) by one thread in "
+        f"{burst['seconds']:.1f} s with {ACTIVE_LISTS} lists active; {len(burst['steps'])} "
+        f"re-ranking steps ({', '.join(f'{n} events {ms:.0f} ms' for n, ms in burst['steps'][:8])}"
+        f"{' ...' if len(burst['steps']) > 8 else ''}); "
+        f"{burst['recommendations_updated']} RecommendationsUpdated recorded; caught up "
+        "= from the burst's first publication to the re-ranking's last position move.",
+        "Relay CPU (user + system, from the first recorded event to the end of the run, "
+        "warm-up included) per run: "
+        + "; ".join(
+            f"{mode} " + "/".join(f"{r['cpu']['relay_s']:.1f}" for r in rs) + " s"
+            for mode, rs in runs.items()
+        )
+        + f" for {(WARMUP + seconds) * RATE:,} events ("
+        + "; ".join(
+            f"{mode} " + "/".join(f"{cpu_per_event_ms(r):.1f}" for r in rs)
+            for mode, rs in runs.items()
+        )
+        + " ms of relay CPU per recorded event); daphne: "
+        + "; ".join(
+            f"{mode} " + "/".join(f"{r['cpu']['daphne_s']:.1f}" for r in rs) + " s"
+            for mode, rs in runs.items()
+        )
+        + ". Relay steps per subscriber (first run of each mode): "
+        + "; ".join(
+            f"{mode} " + ", ".join(f"{name} {n}" for name, n in sorted(rs[0]["steps"].items()))
+            for mode, rs in runs.items()
+            if rs
+        )
+        + ".",
         "Client event-loop lag, p99 per run: "
         + ", ".join(
             f"{mode} " + "/".join(f"{r['client_loop_lag_p99_ms']:.1f}" for r in mode_runs)
             for mode, mode_runs in runs.items()
         )
-        + " ms (sampled every 50 ms; small against the latencies means the client kept up).",
+        + " ms (sampled every 50 ms).",
         "Machine load (1-minute load average before/after each run, 2 cores, shared with other "
         "work): "
         + "; ".join(
@@ -237,7 +420,11 @@ def run(cluster: BenchCluster) -> ScenarioResult:
             f"{mode} " + "/".join(f"{r['recorded']['rate']:.0f}" for r in rs) + " events/s"
             for mode, rs in runs.items()
         )
-        + f" (target {RATE}; a recorder behind schedule records at once, in bursts).",
+        + f" (target {RATE}).",
+    ]
+    result.not_measured += [
+        "The alternatives (on_commit delivery in the request, a procrastinate job per event) "
+        "were not re-measured against the per-subscriber relay this session.",
     ]
     result.extra = {
         "latency_ms_quantiles": {
@@ -251,6 +438,9 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         },
         "recorded": {mode: [r["recorded"] for r in mode_runs] for mode, mode_runs in runs.items()},
         "peak_rss_mib": {mode: [r["rss"] for r in mode_runs] for mode, mode_runs in runs.items()},
+        "rerank_steps": {"lists": [r["rerank_steps"] for r in runs["lists"]], "burst": burst},
+        "relay_steps": {mode: [r["steps"] for r in rs] for mode, rs in runs.items()},
+        "cpu_seconds": {mode: [r["cpu"] for r in rs] for mode, rs in runs.items()},
         "client_errors": {
             mode: [e for r in mode_runs for e in r["errors"]] for mode, mode_runs in runs.items()
         },

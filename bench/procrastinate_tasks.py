@@ -8,8 +8,8 @@ from bench.alternatives import PROCRASTINATE_QUEUE
 
 
 @app.task(name="bench.deliver_event", queue=PROCRASTINATE_QUEUE)
-def deliver_event(sequence: int) -> None:
+def deliver_event(event_id: int) -> None:
     from bench.alternatives import deliver
     from events.models import Event
 
-    deliver([Event.objects.get(sequence=sequence)])
+    deliver([Event.objects.get(pk=event_id)])

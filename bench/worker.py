@@ -60,8 +60,14 @@ def seed_relay(args) -> dict:
                 )
                 open_jobs.append((job.pk, job.lat, job.lng))
             count += 1
-    mix = dict(Event.objects.values_list("type").annotate(n=Count("sequence")).order_by("-n"))
-    return {"events": Event.objects.count(), "mix": mix, "seconds": time.perf_counter() - started}
+    mix = dict(Event.objects.values_list("type").annotate(n=Count("id")).order_by("-n"))
+    last = Event.objects.order_by("-id").values_list("id", flat=True).first()
+    return {
+        "events": Event.objects.count(),
+        "last_id": last,
+        "mix": mix,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def redis_ceiling(args) -> dict:
@@ -75,7 +81,7 @@ def redis_ceiling(args) -> dict:
     from events.models import Event
 
     batches: list[list[tuple[str, bytes]]] = []
-    events = list(Event.objects.order_by("sequence")[: args.events])
+    events = list(Event.objects.exclude(sequence=None).order_by("sequence")[: args.events])
     for start in range(0, len(events), args.batch):
         batches.append(
             [
@@ -107,13 +113,16 @@ def listen_groups(args) -> dict:
     one: the relay's broadcast then sends to every group instead of skipping unlistened ones."""
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
+    from django.db import connection
 
     from events.groups import channels_group_name
-    from events.models import EventGroup
 
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
-    groups = list(EventGroup.objects.values_list("group", flat=True).distinct())
+    # From the events themselves: the group rows exist only once the events are published.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT jsonb_array_elements_text(groups) FROM events_event")
+        groups = [row[0] for row in cursor.fetchall()]
 
     async def join() -> None:
         for group in groups:
@@ -121,6 +130,100 @@ def listen_groups(args) -> dict:
 
     async_to_sync(join)()
     return {"groups": len(groups), "channel": channel}
+
+
+def subscribers(args) -> dict:
+    """The subscribers of this environment (EVENT_BUS_URL set: the bus too): name, the types it
+    takes (None: all) and whether it is transactional, for the SQL ceiling and the wait."""
+    from events.handlers import subscriptions
+
+    return {
+        "subscribers": [
+            {
+                "name": sub.name,
+                "types": None if sub.all_types else sorted(sub.types),
+                "transactional": sub.transactional,
+            }
+            for sub in subscriptions()
+        ]
+    }
+
+
+def bus_ceiling(args) -> dict:
+    """A bare kombu loop publishing the first `args.events` published events as the bus does
+    (the CloudEvent bytes, persistent, publisher confirms, one message at a time), on one
+    connection, to the configured exchange: what the bus subscriber cannot beat."""
+    import kombu
+    from django.conf import settings
+
+    from events.bus import PERSISTENT, bus_connection, bus_exchange
+    from events.cloudevent import CONTENT_TYPE, structured
+    from events.models import Event
+
+    events = list(Event.objects.exclude(sequence=None).order_by("sequence")[: args.events])
+    bodies = [(structured(event), event.type, str(event.event_id)) for event in events]
+    exchange = bus_exchange(settings.EVENT_BUS_URL, settings.EVENT_BUS_EXCHANGE)
+    samples = []
+    with bus_connection(settings.EVENT_BUS_URL) as connection:
+        producer = kombu.Producer(connection.default_channel, exchange=exchange)
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for body, routing_key, message_id in bodies:
+                producer.publish(
+                    body, routing_key=routing_key, message_id=message_id,
+                    delivery_mode=PERSISTENT, content_type=CONTENT_TYPE,
+                    content_encoding="utf-8", retry=False,
+                )  # fmt: skip
+            samples.append(len(bodies) / (time.perf_counter() - started))
+    return {
+        "samples": samples,
+        "batch_confirm_samples": batch_confirms(bodies, exchange.name, args),
+        "events": len(bodies),
+    }
+
+
+def batch_confirms(bodies: list[tuple[bytes, str, str]], exchange: str, args) -> list[float]:
+    """The same messages, persistent, on a channel in confirm mode, but confirmed once per
+    batch of `args.batch`: publish the batch, then wait for the broker's acks of all of it
+    (py-amqp directly; kombu's confirm_publish waits after every message). What the bus could
+    reach if it confirmed per batch."""
+    from urllib.parse import urlsplit
+
+    import amqp
+    from django.conf import settings
+
+    url = urlsplit(settings.EVENT_BUS_URL)
+    samples = []
+    connection = amqp.Connection(
+        host=f"{url.hostname}:{url.port or 5672}", userid=url.username, password=url.password
+    )
+    connection.connect()
+    try:
+        channel = connection.channel()
+        channel.confirm_select()
+        acked = [0]
+
+        def on_ack(delivery_tag: int, multiple: bool) -> None:
+            acked[0] = max(acked[0], delivery_tag)
+
+        channel.events["basic_ack"].add(on_ack)
+        sent = 0
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for first in range(0, len(bodies), args.batch):
+                for body, routing_key, message_id in bodies[first : first + args.batch]:
+                    channel.basic_publish(
+                        amqp.Message(body, delivery_mode=2, message_id=message_id,
+                                     content_type="application/cloudevents+json"),
+                        exchange=exchange, routing_key=routing_key,
+                    )  # fmt: skip
+                    sent += 1
+                while acked[0] < sent:
+                    connection.drain_events(timeout=10)
+            samples.append(len(bodies) / (time.perf_counter() - started))
+    finally:
+        connection.close()
+    return samples
 
 
 def recommend(args) -> dict:
@@ -245,6 +348,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("listen-groups")
+    commands.add_parser("subscribers")
+    bus = commands.add_parser("bus-ceiling")
+    bus.add_argument("--events", type=int, default=20_000)
+    bus.add_argument("--repeats", type=int, default=3)
+    bus.add_argument("--batch", type=int, default=500)
     seed = commands.add_parser("seed-relay")
     seed.add_argument("--events", type=int, default=20_000)
     seed.add_argument("--contractors", type=int, default=300)
@@ -265,6 +373,8 @@ def main() -> int:
     django.setup()
     commands_run = {
         "listen-groups": listen_groups,
+        "subscribers": subscribers,
+        "bus-ceiling": bus_ceiling,
         "seed-relay": seed_relay,
         "redis-ceiling": redis_ceiling,
         "recommend": recommend,

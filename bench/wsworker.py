@@ -76,6 +76,102 @@ def ws_accounts(args) -> dict:
     return {"clients": len(clients), "regions": regions, "seconds": time.perf_counter() - started}
 
 
+def settle(args) -> dict:
+    """Nothing left from an earlier run: everything recorded is published, every subscriber of
+    this environment (with EVENT_BUS_URL: the bus too) exists and is at the head, no failed
+    delivery; and (unless `args.keep_lists`) no recommendation list is active."""
+    from events import handlers
+    from events.models import FailedDelivery, Subscriber
+    from events.publisher import head, publish_all
+    from events.relay import Relay
+    from scheduling.models import ActiveRecommendationList
+
+    published = publish_all()
+    Relay().ensure_subscribers(handlers.subscriptions())
+    FailedDelivery.objects.all().delete()
+    end = head()
+    Subscriber.objects.update(
+        position=end, owner="", lease_expires_at=None, outage_since=None, outage_error=""
+    )
+    if not args.keep_lists:
+        ActiveRecommendationList.objects.all().delete()
+    return {"published": published, "head": end}
+
+
+LISTS_ADDRESS = "bench active list"
+
+
+def activate_lists(args) -> dict:
+    """`args.jobs` open jobs with an active recommendation list each (what a dispatcher's
+    GET /api/jobs/{id}/recommendations leaves): the jobs are created once (through
+    `create_job`, in every region, desired dates over the next two weeks), and every call
+    requests their recommendations again, so their lists are live for 30 minutes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from contractors.models import Contractor
+    from contractors.services import Location
+    from scheduling.models import ActiveRecommendationList, Job, JobStatus
+    from scheduling.services import create_job, recommend_for_job
+
+    started = time.perf_counter()
+    mine = Job.objects.filter(address=LISTS_ADDRESS, status=JobStatus.OPEN)
+    sites = list(Contractor.objects.order_by("pk").values_list("lat", "lng"))
+    today = timezone.localdate()
+    kinds = ("flooring", "tile", "carpet")
+    for index in range(mine.count(), args.jobs):
+        lat, lng = sites[index % len(sites)]
+        create_job(
+            type=kinds[index % len(kinds)],
+            location=Location(lat=lat + 0.01, lng=lng + 0.01, address=LISTS_ADDRESS),
+            desired_date=today + timedelta(days=1 + index % 14),
+            duration_minutes=120,
+        )
+    created = time.perf_counter() - started
+    for job_id in mine.order_by("pk").values_list("pk", flat=True)[: args.jobs]:
+        recommend_for_job(job_id=job_id, limit=5)
+    active = ActiveRecommendationList.objects.filter(expires_at__gt=timezone.now()).count()
+    return {"active": active, "seconds": time.perf_counter() - started, "create_s": created}
+
+
+def schedule_change(contractor_id: int, index: int) -> None:
+    """A change that re-ranks: the weekly hours toggled between two shapes (even `index`), or
+    an hour of time off on one of the next days (odd)."""
+    from datetime import time as clock
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from contractors.services import Window, add_time_off, set_working_hours
+
+    if index % 2 == 0:
+        end = clock(17, 0) if (index // 2) % 2 else clock(16, 0)
+        set_working_hours(
+            contractor_id=contractor_id,
+            windows=[Window(weekday=d, start=clock(8, 0), end=end) for d in range(5)],
+        )
+    else:
+        start = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(
+            days=1 + index % 10, hours=index % 8
+        )
+        add_time_off(contractor_id=contractor_id, start=start, end=start + timedelta(hours=1))
+
+
+def schedule_burst(args) -> dict:
+    """`args.changes` schedule changes (see schedule_change) as fast as one thread records
+    them, over every contractor in turn."""
+    from contractors.models import Contractor
+    from events.models import Event
+
+    people = list(Contractor.objects.order_by("pk").values_list("pk", flat=True))
+    first = (Event.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
+    started = time.perf_counter()
+    for index in range(args.changes):
+        schedule_change(people[index % len(people)], index)
+    return {"changes": args.changes, "first_id": first, "seconds": time.perf_counter() - started}
+
+
 def record_steady(args) -> dict:
     """Record events through the services at a steady `args.rate` per second for
     `args.warmup + args.seconds`, on a schedule that does not drift: event i is due at
@@ -85,9 +181,11 @@ def record_steady(args) -> dict:
     first on_commit callback of its transaction, registered before the service runs, so it
     precedes any delivery an alternative hooks on commit.
 
-    Kinds: `jobs` (priority edits of open jobs: JobUpdated to the job's region) or `mix` (those,
+    Kinds: `jobs` (priority edits of open jobs: JobUpdated to the job's region), `mix` (those,
     alternating with contractor renames: ScheduleUpdated to the region and the contractor's own
-    group, over the first `args.contractors` contractors with a bench login). Writes [event id,
+    group, over the first `args.contractors` contractors with a bench login), or `schedule`
+    (job edits, every 4th event a schedule change that re-ranks, `schedule_change`, over
+    every contractor). Writes [event id,
     groups, commit time, warm-up] per event to `args.out`; events of the first `args.warmup`
     seconds are warm-up (connections, caches), not measured."""
     import threading
@@ -117,6 +215,8 @@ def record_steady(args) -> dict:
     with_login = Contractor.objects.filter(user__username__startswith="bench-contractor-")
     contractors = list(with_login.order_by("pk").values_list("pk", flat=True))
     contractors = contractors[: args.contractors or None]
+    if args.kind == "schedule":
+        contractors = list(Contractor.objects.order_by("pk").values_list("pk", flat=True))
     connection.close()
     priorities = ["low", "normal", "high", "urgent"]
     total = int(args.rate * (args.warmup + args.seconds))
@@ -146,6 +246,8 @@ def record_steady(args) -> dict:
                     if args.kind == "mix" and index % 2:
                         contractor_id = people[number % len(people)]
                         update_contractor(contractor_id=contractor_id, name=f"Bench {index}")
+                    elif args.kind == "schedule" and index % 4 == 3:
+                        schedule_change(people[(number // 4) % len(people)], number // 4)
                     else:
                         job_id = job_ids[number % len(job_ids)]
                         step = priorities.index(mine[job_id]) + 1
@@ -197,16 +299,28 @@ def main() -> int:
     accounts.add_argument("--out", required=True)
     steady = commands.add_parser("record-steady")
     steady.add_argument("--mode", default="relay")
-    steady.add_argument("--kind", choices=["jobs", "mix"], default="jobs")
+    steady.add_argument("--kind", choices=["jobs", "mix", "schedule"], default="jobs")
     steady.add_argument("--rate", type=float, default=200)
     steady.add_argument("--seconds", type=float, default=30)
     steady.add_argument("--warmup", type=float, default=0)
     steady.add_argument("--contractors", type=int, default=0)
     steady.add_argument("--threads", type=int, default=4)
     steady.add_argument("--out", required=True)
+    settle_cmd = commands.add_parser("settle")
+    settle_cmd.add_argument("--keep-lists", action="store_true")
+    lists = commands.add_parser("activate-lists")
+    lists.add_argument("--jobs", type=int, default=400)
+    burst = commands.add_parser("schedule-burst")
+    burst.add_argument("--changes", type=int, default=200)
     args = parser.parse_args()
     django.setup()
-    run = {"ws-accounts": ws_accounts, "record-steady": record_steady}[args.command]
+    run = {
+        "ws-accounts": ws_accounts,
+        "record-steady": record_steady,
+        "settle": settle,
+        "activate-lists": activate_lists,
+        "schedule-burst": schedule_burst,
+    }[args.command]
     print(json.dumps(run(args)), flush=True)
     return 0
 

@@ -110,7 +110,7 @@ def test_procrastinate_defers_one_job_per_event_in_the_recording_transaction(job
     event = job_events(job)
     [(task, queue, args, status)] = jobs()
     assert (task, queue, status) == ("bench.deliver_event", "events", "todo")
-    assert json.loads(args) == {"sequence": event.sequence}
+    assert json.loads(args) == {"event_id": event.pk}
 
 
 def job_events(job: Job):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.harness import budgets, verdict
+from bench.harness import budgets, stale, verdict
 
 
 @pytest.mark.parametrize(
@@ -28,6 +28,7 @@ def test_budgets_lists_only_figures_with_a_budget():
     scenarios = [
         {
             "scenario": "booking",
+            "date": "2026-12-02 10:00 UTC",
             "figures": [
                 {"name": "p95", "median": 60.0, "unit": "ms", "budget": "< 50 ms"},
                 {"name": "throughput", "median": 80.0, "unit": "requests/s", "budget": ""},
@@ -36,5 +37,15 @@ def test_budgets_lists_only_figures_with_a_budget():
     ]
     lines = budgets(scenarios)
     rows = [line for line in lines if line.startswith("| booking")]
-    assert rows == ["| booking | p95 | 60.0 ms | < 50 ms | not met |"]
+    assert rows == ["| booking | p95 | 60.0 ms | < 50 ms | not met | 2026-12-02 |"]
     assert budgets([{"scenario": "x", "figures": []}]) == []
+
+
+def test_a_scenario_run_before_its_subject_changed_is_marked_stale():
+    figure = {"name": "p95", "median": 60.0, "unit": "ms", "budget": "< 50 ms"}
+    old = {"scenario": "booking", "date": "2026-11-23 00:10 UTC", "figures": [figure]}
+    new = {**old, "date": "2026-12-02 10:00 UTC"}
+    assert stale(old) and not stale(new)
+    assert not stale({"scenario": "recommendations", "date": "2026-11-22 23:24 UTC"})
+    [row] = [line for line in budgets([old]) if line.startswith("| booking")]
+    assert row == "| booking | p95 | 60.0 ms | < 50 ms | not met (stale) | 2026-11-23 |"
