@@ -47,6 +47,9 @@ from realtime.revocation import FollowsAccount
 
 log = logging.getLogger("realtime")
 
+# More than the relay's largest batch (--batch-size, 500 by default): see layer_recovered.
+RECOVERY_OVERLAP = 1000
+
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
 SLOW_CONSUMER = 4408  # the client took nothing for WEBSOCKET_SEND_TIMEOUT_SECONDS
@@ -223,6 +226,12 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
         after = self.last_sequence
         if after is None:
             after = await _last_sequence_before(self.connected_at)
+        else:
+            # The broadcast sends a batch's groups concurrently, so this socket may have been
+            # sent a later event of one group while an earlier one of another group was still
+            # in the layer when it failed: replay a batch's worth before the newest sent
+            # (duplicates are dropped by id; a gap would not be).
+            after = max(0, after - RECOVERY_OVERLAP)
         try:
             sequences = await _missed(set(self.joined), after)
         except ResumeError as exc:

@@ -8,6 +8,9 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/smartscheduler")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("SECRET_KEY", "test-only-secret")
+# A test process is server, relay and clients at once (in-process consumers with their own
+# database threads, relay threads, request threads): a pool sized for one web process is not.
+os.environ.setdefault("DB_POOL_MAX_SIZE", "24")
 
 from smartscheduler.settings import *  # noqa: F403
 
