@@ -213,7 +213,9 @@ class Relay:
 
     # --- one step of one subscriber ------------------------------------------------------------
 
-    def step(self, sub: Subscription) -> StepResult:
+    def step(self, sub: Subscription, *, retries: bool = True) -> StepResult:
+        """One step of `sub`: its new events, and (with `retries`) its failed deliveries
+        whose retry is due (the loop looks for those once a poll interval, not every step)."""
         started = time.monotonic()
         position = self._held_position(sub.name)
         if position is None:
@@ -225,7 +227,8 @@ class Relay:
             return StepResult(sub.name, owned=False)
         result = StepResult(sub.name, position=position)
         self._deliver_new(sub, position, result)
-        self._retry_due(sub, result)
+        if retries:
+            self._retry_due(sub, result)
         result.seconds = time.monotonic() - started
         if result.progressed:
             metrics.STEP_SECONDS.labels(subscriber=sub.name).observe(result.seconds)
@@ -238,15 +241,9 @@ class Relay:
         return result
 
     def _deliver_new(self, sub: Subscription, position: int, result: StepResult) -> None:
-        end = head()
-        if end <= position:
+        batch, new_position = self._next_batch(sub, position)
+        if new_position <= position:
             return
-        events = Event.objects.filter(sequence__gt=position, sequence__lte=end)
-        if not sub.all_types:
-            events = events.filter(type__in=sorted(sub.types))
-        batch = list(events.order_by("sequence").only(*DELIVERY_COLUMNS)[: self.config.batch_size])
-        full = len(batch) == self.config.batch_size
-        new_position = batch[-1].sequence if full else end
         if sub.transactional:
             with transaction.atomic():
                 failures = self._run_isolated(sub, batch)
@@ -254,13 +251,33 @@ class Relay:
                 self._advance(sub.name, position, new_position)
         else:
             failures = self._run_isolated(sub, batch)
-            with transaction.atomic():
-                self._record_failures(sub, batch, failures, result)
+            if failures:
+                with transaction.atomic():
+                    self._record_failures(sub, batch, failures, result)
+                    self._advance(sub.name, position, new_position)
+            else:  # one UPDATE: atomic on its own
                 self._advance(sub.name, position, new_position)
         result.handled += len(batch) - len(failures)
         result.position = new_position
         if len(batch) > len(failures):
             metrics.DELIVERED.labels(subscriber=sub.name).inc(len(batch) - len(failures))
+
+    def _next_batch(self, sub: Subscription, position: int) -> tuple[list[Event], int]:
+        """The events after `position` that `sub` takes (a batch at most), and the position
+        it reaches with them. Published sequences are a gap-free prefix, so a subscriber of
+        every type reads from its position alone; one of some types also needs the head, to
+        move past the events it does not take."""
+        events = Event.objects.filter(sequence__gt=position).order_by("sequence")
+        size = self.config.batch_size
+        if sub.all_types:
+            batch = list(events.only(*DELIVERY_COLUMNS)[:size])
+            return batch, batch[-1].sequence if batch else position
+        end = head()
+        if end <= position:
+            return [], position
+        events = events.filter(sequence__lte=end, type__in=sorted(sub.types))
+        batch = list(events.only(*DELIVERY_COLUMNS)[:size])
+        return batch, batch[-1].sequence if len(batch) == size else end
 
     def _run(self, sub: Subscription, events: list[Event]) -> None:
         if sub.transactional:

@@ -133,6 +133,7 @@ class RelayLoop:
     def work(self, sub: Subscription, worker_stop: threading.Event) -> None:
         probing = Probing()
         seen = wakeups.generation
+        retries_at = 0.0  # when to look for failed deliveries whose retry is due
         try:
             while not (self.stop.is_set() or worker_stop.is_set()):
                 if probing.active:
@@ -143,8 +144,9 @@ class RelayLoop:
                 if not self._fair_to_own(sub.name):
                     seen = wakeups.wait(seen, self.config.poll_interval)
                     continue
+                retries = time.monotonic() >= retries_at
                 try:
-                    result = self.relay.step(sub)
+                    result = self.relay.step(sub, retries=retries)
                 except (Outage, DatabaseError) as exc:
                     if not probing.active:
                         log.error("subscriber %s cannot reach a store: %s", sub.name, exc)
@@ -163,6 +165,8 @@ class RelayLoop:
                     continue
                 finally:
                     give_back_pooled_connection()
+                if retries:  # looked for again a poll interval later
+                    retries_at = time.monotonic() + self.config.poll_interval
                 if probing.active:
                     log.warning("subscriber %s recovered after %.1fs", sub.name, probing.duration())
                     probing.reset()
