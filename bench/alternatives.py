@@ -82,11 +82,18 @@ def prepare(cluster: "BenchCluster", mode: str) -> None:
 
 def deliver(events: "list[Event]") -> None:
     """Run every subscribed handler on `events`, here and now: a transactional handler in its
-    own transaction, the others outside any. No receipts, no retries: an exception propagates."""
+    own transaction, the others outside any. No receipts, no retries: an exception propagates.
+
+    The alternatives have no publication, so an event has no sequence; the frame format needs
+    one (the websocket consumer keeps the last it sent, for a resume), so the event's id, the
+    order of recording, stands in for it, on this copy only (nothing is written)."""
     from django.db import transaction
 
     from events.handlers import subscriptions
 
+    for event in events:
+        if event.sequence is None:
+            event.sequence = event.id
     for sub in subscriptions():
         accepted = [event for event in events if sub.accepts(event.type)]
         if not accepted:
