@@ -15,6 +15,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import django
+import django.apps
 from celery import Celery
 
 from bench.alternatives import CELERY_DONE, CELERY_FIRST, CELERY_LAST, CELERY_QUEUE
@@ -27,7 +28,8 @@ def broker_url() -> str:
 
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartscheduler.settings")
-django.setup()
+if not (django.apps.apps.ready or django.apps.apps.loading):  # the worker; else a Django process
+    django.setup()
 
 app = Celery("bench", broker=broker_url())
 app.conf.update(
