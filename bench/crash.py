@@ -104,6 +104,7 @@ def kill_group(process: Process) -> None:
     if process.alive():
         os.killpg(process.pid, signal.SIGKILL)
     process.proc.wait(timeout=10)
+    process.stop()  # dead already: closes its log
 
 
 def web_env(approach: str) -> dict[str, str]:
