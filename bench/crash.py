@@ -56,6 +56,16 @@ PLANNED = 2100  # 300 per run: 30 s of bookings; planning costs about a minute
 SEED = 18
 
 
+def ledger(committed: list[str], log: dict) -> dict[str, int]:
+    """Lost: committed events (by id) the ledger client never received; received twice: its
+    event frames beyond the first for an id (any event, the handlers' own included)."""
+    received = set(log["received"])
+    return {
+        "lost": sum(event_id not in received for event_id in committed),
+        "received_twice": log["frames"] - len(received),
+    }
+
+
 def targets(approach: str) -> tuple[str, ...]:
     return ("web",) if approach == "on_commit" else ("web", "worker")
 
@@ -187,8 +197,6 @@ def one_run(cluster: BenchCluster, approach: str, target: str, ctx: dict, plans:
                 (first_id,),
             )
         ]
-    received = set(log["received"])
-    lost = [event_id for event_id in committed if event_id not in received]
     stuck = 0
     if approach == "procrastinate":
         with cluster.sql() as conn:
@@ -200,8 +208,7 @@ def one_run(cluster: BenchCluster, approach: str, target: str, ctx: dict, plans:
         "committed": len(committed),
         "acknowledged": outcomes.get("201", 0),
         "outcomes": outcomes,
-        "lost": len(lost),
-        "received_twice": log["frames"] - len(received),
+        **ledger(committed, log),
         "drain_seconds": drain_seconds,
         "stuck_jobs": stuck,
         "ledger_errors": log["errors"],
