@@ -59,7 +59,7 @@ def relay_throughput(result: dict, out_dir: Path) -> tuple[str, str] | None:
     ax.set_yticks(list(positions), names)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.axvline(3000, color="red", linestyle="--", linewidth=1, label="budget: 3,000 events/s")
+    ax.axvline(5000, color="red", linestyle="--", linewidth=1, label="budget: 5,000 events/s")
     for position, f in zip(positions, figures, strict=True):
         # Right of the spread's whisker, so the number never sits on it.
         ax.text(f["max"] * 1.08, position, f"{f['median']:,.0f}", va="center", fontsize=8)
