@@ -1,4 +1,5 @@
-"""`python -m bench all | relay | recommendations | booking | latency | fanout | scale [--keep]`, or
+"""`python -m bench all | relay | recommendations | booking | latency | fanout | crash | scale
+[--keep]`, or
 `python -m bench report` to rewrite docs/benchmarks.md and the plots from benchmarks.json,
 or `python -m bench plans` to rewrite the query plans in docs/events.md from the last `scale`
 run (see bench/__init__.py)."""
@@ -7,6 +8,8 @@ import argparse
 import importlib
 import shlex
 import sys
+import time
+from datetime import UTC, datetime
 
 from bench.cluster import BenchCluster
 from bench.harness import (
@@ -19,7 +22,7 @@ from bench.harness import (
     write_reports,
 )
 
-SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout", "scale"]
+SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout", "crash", "scale"]
 
 
 def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:
@@ -60,10 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
     results: list[ScenarioResult] = []
     context: dict = {"machine": machine()}
+    started, started_at = time.monotonic(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     for name in names:
         result, postgres = run_scenario(name, args.keep)
         context["versions"] = versions(postgres)
         results.append(result)
+        if args.scenario == "all":
+            context["run"] = {
+                "command": command,
+                "started": started_at,
+                "seconds": time.monotonic() - started,
+                "scenarios": [r.scenario for r in results],
+            }
         # Written after each scenario, so a later failure keeps what was measured.
         data = write_reports([result], command=command, context=context)
         if name == "scale":

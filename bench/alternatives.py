@@ -10,6 +10,12 @@ same events to the same handlers and groups (issue 6, scenario 1; the latency sc
 - "procrastinate": a PostgreSQL job queue. One job per event is deferred in the recording
   transaction (procrastinate's Django connector uses Django's connection), and a procrastinate
   worker runs every subscribed handler on [event] per job.
+- "celery": what a Django team reaches for first. One Celery task per event, queued with
+  `delay_on_commit` (Celery >= 5.4: `delay` in `transaction.on_commit`) on a Redis broker (the
+  scenario's private redis-server, database 1), and a Celery worker runs every subscribed
+  handler on [event] per task (bench/celery_app.py). Celery's defaults: the task is
+  acknowledged when the worker takes it, so a worker killed mid-task loses it, and a process
+  killed between the commit and the `delay` never queues it.
 
 The hook is Django's `post_save` signal on `events.models.Event` (public; `record_event` creates
 the row with `Event.objects.create` in the caller's transaction), so product code is unchanged.
@@ -31,13 +37,23 @@ if TYPE_CHECKING:
     from chaos.cluster import Process
     from events.models import Event
 
-MODES = ("relay", "on_commit", "procrastinate")
+MODES = ("relay", "on_commit", "procrastinate", "celery")
 PROCRASTINATE_SETTINGS = "bench.settings_procrastinate"
 RELAY_BATCH = 500
 PROCRASTINATE_QUEUE = "events"
+CELERY_QUEUE = "events"
+# The Celery task's counters in the broker's Redis (bench/celery_app.py), for the drain checks:
+CELERY_DONE = "bench:celery:done"  # tasks finished
+CELERY_FIRST = "bench:celery:first"  # time.time() of the first task started
+CELERY_LAST = "bench:celery:last"  # time.time() of the last task finished
 # The worker's database connections are kept between jobs (the product's default, 0, is for
 # ASGI requests); without it every job would open a new PostgreSQL connection.
 WORKER_CONN_MAX_AGE = "600"
+# Handlers in flight in a job-queue worker: procrastinate's --concurrency, Celery's prefork
+# processes. Their defaults are 1 and one per CPU (2 here); each job spends most of its few
+# milliseconds waiting on PostgreSQL and Redis, so 4 overlaps those waits (on a 1,500-event trial
+# procrastinate at 4 was 1.2x to 2.4x faster than at 1), and both queues get the same 4.
+QUEUE_CONCURRENCY = 4
 
 
 def _check(mode: str) -> None:
@@ -66,11 +82,18 @@ def prepare(cluster: "BenchCluster", mode: str) -> None:
 
 def deliver(events: "list[Event]") -> None:
     """Run every subscribed handler on `events`, here and now: a transactional handler in its
-    own transaction, the others outside any. No receipts, no retries: an exception propagates."""
+    own transaction, the others outside any. No receipts, no retries: an exception propagates.
+
+    The alternatives have no publication, so an event has no sequence; the frame format needs
+    one (the websocket consumer keeps the last it sent, for a resume), so the event's id, the
+    order of recording, stands in for it, on this copy only (nothing is written)."""
     from django.db import transaction
 
     from events.handlers import subscriptions
 
+    for event in events:
+        if event.sequence is None:
+            event.sequence = event.id
     for sub in subscriptions():
         accepted = [event for event in events if sub.accepts(event.type)]
         if not accepted:
@@ -97,7 +120,18 @@ def _defer_job(sender, instance, created: bool, raw: bool = False, **kwargs) -> 
         deliver_event.defer(event_id=instance.pk)
 
 
-_RECEIVERS = {"on_commit": _deliver_on_commit, "procrastinate": _defer_job}
+def _delay_on_commit(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        from bench.celery_app import deliver_event
+
+        deliver_event.delay_on_commit(event_id=instance.pk)
+
+
+_RECEIVERS = {
+    "on_commit": _deliver_on_commit,
+    "procrastinate": _defer_job,
+    "celery": _delay_on_commit,
+}
 
 
 def install(mode: str) -> None:
@@ -106,10 +140,13 @@ def install(mode: str) -> None:
     alternative's way: "on_commit": transaction.on_commit -> run the same subscribed handlers
     (events.handlers.subscriptions()) on [event], including the broadcast's group_send, in this
     process, no durability; "procrastinate": defer one procrastinate job per event in the same
-    transaction. "relay": nothing (the relay process delivers). Idempotent."""
+    transaction; "celery": queue one Celery task per event after the commit (`delay_on_commit`).
+    "relay": nothing (the relay process delivers). Idempotent."""
     _check(mode)
     if mode == "relay":
         return
+    if mode == "celery":
+        import bench.celery_app  # noqa: F401 (the app, before the first request needs it)
     from django.db.models.signals import post_save
 
     from events.models import Event
@@ -149,27 +186,44 @@ def worker_argv(mode: str, *, concurrency: int = 1, one_shot: bool = False) -> l
             "--concurrency", str(concurrency), "--queues", PROCRASTINATE_QUEUE,
         ]  # fmt: skip
         return [*argv, "--one-shot"] if one_shot else argv
+    if mode == "celery":
+        return [
+            sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "--pool",
+            "prefork", "--concurrency", str(concurrency), "--queues", CELERY_QUEUE,
+            "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]  # fmt: skip
     raise ValueError("on_commit delivers in the recording process: no worker")
 
 
 def worker_env(mode: str) -> dict[str, str]:
     """env(mode) plus what the worker process needs (kept database connections)."""
     extra = env(mode)
-    if mode == "procrastinate":
+    if mode in ("procrastinate", "celery"):
         extra["DB_CONN_MAX_AGE"] = WORKER_CONN_MAX_AGE
     return extra
 
 
-def start_worker(cluster: "BenchCluster", mode: str, *, concurrency: int = 1) -> "Process | None":
+def start_worker(
+    cluster: "BenchCluster",
+    mode: str,
+    *,
+    concurrency: int | None = None,
+    name: str = "",
+    **extra_env: str,
+) -> "Process | None":
     """Start what delivers outside the recording process: "relay" -> `manage.py relay` (batch
     500), "procrastinate" -> a procrastinate worker running the handlers (`concurrency` jobs at
-    once, default 1), "on_commit" -> None. Returns the chaos.cluster.Process (via cluster.spawn,
-    so cluster.close() stops it)."""
+    once), "celery" -> a Celery worker (`concurrency` prefork processes), default
+    QUEUE_CONCURRENCY for both; "on_commit" -> None. Returns the chaos.cluster.Process (via
+    cluster.spawn, so cluster.close() stops it)."""
     _check(mode)
     if mode == "on_commit":
         return None
-    name = "relay" if mode == "relay" else "procrastinate-worker"
-    return cluster.spawn(name, worker_argv(mode, concurrency=concurrency), **worker_env(mode))
+    if concurrency is None:
+        concurrency = QUEUE_CONCURRENCY
+    name = name or ("relay" if mode == "relay" else f"{mode}-worker")
+    argv = worker_argv(mode, concurrency=concurrency)
+    return cluster.spawn(name, argv, **{**worker_env(mode), **extra_env})
 
 
 # --- throughput runs (bench/relay.py), as `python -m bench.alternatives COMMAND` --------------
@@ -218,9 +272,22 @@ def defer_jobs(args) -> dict:
     return {"jobs": len(ids), "seconds": time.perf_counter() - started}
 
 
+def queue_tasks(args) -> dict:
+    """One Celery task per event 1..last (every `every`-th), queued as `delay_on_commit` queues
+    it once the commit is done (`delay`: one LPUSH to the broker). Timed."""
+    from bench.celery_app import deliver_event
+
+    ids = [event.pk for event in _recorded(args.last, args.every)]
+    started = time.perf_counter()
+    for event_id in ids:
+        deliver_event.delay(event_id=event_id)
+    return {"tasks": len(ids), "seconds": time.perf_counter() - started}
+
+
 def main() -> int:
     import argparse
     import json
+    import resource
 
     import django
 
@@ -228,14 +295,18 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     on_commit = commands.add_parser("deliver-on-commit")
     defer = commands.add_parser("defer-jobs")
-    for command in (on_commit, defer):
+    queue = commands.add_parser("queue-tasks")
+    for command in (on_commit, defer, queue):
         command.add_argument("--last", type=int, required=True)
         command.add_argument("--every", type=int, default=1)
     defer.add_argument("--chunk", type=int, default=500)
     args = parser.parse_args()
     django.setup()
-    run = {"deliver-on-commit": deliver_on_commit, "defer-jobs": defer_jobs}[args.command]
-    print(json.dumps(run(args)), flush=True)
+    commands = {"deliver-on-commit": deliver_on_commit, "defer-jobs": defer_jobs}
+    run = {**commands, "queue-tasks": queue_tasks}[args.command]
+    done = run(args)
+    done["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(done), flush=True)
     return 0
 
 

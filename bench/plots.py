@@ -4,7 +4,8 @@ Each plot is drawn from what the JSON holds and skipped when its data is absent,
 run still yields the plots it can: relay throughput against its ceilings and alternatives (every
 events/s figure of the `relay` scenario, median with the min-to-max spread); the commit-to-frame
 latency distributions of `latency` (per mode) and `fanout`; the recommendation latencies of
-`recommendations`; booking latencies if the `booking` scenario stored raw samples.
+`recommendations`; booking latencies if the `booking` scenario stored raw samples (the open
+loop's when it ran one); the crash ledger's lost and twice-received events per approach.
 """
 
 from pathlib import Path
@@ -58,7 +59,7 @@ def relay_throughput(result: dict, out_dir: Path) -> tuple[str, str] | None:
     ax.set_yticks(list(positions), names)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.axvline(3000, color="red", linestyle="--", linewidth=1, label="budget: 3,000 events/s")
+    ax.axvline(5000, color="red", linestyle="--", linewidth=1, label="budget: 5,000 events/s")
     for position, f in zip(positions, figures, strict=True):
         # Right of the spread's whisker, so the number never sits on it.
         ax.text(f["max"] * 1.08, position, f"{f['median']:,.0f}", va="center", fontsize=8)
@@ -142,7 +143,9 @@ def recommendation_latency(result: dict, out_dir: Path) -> tuple[str, str] | Non
 
 
 def booking_latency(result: dict, out_dir: Path) -> tuple[str, str] | None:
-    rounds = result.get("extra", {}).get("rounds") or []
+    extra = result.get("extra", {})
+    opened = extra.get("open_loop") or []
+    rounds = opened or extra.get("rounds") or []
     samples = [v for r in rounds if isinstance(r, dict) for v in r.get("latencies_ms", [])]
     if not samples:
         return None
@@ -152,8 +155,30 @@ def booking_latency(result: dict, out_dir: Path) -> tuple[str, str] | None:
     ax.set_xlabel("POST /api/jobs/{id}/assign, ms")
     ax.set_ylabel("requests")
     ax.legend(fontsize=8)
-    ax.set_title("Booking latency at 20 concurrent clients (all rounds)")
+    load = f"open loop at {opened[0]['rate']:.0f} bookings/s" if opened else "20 concurrent clients"
+    ax.set_title(f"Booking latency, {load} (all rounds)")
     return _save(fig, out_dir, "booking.png", "Booking latency distribution")
+
+
+def crash_ledger(result: dict, out_dir: Path) -> tuple[str, str] | None:
+    runs = result.get("extra", {}).get("runs") or {}
+    if not runs:
+        return None
+    keys = list(runs)
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(keys) + 1.8))
+    positions = range(len(keys))
+    lost = [runs[k]["lost"] for k in keys]
+    twice = [runs[k]["received_twice"] for k in keys]
+    ax.barh([p - 0.2 for p in positions], lost, height=0.4, color="#d62728", label="lost")
+    ax.barh([p + 0.2 for p in positions], twice, height=0.4, color="#ff7f0e",
+            label="received twice")  # fmt: skip
+    labels = [f"{k} ({runs[k]['committed']} committed, {runs[k]['kills']} kills)" for k in keys]
+    ax.set_yticks(list(positions), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("events")
+    ax.legend(fontsize=8)
+    ax.set_title("Crash ledger: approach / process killed")
+    return _save(fig, out_dir, "crash.png", "Crash ledger")
 
 
 PLOTS = [
@@ -162,4 +187,5 @@ PLOTS = [
     ("booking", booking_latency),
     ("latency", latency_distribution),
     ("fanout", fanout_distribution),
+    ("crash", crash_ledger),
 ]

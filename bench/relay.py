@@ -314,6 +314,11 @@ def measure(cluster: BenchCluster, result: ScenarioResult, bus: dict[str, str]) 
     result.add("ratio 1 relay / SQL ceiling", "x", ratio(threads, sql))
     result.add("ratio 2 relays / 1 relay", "x", ratio(two, threads))
     result.add("peak RSS, 1 relay draining", "MiB", [max(r["rss"]) for r in runs["threads"]])
+    if os.environ.get("BENCH_RELAY_ALTERNATIVES", "1") == "1":
+        from bench import contenders
+
+        contenders.measure(cluster, result, last_id=last_id, bus=bus, repeats=SECONDARY,
+                           relay_per_s=threads)  # fmt: skip
 
     # Where the time goes: per subscriber, its steps' milliseconds summed per drain (median).
     per_sub: dict[str, list[float]] = {}
@@ -367,10 +372,6 @@ def measure(cluster: BenchCluster, result: ScenarioResult, bus: dict[str, str]) 
         f"Machine load (1-minute load average, {os.cpu_count()} cores, shared): "
         + ", ".join(f"{load:.1f}" for load in loads)
         + ".",
-    ]
-    result.not_measured += [
-        "The alternatives (on_commit delivery in the request, one procrastinate job per "
-        "event) were not re-measured against the per-subscriber relay this session.",
     ]
     result.extra = {
         "mix": seeded["mix"],

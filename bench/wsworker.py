@@ -188,6 +188,7 @@ def record_steady(args) -> dict:
     every contractor). Writes [event id,
     groups, commit time, warm-up] per event to `args.out`; events of the first `args.warmup`
     seconds are warm-up (connections, caches), not measured."""
+    import resource
     import threading
 
     from django.db import connection, transaction
@@ -281,6 +282,8 @@ def record_steady(args) -> dict:
         "threads": args.threads,
         "late_over_1ms": len(late),
         "max_late_ms": max(late, default=0.0),
+        # Peak RSS of this process: with on_commit delivery, the handlers run here.
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 

@@ -118,3 +118,36 @@ def job_events(job: Job):
 
     [event] = Event.objects.filter(aggregate_type="job", aggregate_id=str(job.pk))
     return event
+
+
+@pytest.fixture
+def celery_queue(db, monkeypatch):
+    """The Celery alternative on kombu's in-memory transport (no broker process; the shared
+    Redis is not touched), its queue empty before and after."""
+    from bench.celery_app import app
+
+    monkeypatch.setattr(app.conf, "broker_url", "memory://")
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("events")
+        queue.clear()
+        install("celery")
+        yield queue
+        uninstall("celery")
+        queue.clear()
+
+
+def test_celery_queues_one_task_per_event_after_the_commit_only(
+    celery_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        new_job_rolled_back()
+    assert celery_queue.qsize() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        job = new_job()
+        # delay_on_commit: nothing is queued while the transaction is open.
+        assert celery_queue.qsize() == 0
+    message = celery_queue.get(timeout=1)
+    args, kwargs, _ = message.payload
+    assert message.headers["task"] == "bench.deliver_event"
+    assert (args, kwargs) == ([], {"event_id": job_events(job).pk})
+    assert celery_queue.qsize() == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.harness import budgets, stale, verdict
+from bench.harness import budgets, shortfalls, stale, verdict
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,37 @@ def test_a_scenario_run_before_its_subject_changed_is_marked_stale():
     assert not stale({"scenario": "recommendations", "date": "2026-11-22 23:24 UTC"})
     [row] = [line for line in budgets([old]) if line.startswith("| booking")]
     assert row == "| booking | p95 | 60.0 ms | < 50 ms | not met (stale) | 2026-11-23 |"
+
+
+def test_a_budget_not_met_gets_its_arithmetic_and_profile_and_a_met_one_none():
+    scenarios = [
+        {
+            "scenario": "booking",
+            "figures": [
+                {"name": "p95", "median": 80.0, "unit": "ms", "budget": "< 50 ms"},
+                {"name": "errors", "median": 0.0, "unit": "%", "budget": "0"},
+            ],
+            "extra": {"arithmetic": ["daphne spends 15 ms of CPU per booking"]},
+        },
+        {
+            "scenario": "relay",
+            "figures": [
+                {
+                    "name": "1 relay",
+                    "median": 1000.0,
+                    "unit": "events/s",
+                    "budget": ">= 5,000 events/s",
+                }
+            ],
+        },
+    ]
+    lines = shortfalls(scenarios)
+    assert lines[0] == "## Budgets not met: the arithmetic"
+    assert lines[2] == (
+        "- booking, p95: 80.0 ms is 1.60x the limit of 50.0: 30.0 ms (37.5%) must go; "
+        "profile: [profiles/booking.md](profiles/booking.md)."
+    )
+    assert lines[3] == "  - daphne spends 15 ms of CPU per booking"
+    assert lines[4].startswith("- relay, 1 relay: 1,000 events/s is 5.00x short of 5,000")
+    assert not any("errors" in line for line in lines)
+    assert shortfalls([scenarios[0] | {"figures": scenarios[0]["figures"][1:]}]) == []

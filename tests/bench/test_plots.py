@@ -55,6 +55,16 @@ DATA = {
             },
         ),
         "booking": scenario("booking", [figure("p95", "ms", [40.0])], {"rounds": [{}]}),
+        "crash": scenario(
+            "crash",
+            [figure("relay, web killed: committed, event never reached the client", "events", [0])],
+            {
+                "runs": {
+                    "relay/web": {"lost": 0, "received_twice": 0, "committed": 90, "kills": 5},
+                    "on_commit/web": {"lost": 4, "received_twice": 0, "committed": 88, "kills": 5},
+                }
+            },
+        ),
     }
 }
 
@@ -64,8 +74,9 @@ def test_plots_are_drawn_for_the_data_present_and_linked_under_their_scenario(tm
     assert {scenario: [name for _, name in made] for scenario, made in plots.items()} == {
         "relay": ["relay_throughput.png"],
         "latency": ["latency.png"],
+        "crash": ["crash.png"],
     }
-    for name in ("relay_throughput.png", "latency.png"):
+    for name in ("relay_throughput.png", "latency.png", "crash.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE
     # No raw booking samples: no booking plot, rather than an empty one.
     assert not (tmp_path / "booking.png").exists()
@@ -80,5 +91,5 @@ def test_a_scenario_measured_is_no_longer_listed_as_pending():
     report = markdown(DATA)
     pending = report.split("## Not yet measured")[1]
     assert "Scenario `fanout` (not run yet)" in pending
-    assert "Fan-out to 1,000" in pending
+    assert "Fan-out to 5,000" in pending
     assert "Commit-to-websocket latency" not in pending
