@@ -66,6 +66,9 @@ class Fault:
     ended_wall: float | None = None
     max_id: int = 0  # the newest event recorded when the fault ended
     recovered_after: float | None = None  # seconds from `ended`
+    # Who still had events recorded before the end, at the last sample before it recovered:
+    # the subscribers that recovered last (what a late recovery waited for).
+    behind: tuple[str, ...] = ()
 
     @property
     def recovered_at(self) -> float | None:
@@ -96,11 +99,13 @@ class Sample:
     def lag(self, skip=frozenset()) -> float:
         return max((p.lag for k, p in self.by_key.items() if k not in skip), default=0.0)
 
-    def done_through(self, max_id: int) -> bool:
-        """Every subscriber has handled everything recorded up to event `max_id`."""
-        return all(
-            p.oldest_id > max_id for k, p in self.by_key.items() if k not in DELIBERATE and p.count
-        )
+    def behind(self, max_id: int) -> tuple[str, ...]:
+        """The subscribers (and retries, and the publisher) that have not handled everything
+        recorded up to event `max_id`; none when every one has."""
+        return tuple(sorted(
+            k for k, p in self.by_key.items()
+            if k not in DELIBERATE and p.count and p.oldest_id <= max_id
+        ))  # fmt: skip
 
 
 class Monitor:
@@ -185,7 +190,10 @@ class Monitor:
                 for fault in self.faults:
                     if fault.ended is None or fault.recovered_after is not None:
                         continue
-                    if sample.done_through(fault.max_id):
+                    behind = sample.behind(fault.max_id)
+                    if behind:
+                        fault.behind = behind
+                    else:
                         fault.recovered_after = max(0.0, sample.at - fault.ended)
 
     # --- what the samples say -------------------------------------------------------------------

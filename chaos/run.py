@@ -245,8 +245,10 @@ def print_report(setup: Setup, load: LoadGenerator, checks: list[invariants.Chec
                          else "never")  # fmt: skip
             ended = fault.ended if fault.ended is not None else fault.started
             rows.append([f"{fault.started - first:.1f}s", fault.kind, fault.detail,
-                         f"{ended - fault.started:.2f}s", recovered])  # fmt: skip
-        print(table(rows, ["at", "fault", "detail", "store down", "recovered after"]))
+                         f"{ended - fault.started:.2f}s", recovered,
+                         ", ".join(fault.behind) or "-"])  # fmt: skip
+        print(table(rows, ["at", "fault", "detail", "store down", "recovered after",
+                           "last to catch up"]))  # fmt: skip
         if injector.errors:
             print(f"fault injector errors: {injector.errors}")
         recoveries = relay_recoveries(cluster)

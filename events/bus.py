@@ -39,6 +39,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 import kombu
+from amqp.exceptions import MessageNacked
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from kombu.exceptions import OperationalError
@@ -49,7 +50,7 @@ from events.models import Event
 
 HANDLER_NAME = "events.bus"
 PERSISTENT = 2  # AMQP delivery_mode: the broker writes the message to disk
-# Seconds to reach the broker, and to wait for its confirm of one message (a broker under a
+# Seconds to reach the broker, and to wait for its confirms of one batch (a broker under a
 # memory or disk alarm blocks publishers): past either, the relay treats it as an outage.
 CONNECT_TIMEOUT = 5.0
 CONFIRM_TIMEOUT = 10.0
@@ -71,8 +72,9 @@ def bus_exchange(url: str, name: str) -> kombu.Exchange:
 
 
 def bus_connection(url: str) -> kombu.Connection:
-    """A connection that fails fast (the relay retries) with publisher confirms on py-amqp."""
-    options: dict = {"confirm_publish": True, "max_retries": 0}
+    """A connection that fails fast (the relay retries). Publisher confirms are the
+    publisher's (`Confirms`): kombu's `confirm_publish` would wait after every message."""
+    options: dict = {"max_retries": 0}
     if is_sqs(url):
         options["supports_fanout"] = True  # fanout exchange -> SNS topic (kombu's SQS transport)
     return kombu.Connection(url, connect_timeout=CONNECT_TIMEOUT, transport_options=options)
@@ -80,6 +82,58 @@ def bus_connection(url: str) -> kombu.Connection:
 
 def safe_uri(connection: kombu.Connection) -> str:
     return connection.as_uri()  # the password masked, for logs and errors
+
+
+class Confirms:
+    """RabbitMQ's publisher confirms on one channel, awaited once per batch: the broker numbers
+    the messages published on a channel in confirm mode 1, 2, ... and acks (or nacks) them,
+    several at once when `multiple` is set. A batch is confirmed when every number it took was
+    acked; a nack of any of them fails the whole batch (the relay publishes it again: at least
+    once). Waiting per message (kombu's `confirm_publish`) costs a round trip each."""
+
+    def __init__(self, channel) -> None:
+        self.published = 0
+        self.waiting: set[int] = set()
+        self.nacked = 0
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+
+    def sent(self) -> None:
+        self.published += 1
+        self.waiting.add(self.published)
+
+    def wait(self, connection: kombu.Connection, timeout: float) -> None:
+        """Until the broker settled everything sent; raises MessageNacked if it refused any,
+        TimeoutError (an outage, for the relay) if it settled not all within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self.waiting:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                connection.drain_events(timeout=left)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"{len(self.waiting)} messages unconfirmed after {timeout:g}s"
+                ) from None
+        nacked, self.nacked = self.nacked, 0
+        if nacked:
+            raise MessageNacked(f"the broker refused {nacked} messages of the batch (nack)")
+
+    def _settle(self, delivery_tag: int, multiple: bool) -> int:
+        if multiple:
+            settled = {tag for tag in self.waiting if tag <= delivery_tag}
+        else:
+            settled = {delivery_tag} & self.waiting
+        self.waiting -= settled
+        return len(settled)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacked += self._settle(delivery_tag, multiple)
 
 
 class Publisher:
@@ -98,6 +152,7 @@ class Publisher:
         self.connection_errors = bus_connection(url).connection_errors
         self.connection: kombu.Connection | None = None
         self.producer: kombu.Producer | None = None
+        self.confirms: Confirms | None = None
         self.lock = threading.Lock()
 
     def publish(self, events: list[Event]) -> None:
@@ -129,6 +184,7 @@ class Publisher:
         if is_sqs(self.url):
             self._publish_sns(events)
             return
+        assert self.connection is not None and self.confirms is not None
         for event in events:
             self.producer.publish(
                 structured(event),
@@ -139,8 +195,9 @@ class Publisher:
                 content_encoding="utf-8",
                 retry=False,
                 timeout=CONFIRM_TIMEOUT,
-                confirm_timeout=CONFIRM_TIMEOUT,
             )
+            self.confirms.sent()
+        self.confirms.wait(self.connection, CONFIRM_TIMEOUT)
 
     def _publish_sns(self, events: list[Event]) -> None:
         """SNS/SQS: the CloudEvent JSON is the notification's message, with no kombu wrapper
@@ -159,8 +216,11 @@ class Publisher:
         connection = bus_connection(self.url)
         self.connection = connection
         connection.ensure_connection(max_retries=0)  # kombu's OperationalError when down
+        channel = connection.default_channel
+        if not is_sqs(self.url):
+            self.confirms = Confirms(channel)
         # Declares the (durable) exchange: idempotent on the broker.
-        self.producer = kombu.Producer(connection.default_channel, exchange=self.exchange)
+        self.producer = kombu.Producer(channel, exchange=self.exchange)
         log.info("event bus connected to %s, exchange %s", self.where, self.exchange.name)
 
     def _fail(self, exc: Exception) -> NoReturn:
@@ -177,7 +237,7 @@ class Publisher:
         if self.connection is not None:
             with suppress(Exception):  # closing a broken connection may fail too
                 self.connection.release()
-        self.connection, self.producer = None, None
+        self.connection, self.producer, self.confirms = None, None, None
 
 
 _publisher: Publisher | None = None

@@ -10,8 +10,10 @@ Each subscriber (events.handlers) has a position in the published log and its ow
 4. If the handler raised, probe the stores it needs (the database, and the subscription's
    probe: Redis, the broker). A probe that fails is an outage: nothing moves, no attempt is
    spent, and the subscriber probes again within a second or two. Probes that pass mean the
-   events failed: each is retried alone, and those that still fail get a FailedDelivery row
-   (backoff, then dead) while the position moves past them, so a poison event blocks nothing.
+   events failed: each is retried alone (a lone event too, once, if the database dropped the
+   connection meanwhile: it failed with the store, which is back), and those that still fail
+   get a FailedDelivery row (backoff, then dead) while the position moves past them, so a
+   poison event blocks nothing.
 5. Move the position, fenced on the owner and the old position: a relay that lost its lease
    changes nothing, and its transactional effects roll back with it.
 A relay killed at any instant leaves the position where it was; the next owner delivers again
@@ -94,6 +96,14 @@ def default_relay_name() -> str:
 
 def describe_failure(sub: Subscription) -> str:
     return f"{sub.name}: {traceback.format_exc(limit=8)}"
+
+
+def database_dropped(held: object) -> bool:
+    """Did the database drop this thread's connection (`held` before the handler ran) under
+    the handler? Django closes a connection whose rollback failed (a terminated backend) and
+    reconnects, so the probe that follows passes: the store failed, not the events, and they
+    deserve one immediate second run."""
+    return connection.connection is not held
 
 
 def probe_stores(sub: Subscription) -> str | None:
@@ -303,6 +313,7 @@ class Relay:
         {event id: error} of the events that failed; raises Outage if a store is down."""
         if not events:
             return {}
+        held = connection.connection
         try:
             self._run(sub, events)
             return {}
@@ -318,8 +329,9 @@ class Relay:
             return failures
         except Exception:
             error = describe_failure(sub)
+        dropped = database_dropped(held)
         self._raise_if_outage(sub, error)
-        if len(events) == 1:
+        if len(events) == 1 and not dropped:
             return {events[0].id: error}
         failures: dict[int, str] = {}
         for event in events:
@@ -390,15 +402,20 @@ class Relay:
                 self._still_owner(sub.name)
                 self._settle(sub, failure, error, result)
 
-    def _attempt(self, sub: Subscription, event: Event) -> str | None:
+    def _attempt(self, sub: Subscription, event: Event, *, again: bool = True) -> str | None:
         """Run the handler on one event: None if it succeeded, else the error (raises Outage
-        if a store is down, so no attempt is spent)."""
+        if a store is down, so no attempt is spent; runs it once more at once if the database
+        dropped the connection meanwhile)."""
+        held = connection.connection
         try:
             self._run(sub, [event])
             return None
         except Exception:
             error = describe_failure(sub)
+        dropped = database_dropped(held)
         self._raise_if_outage(sub, error)
+        if dropped and again:
+            return self._attempt(sub, event, again=False)
         return error
 
     def _settle(

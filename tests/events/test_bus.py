@@ -27,7 +27,7 @@ from kombu.exceptions import OperationalError
 from events.bus import HANDLER_NAME, subscribe_bus, unsubscribe_bus
 from events.catalog import EVENT_TYPES
 from events.handlers import ALL_TYPES, subscription, subscriptions
-from events.models import Event
+from events.models import Event, FailedDelivery
 from events.publisher import head, publish_all
 from events.relay import Outage, Relay
 from scheduling.models import Job
@@ -58,12 +58,15 @@ pytestmark = pytest.mark.django_db
 class Inbox:
     """An exclusive queue bound to the test's exchange: what a consuming service would see."""
 
-    def __init__(self, channel, exchange: kombu.Exchange, keys: tuple[str, ...]) -> None:
+    def __init__(
+        self, channel, exchange: kombu.Exchange, keys: tuple[str, ...], arguments: dict
+    ) -> None:
         self.queue = kombu.Queue(
             f"test-bus-{uuid.uuid4().hex[:8]}",
             bindings=[kombu.binding(exchange, routing_key=key) for key in keys],
             exclusive=True,
             auto_delete=True,
+            queue_arguments=arguments,
         )(channel)
         self.queue.declare()
 
@@ -91,8 +94,9 @@ class Bus:
     exchange: kombu.Exchange
     channel: object
 
-    def bind(self, *keys: str) -> Inbox:
-        return Inbox(self.channel, self.exchange, keys or ("#",))
+    def bind(self, *keys: str, arguments: dict | None = None) -> Inbox:
+        """A queue for `keys` (all by default); `arguments` are RabbitMQ's queue arguments."""
+        return Inbox(self.channel, self.exchange, keys or ("#",), arguments or {})
 
 
 @pytest.fixture
@@ -308,6 +312,30 @@ def test_one_connection_serves_every_batch_and_a_dropped_one_is_reopened(bus, se
     [message] = inbox.take(1)
     assert json.loads(message.body)["subject"] == f"job/{job.pk}"
     assert proxy.accepted == 2
+
+
+def test_a_batch_the_broker_refuses_in_part_is_published_again_until_it_takes_it(bus, clock):
+    """Confirms are awaited once per batch, and every message of it counts: a queue that is
+    full and rejects publishes makes RabbitMQ nack them, so the bus does not count the batch
+    as done; its events are retried (alone, with backoff) until the broker took each one.
+    At least once: the consumer gets duplicates, which it drops by id."""
+    limited = bus.bind(arguments={"x-max-length": 2, "x-overflow": "reject-publish"})
+    create_jobs(3)
+    relay = Relay()
+
+    relay.drain()  # the first two fill the queue; the third is refused: the batch failed
+    assert failures() == [(HANDLER_NAME, sequence, 1, False) for sequence in (1, 2, 3)]
+    assert "nack" in FailedDelivery.objects.filter(event__sequence=3).get().last_error
+    received = [m.properties["message_id"] for m in limited.drain()]
+    assert len(received) == 2
+
+    for _ in range(3):  # retried alone: the queue takes two at a time
+        clock.advance(60)
+        relay.drain()
+        received += [m.properties["message_id"] for m in limited.drain()]
+    assert failures() == []
+    assert set(received) == {str(e.event_id) for e in Event.objects.all()}
+    assert len(received) == 5  # the first two twice: the broker had them before the nack
 
 
 # --- the broker unreachable -------------------------------------------------------------------

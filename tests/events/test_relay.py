@@ -232,6 +232,49 @@ def test_an_event_that_always_raises_a_database_error_still_goes_dead(clock):
         unsubscribe("tests.timeout")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_event_whose_backend_was_terminated_under_it_is_run_again_at_once(clock):
+    """PostgreSQL terminates the backend while a handler's transaction runs: Django drops the
+    connection when the rollback fails, so the probe that follows reconnects and passes. The
+    store failed, not the event: it runs again in the same step (a first delivery and a retry
+    alike) instead of waiting out a backoff. Once only: an event that loses its connection
+    every time still spends its attempts."""
+    kills = {"left": 0}
+    calls: list[int] = []
+
+    def books(events: list[Event]) -> None:
+        calls.extend(e.sequence for e in events)
+        with transaction.atomic(), connection.cursor() as cursor:
+            if kills["left"]:
+                kills["left"] -= 1
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            cursor.execute("SELECT 1")
+
+    subscribe("tests.booked", ["JobCreated"], books, transactional=False, retry_schedule=(1.0,))
+    try:
+        relay = Relay(name="terminated")
+        kills["left"] = 1
+        [first] = create_jobs(1)
+        relay.drain()
+        assert failures() == []
+        assert calls == [sequence_of(first)] * 2
+        assert positions()["tests.booked"] == head()
+
+        kills["left"] = 2  # both runs of this one lose their connection
+        [second] = create_jobs(1)
+        relay.drain()
+        assert failures() == [("tests.booked", sequence_of(second), 1, False)]
+        assert calls[2:] == [sequence_of(second)] * 2
+
+        kills["left"] = 1  # its retry loses it once more, then succeeds at once
+        clock.advance(5)
+        relay.drain()
+        assert failures() == []
+        assert calls[4:] == [sequence_of(second)] * 2
+    finally:
+        unsubscribe("tests.booked")
+
+
 @pytest.mark.django_db
 def test_a_subscriber_whose_store_is_down_waits_without_spending_attempts(own_redis):
     """A real store stopped: its subscriber's step is an outage (nothing moves, no failure
