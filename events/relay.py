@@ -215,10 +215,21 @@ class Relay:
                     self.positions.pop(name, None)
 
     def _advance(self, name: str, old: int, new: int) -> None:
-        """Move the position, fenced: only the owner, only from where it started."""
-        moved = Subscriber.objects.filter(name=name, owner=self.name, position=old).update(
-            position=new, progressed_at=timezone.now(), outage_since=None, outage_error=""
-        )
+        """Move the position, fenced: only the owner, only from where it started.
+
+        Its commit does not wait for the WAL to reach the disk (a flush took 2 to 9 ms here,
+        most of a broadcast step). That is safe: a position that a crash of PostgreSQL loses
+        is one that moves again from where it was, so the events are delivered again (a
+        network subscriber's consumers drop the duplicates by id; a transactional handler's
+        effects were in the same lost transaction). The publisher keeps waiting for its
+        flush: a sequence handed out is never handed out again."""
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            moved = Subscriber.objects.filter(name=name, owner=self.name, position=old).update(
+                position=new, progressed_at=timezone.now(), outage_since=None, outage_error=""
+            )
         if not moved:
             self.forget([name])
             raise LeaseLost(f"{name}: another relay took over at position {old}")
@@ -276,7 +287,7 @@ class Relay:
                 with transaction.atomic():
                     self._record_failures(sub, batch, failures, result)
                     self._advance(sub.name, position, new_position)
-            else:  # one UPDATE: atomic on its own
+            else:
                 self._advance(sub.name, position, new_position)
         result.handled += len(batch) - len(failures)
         result.position = new_position
