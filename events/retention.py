@@ -18,17 +18,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
 
 from events.access import pruned_through
 from events.envelope import envelope
-from events.models import Event, EventGroup, FailedDelivery, PrunedThrough, Subscriber
+from events.models import Event, FailedDelivery, PrunedThrough, Subscriber
 
 BATCH = 5000
 EVENT = Event._meta.db_table
-GROUP = EventGroup._meta.db_table
 FAILED = FailedDelivery._meta.db_table
 PRUNED = PrunedThrough._meta.db_table
 
@@ -119,10 +118,23 @@ def claim_batch(last: int, bound: int, floor: int, horizon, batch: int) -> list[
         return [row[0] for row in cursor.fetchall()]
 
 
+def dependents() -> list[tuple[str, str]]:
+    """(table, column) of the rows that refer to an event and go with it (`on_delete=CASCADE`:
+    its group rows, its webhook delivery log), from the models, so an app that adds one is
+    covered without `events` importing it. Failed deliveries PROTECT: those events stay."""
+    return [
+        (rel.related_model._meta.db_table, rel.field.column)
+        for rel in Event._meta.related_objects
+        if rel.on_delete is models.CASCADE
+    ]
+
+
 def delete_batch(ids: list[int]) -> int:
-    """Remove the events and their group rows; returns the highest sequence removed."""
+    """Remove the events after the rows that refer to them; returns the highest sequence
+    removed."""
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {GROUP} WHERE event_id = ANY(%s)", [ids])
+        for table, column in dependents():
+            cursor.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [ids])
         cursor.execute(f"DELETE FROM {EVENT} WHERE id = ANY(%s) RETURNING sequence", [ids])
         return max(row[0] for row in cursor.fetchall())
 

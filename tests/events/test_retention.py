@@ -16,6 +16,7 @@ from events.handlers import subscribe, subscription, unsubscribe
 from events.models import Event, EventGroup, PrunedThrough
 from events.relay import Relay
 from events.resume import ResumeError, missed_events
+from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import client_for, make_user
 from tests.events.support import create_jobs, failures
 
@@ -139,8 +140,9 @@ def test_prune_in_sql_keeps_retrying_and_unpublished_events_and_stamps_the_horiz
     test_handlers, tmp_path
 ):
     """The batches are plain SQL: an event still being retried for one subscriber and an
-    event not yet published stay, whatever their age; the removed events' group rows go with
-    them, the archive holds exactly what went, and a dry run writes nothing."""
+    event not yet published stay, whatever their age; the removed events' group rows and
+    webhook delivery log go with them, the archive holds exactly what went, and a dry run
+    writes nothing."""
     jobs = create_jobs(6)
     test_handlers.broken.add(jobs[1].pk)
     Relay(name="sql").drain()  # jobs[1] failed once for tests.flaky: retried later, not dead
@@ -149,6 +151,9 @@ def test_prune_in_sql_keeps_retrying_and_unpublished_events_and_stamps_the_horiz
         type="JobCreated", aggregate_type="job", aggregate_id=str(jobs[0].pk),
         payload=retrying.payload, groups=retrying.groups, occurred_at=timezone.now(),
     )  # fmt: skip
+    gone = Event.objects.get(type="JobCreated", aggregate_id=str(jobs[0].pk), sequence__gt=0)
+    endpoint = WebhookEndpoint.objects.create(url="https://example.com/hook", secret="s")
+    WebhookDelivery.objects.create(endpoint=endpoint, event=gone, attempted_at=timezone.now())
     age(100)
     assert failures() == [("tests.flaky", retrying.sequence, 1, False)]
 
@@ -162,6 +167,7 @@ def test_prune_in_sql_keeps_retrying_and_unpublished_events_and_stamps_the_horiz
     assert out.startswith("removed 5 event(s); kept 1 older one(s)")
     assert set(Event.objects.values_list("pk", flat=True)) == {retrying.pk, unpublished.pk}
     assert set(EventGroup.objects.values_list("event_id", flat=True)) == {retrying.pk}
+    assert not WebhookDelivery.objects.exists()  # an event's delivery log goes with it
     archived = []
     for path in sorted((tmp_path / "archive").glob("events-*.jsonl.gz")):
         with gzip.open(path, "rt") as lines:
