@@ -1,4 +1,5 @@
-"""`python -m bench all | relay | recommendations | booking | latency | fanout | scale [--keep]`, or
+"""`python -m bench all | relay | recommendations | booking | latency | fanout | reconnect | scale
+[--keep]`, or
 `python -m bench report` to rewrite docs/benchmarks.md and the plots from benchmarks.json,
 or `python -m bench plans` to rewrite the query plans in docs/events.md from the last `scale`
 run (see bench/__init__.py)."""
@@ -19,7 +20,7 @@ from bench.harness import (
     write_reports,
 )
 
-SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout", "scale"]
+SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout", "reconnect", "scale"]
 
 
 def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:
