@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench.booking import _answers, load_round, server_argv
 from bench.cluster import BenchCluster
-from bench.harness import ScenarioResult, percentile, progress
+from bench.harness import ScenarioResult, load_note, percentile, progress
 from chaos.cluster import ROOT, free_port, wait_until
 
 EVENTS = 10_000_000
@@ -341,6 +341,7 @@ BUDGETS = {"resume": "p95 < 20 ms", "board": "p95 < 100 ms", "page": "p95 < 20 m
 
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("scale")
+    load = os.getloadavg()[0]
     total = size()
     progress(f"scale: booking for {BOOKING_SECONDS:.0f} s on an empty log")
     token, plans = booking_setup(cluster)
@@ -420,6 +421,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "lock_wait_max_ms": max(under["lock_waits"], default=0),
         "plans": [*measured["plans"], under["prune"]["plan"]],
     }
+    result.notes.append(load_note(load))
     return result
 
 
