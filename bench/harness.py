@@ -308,8 +308,8 @@ def markdown(data: dict, plots: dict[str, list[tuple[str, str]]] | None = None) 
         "`docs/benchmarks.json`.",
         "",
         "Run all: `python -m bench all`; one scenario: `python -m bench relay` (or",
-        "`recommendations`, `booking`, `latency`, `fanout`, `scale`; `all` leaves out `scale`, "
-        "a 10-million-event log). Budgets: the table below,",
+        "`recommendations`, `booking`, `latency`, `fanout`, `reconnect`, `scale`; `all` leaves "
+        "out `scale`, a 10-million-event log). Budgets: the table below,",
         "checked on the 2-core development machine. `python -m bench report` rewrites this file",
         "and the plots from the JSON.",
         "",
