@@ -197,7 +197,7 @@ def one_run(cluster, clients: list[dict], base: str, load: HttpLoad, label: str)
 
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("reconnect")
-    load = os.getloadavg()[0]
+    load_before = os.getloadavg()[0]
     accounts_path = cluster.workdir / "accounts.json"
     progress(f"reconnect: {CONTRACTORS} contractor and {DISPATCHERS} dispatcher logins")
     run_worker(
@@ -282,6 +282,6 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         + ("; ".join(sorted({e for r in runs for e in r["errors"]})[:5]) or "none")
         + ".",
     ]
-    result.notes.append(load_note(load))
+    result.notes.append(load_note(load_before))
     result.extra = {"runs": runs}
     return result

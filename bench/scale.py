@@ -341,7 +341,7 @@ BUDGETS = {"resume": "p95 < 20 ms", "board": "p95 < 100 ms", "page": "p95 < 20 m
 
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("scale")
-    load = os.getloadavg()[0]
+    load_before = os.getloadavg()[0]
     total = size()
     progress(f"scale: booking for {BOOKING_SECONDS:.0f} s on an empty log")
     token, plans = booking_setup(cluster)
@@ -421,7 +421,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "lock_wait_max_ms": max(under["lock_waits"], default=0),
         "plans": [*measured["plans"], under["prune"]["plan"]],
     }
-    result.notes.append(load_note(load))
+    result.notes.append(load_note(load_before))
     return result
 
 
