@@ -1,5 +1,5 @@
-"""`python -m bench all | relay | recommendations | booking | latency | fanout | crash | scale
-[--keep]`, or
+"""`python -m bench all | relay | recommendations | booking | latency | fanout | crash | reconnect |
+scale [--keep]`, or
 `python -m bench report` to rewrite docs/benchmarks.md and the plots from benchmarks.json,
 or `python -m bench plans` to rewrite the query plans in docs/events.md from the last `scale`
 run (see bench/__init__.py)."""
@@ -22,7 +22,16 @@ from bench.harness import (
     write_reports,
 )
 
-SCENARIOS = ["relay", "recommendations", "booking", "latency", "fanout", "crash", "scale"]
+SCENARIOS = [
+    "relay",
+    "recommendations",
+    "booking",
+    "latency",
+    "fanout",
+    "crash",
+    "reconnect",
+    "scale",
+]
 
 
 def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:

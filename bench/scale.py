@@ -12,8 +12,14 @@ over many calls, with the EXPLAIN (ANALYZE, BUFFERS) of every query it issues: a
 resume 50 events behind (a 2-region dispatcher, a contractor), the board's resume point (the
 head), pages of /api/events (`check_cursor` + `events_page`, as the view calls them) with and
 without a type or aggregate filter, a subscriber's step (`Relay.step` of a do-nothing
-subscriber 5,000 events behind), `events_status` and /metrics collection, and a prune of the
-million old rows (`events.retention.prune`), timed.
+subscriber 5,000 events behind), `events_status` and /metrics collection.
+
+The cost of recording and of retention, under the booking load of scenario `booking` (daphne
+and a relay, 20 client threads, `bench.booking.load_round`): booking p95 on an empty log
+(before the fill; its events are truncated afterwards), again on the filled log, and while
+`events.retention.prune` removes the old rows; with the prune's longest batch (the longest
+any of its row locks is held), lock waits sampled from pg_locks, the WAL it wrote, and the
+tables' dead tuples and size after it.
 """
 
 import json
@@ -21,18 +27,22 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+from bench.booking import _answers, load_round, server_argv
 from bench.cluster import BenchCluster
-from bench.harness import ScenarioResult, progress
-from chaos.cluster import ROOT
+from bench.harness import ScenarioResult, load_note, percentile, progress
+from chaos.cluster import ROOT, free_port, wait_until
 
 EVENTS = 10_000_000
 REGIONS = 20
 CONTRACTORS = 2_000
 JOBS = 1_000_000
-OLD_SHARE = 0.1  # older than the retention horizon: pruned at the end
+OLD_SHARE = float(os.environ.get("BENCH_SCALE_OLD_SHARE", "0.1"))  # older than the horizon
+BOOKING_SECONDS = float(os.environ.get("BENCH_SCALE_BOOKING_SECONDS", "15"))
+EVENT_TABLES = ["events_event", "events_eventgroup"]
 CHUNK = 500_000
 SUBSCRIBERS = [
     "contractors.rating_summary",
@@ -164,6 +174,7 @@ def fill(cluster: BenchCluster, total: int) -> dict:
             "ON CONFLICT (name) DO UPDATE SET position = %s",
             (SUBSCRIBERS, total, total),
         )
+        conn.execute("UPDATE events_subscriber SET position = %s", (total,))
         sizes = dict(
             conn.execute(
                 """SELECT relname, pg_total_relation_size(oid) FROM pg_class
@@ -174,17 +185,149 @@ def fill(cluster: BenchCluster, total: int) -> dict:
     return {**timings, "bytes": sizes, "group_rows": groups}
 
 
-def measure(cluster: BenchCluster, total: int) -> dict:
-    out = cluster.workdir / "scale.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.scaleworker", "--events", str(total), "--out", str(out)],
+def scaleworker(cluster: BenchCluster, part: str, total: int) -> subprocess.Popen:
+    out = cluster.workdir / f"scale-{part}.json"
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.scaleworker", part, "--events", str(total),
+         "--out", str(out)],
         cwd=ROOT,
         env=cluster.env(),
-        timeout=3600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.scaleworker failed ({done.returncode})")
-    return json.loads(out.read_text())
+    )  # fmt: skip
+
+
+def worker_result(cluster: BenchCluster, part: str, worker: subprocess.Popen) -> dict:
+    if worker.wait(timeout=3600) != 0:
+        raise RuntimeError(f"bench.scaleworker {part} failed ({worker.returncode})")
+    return json.loads((cluster.workdir / f"scale-{part}.json").read_text())
+
+
+def measure(cluster: BenchCluster, total: int) -> dict:
+    return worker_result(cluster, "reads", scaleworker(cluster, "reads", total))
+
+
+# --- booking and retention under load ---------------------------------------------------------
+
+
+def drained(cluster: BenchCluster) -> bool:
+    """Everything recorded is published and every subscriber is at the head."""
+    with cluster.sql() as conn:
+        return conn.execute(
+            """SELECT NOT EXISTS (SELECT 1 FROM events_event WHERE sequence IS NULL)
+                 AND (SELECT min(position) FROM events_subscriber)
+                     >= (SELECT coalesce(max(sequence), 0) FROM events_event)"""
+        ).fetchone()[0]
+
+
+class Traffic:
+    """daphne and a relay on the cluster's stores (scenario `booking`'s shape), and the
+    booking load against them."""
+
+    def __init__(self, cluster: BenchCluster, label: str) -> None:
+        self.port = free_port()
+        self.web = cluster.spawn(f"daphne-{label}", server_argv(self.port, "daphne"))
+        self.relay = cluster.spawn(
+            f"relay-{label}",
+            [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", label],
+        )
+        wait_until(lambda: _answers(self.port), timeout=60, what="daphne to answer /healthz")
+        wait_until(lambda: drained(cluster), timeout=300, what="the relay to drain", interval=1)
+
+    def book(self, token: str, plans: list[dict], seconds: float) -> dict:
+        watched = {"daphne": self.web.pid, "relay": self.relay.pid}
+        return load_round(self.port, token, plans, seconds, watched)
+
+    def stop(self) -> None:
+        self.web.stop()
+        self.relay.stop()
+
+
+def booking_setup(cluster: BenchCluster) -> tuple[str, list[dict]]:
+    """Scenario `booking`'s data: 300 contractors and open jobs with a free slot each."""
+    out = cluster.manage("seed_demo", "--force", "--contractors", "300", "--jobs", "0")
+    token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
+    plan_path = cluster.workdir / "plans.json"
+    # Enough for the three loads (the prune's included) at the booking scenario's rate.
+    cluster.worker("booking-plan", "--jobs", "6000", "--days", "60", "--out", str(plan_path))
+    return token, json.loads(plan_path.read_text())
+
+
+def empty_log(cluster: BenchCluster) -> None:
+    """Remove the seed's and the empty-log round's events (and what refers to them: webhook
+    deliveries) before the fill, whose ids start at 1; the subscribers stay and are put at the
+    fill's head."""
+    with cluster.sql() as conn:
+        conn.execute(
+            "TRUNCATE events_faileddelivery, events_eventgroup, events_event, "
+            "events_prunedthrough CASCADE"
+        )
+        # The stopped relay's heartbeat and leases: the next relays start as the only ones.
+        conn.execute("DELETE FROM events_relayinstance")
+        conn.execute("UPDATE events_subscriber SET owner = '', lease_expires_at = NULL")
+
+
+def table_stats(cluster: BenchCluster) -> dict:
+    """Live and dead tuples, autovacuum runs and total size of the event tables, and the WAL
+    position (of the whole PostgreSQL server: other databases' writes included)."""
+    with cluster.sql() as conn:
+        rows = conn.execute(
+            """SELECT relname, n_live_tup, n_dead_tup, autovacuum_count,
+                      pg_total_relation_size(relid)
+               FROM pg_stat_user_tables WHERE relname = ANY(%s)""",
+            (EVENT_TABLES,),
+        ).fetchall()
+        wal = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0]
+    tables = {
+        name: {"live": live, "dead": dead, "autovacuums": runs, "bytes": size}
+        for name, live, dead, runs, size in rows
+    }
+    return {"tables": tables, "wal_bytes": int(wal)}
+
+
+def lock_waits(cluster: BenchCluster, stop: threading.Event, seen: list[float]) -> None:
+    """Sample, every 200 ms, the longest a statement of this database has been waiting for a
+    lock (pg_stat_activity, wait_event_type Lock; 0 when none waits), in ms."""
+    with cluster.sql() as conn:
+        while not stop.wait(0.2):
+            waiting = conn.execute(
+                """SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)
+                   FROM pg_stat_activity
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+            )
+            seen.append(float(waiting.fetchone()[0]) * 1000)
+
+
+def prune_under_load(cluster: BenchCluster, total: int, traffic: Traffic, token, plans) -> dict:
+    """The prune in its own process while booking rounds of 10 s run back to back."""
+    before = table_stats(cluster)
+    stop, waits = threading.Event(), []
+    sampler = threading.Thread(target=lock_waits, args=(cluster, stop, waits))
+    sampler.start()
+    worker = scaleworker(cluster, "prune", total)
+    rounds = []
+    try:
+        while worker.poll() is None and plans:
+            rounds.append(traffic.book(token, plans, 10))
+        pruned = worker_result(cluster, "prune", worker)
+    finally:
+        stop.set()
+        sampler.join()
+        if worker.poll() is None:
+            worker.kill()
+    time.sleep(1)
+    after = table_stats(cluster)
+    return {"prune": pruned, "rounds": rounds, "lock_waits": waits, "before": before,
+            "after": after}  # fmt: skip
+
+
+def merged(rounds: list[dict]) -> dict:
+    latencies = [ms for r in rounds for ms in r["latencies_ms"]]
+    return {
+        "requests": len(latencies),
+        "p50": percentile(latencies, 50) if latencies else 0.0,
+        "p95": percentile(latencies, 95) if latencies else 0.0,
+        "unexpected": sum(r["unexpected"] for r in rounds),
+        "throughput": len(latencies) / max(sum(r["seconds"] for r in rounds), 1e-9),
+    }
 
 
 def batch_rates(progress: list[list[float]]) -> list[float]:
@@ -198,7 +341,16 @@ BUDGETS = {"resume": "p95 < 20 ms", "board": "p95 < 100 ms", "page": "p95 < 20 m
 
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("scale")
+    load_before = os.getloadavg()[0]
     total = size()
+    progress(f"scale: booking for {BOOKING_SECONDS:.0f} s on an empty log")
+    token, plans = booking_setup(cluster)
+    traffic = Traffic(cluster, "empty")
+    try:
+        empty = traffic.book(token, plans, BOOKING_SECONDS)
+    finally:
+        traffic.stop()
+    empty_log(cluster)
     progress(f"scale: filling the log with {total:,} published events")
     filled = fill(cluster, total)
     progress(
@@ -206,22 +358,22 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         f"vacuum {filled['vacuum_s']:.0f} s"
     )
     measured = measure(cluster, total)
+    progress(f"scale: booking for {BOOKING_SECONDS:.0f} s on the filled log, then during a prune")
+    traffic = Traffic(cluster, "full")
+    try:
+        full = traffic.book(token, plans, BOOKING_SECONDS)
+        under = prune_under_load(cluster, total, traffic, token, plans)
+    finally:
+        traffic.stop()
     for item in measured["reads"]:
         kind = item["kind"]
         result.add(f"{item['name']}: p50", "ms", [item["p50"]])
         result.add(f"{item['name']}: p95", "ms", [item["p95"]], budget=BUDGETS.get(kind, ""))
-    prune = measured["prune"]
-    old = int(total * OLD_SHARE)
-    label = f"prune of {old:,} old events" + (
-        f" (stopped at {prune['cap_s']:.0f} s: {prune['removed']:,} removed)"
-        if prune["capped"]
-        else ""
-    )
-    result.add(label, "s", [prune["seconds"]])
-    result.add("prune rate", "events/s", [prune["removed"] / prune["seconds"]])
-    rates = batch_rates(prune["progress"])
+    add_booking(result, total, empty, full, under)
+    add_prune(result, total, under)
     gib = {name: size / 2**30 for name, size in filled["bytes"].items()}
-    result.notes += [
+    result.notes.insert(
+        0,
         f"{total:,} published events filled with straight SQL (`bench/scale.py`): "
         f"{filled['group_rows']:,} group rows, {REGIONS} regions (`dispatch/r0` ..), "
         f"{CONTRACTORS:,} contractors (`contractor/1` ..; 40% of events name one), "
@@ -232,10 +384,16 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         f"VACUUM ANALYZE {filled['vacuum_s']:.0f} s (indexes dropped during the fill and "
         "built again from their own definitions; the event_group foreign key re-added "
         "NOT VALID).",
+    )
+    result.notes.insert(
+        1,
         f"Each read: {measured['calls']} calls in one Django process (after "
         f"{measured['warmup']} warm-up calls), p50 and p95 of the wall time of the call; "
         "the plans of every query they issue are in docs/events.md ('Reading the log at a "
         "cost that does not grow with it').",
+    )
+    result.notes.insert(
+        2,
         "Resume: `events.resume.missed_events(groups, after)` with `after` 50 events of those "
         "groups behind the head. Pages: `events.access.check_cursor(after)` then "
         "`events_page(groups, after=..., limit=101)` (what GET /api/events calls for a page of "
@@ -243,22 +401,92 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         f"(after={total // 2:,}). Step: `Relay().step()` of a subscriber whose handler does "
         "nothing, 5,000 events behind, batch 500 (acquire, head, read, advance). Status: "
         "`events.operations.status()`; metrics: `generate_latest(registry_with_event_log())`.",
-        f"Prune: `events.retention.prune(days=90)` with every subscriber at the head removed "
-        f"{prune['removed']:,} of the {old:,} old events ({prune['batches']} batches of 5,000) "
-        f"in {prune['seconds']:.0f} s"
-        + (f", stopped at the {prune['cap_s']:.0f} s cap" if prune["capped"] else "")
-        + ". Seconds per batch, first to last (every 10th): "
-        + ", ".join(f"{r:.2f}" for r in rates[::10])
-        + ".",
-    ]
+    )
     result.not_measured += [
-        "Booking p95 with the 10M log against an empty one (not run this session).",
         "The same pages through HTTP (DRF, authentication, JSON rendering are per page, not "
         "per log size).",
+        "Replication lag (no replica here): the WAL the prune wrote is the proxy.",
     ]
-    result.extra = {"events": total, "fill": filled, "reads": measured["reads"], "prune": prune}
-    result.extra["plans"] = measured["plans"]
+    result.extra = {
+        "events": total,
+        "fill": filled,
+        "reads": measured["reads"],
+        "booking": {
+            "empty": {k: v for k, v in empty.items() if k != "latencies_ms"},
+            "full": {k: v for k, v in full.items() if k != "latencies_ms"},
+            "during_prune": merged(under["rounds"]),
+        },
+        "prune": {k: v for k, v in under["prune"].items() if k != "plan"},
+        "tables": {"before": under["before"], "after": under["after"]},
+        "lock_wait_max_ms": max(under["lock_waits"], default=0),
+        "plans": [*measured["plans"], under["prune"]["plan"]],
+    }
+    result.notes.append(load_note(load_before))
     return result
+
+
+def add_booking(result: ScenarioResult, total: int, empty: dict, full: dict, under: dict) -> None:
+    during = merged(under["rounds"])
+    result.add("booking p95, empty log", "ms", [empty["p95"]])
+    result.add(f"booking p95, {total:,}-event log", "ms", [full["p95"]])
+    result.add(
+        "booking p95, filled log over empty log",
+        "%",
+        [(full["p95"] / empty["p95"] - 1) * 100],
+        budget="< 10 %",
+    )
+    result.add("booking p95 during the prune", "ms", [during["p95"]])
+    result.notes.append(
+        "Booking: scenario `booking`'s load (`bench.booking.load_round`: 20 client threads, "
+        "one keep-alive connection each, POST /api/jobs/{id}/assign, one request in ten a "
+        "deliberate conflict) against one daphne process and one relay, "
+        f"{BOOKING_SECONDS:.0f} s on an empty log (before the fill: its events are truncated "
+        f"afterwards), {BOOKING_SECONDS:.0f} s on the filled log, then rounds of 10 s for as "
+        "long as the prune runs. Requests, p50/p95, unexpected statuses: "
+        + "; ".join(
+            f"{label} {r['requests']:,}, {r['p50']:.1f}/{r['p95']:.1f} ms, {r['unexpected']}"
+            for label, r in [("empty", empty), ("filled", full), ("during the prune", during)]
+        )
+        + "."
+    )
+
+
+def add_prune(result: ScenarioResult, total: int, under: dict) -> None:
+    prune = under["prune"]
+    old = int(total * OLD_SHARE)
+    label = f"prune of {old:,} old events" + (
+        f" (stopped at {prune['cap_s']:.0f} s: {prune['removed']:,} removed)"
+        if prune["capped"]
+        else ""
+    )
+    result.add(label, "s", [prune["seconds"]])
+    result.add("prune rate", "events/s", [prune["removed"] / max(prune["seconds"], 1e-9)])
+    batches = batch_rates(prune["progress"])
+    result.add("longest prune batch (its row locks held)", "ms", [max(batches, default=0) * 1000])
+    before, after = under["before"], under["after"]
+    wal = after["wal_bytes"] - before["wal_bytes"]
+    tables = "; ".join(
+        f"{name}: {after['tables'][name]['dead']:,} dead of "
+        f"{after['tables'][name]['live'] + after['tables'][name]['dead']:,} tuples, "
+        f"{before['tables'][name]['bytes'] / 2**30:.2f} -> "
+        f"{after['tables'][name]['bytes'] / 2**30:.2f} GiB, autovacuum runs "
+        f"{before['tables'][name]['autovacuums']} -> {after['tables'][name]['autovacuums']}"
+        for name in EVENT_TABLES
+    )
+    result.notes.append(
+        f"Prune: `events.retention.prune(days=90)` (plain SQL batches of 5,000 keyset by id; "
+        f"every subscriber at the head) in its own process, under the booking load, removed "
+        f"{prune['removed']:,} of the {old:,} old events in {prune['batches']} batches, "
+        f"{prune['seconds']:.0f} s"
+        + (f", stopped at the {prune['cap_s']:.0f} s cap" if prune["capped"] else "")
+        + ". Seconds per batch (every 10th): "
+        + ", ".join(f"{r:.2f}" for r in batches[::10])
+        + f". WAL written meanwhile by the whole server (shared with other work) "
+        f"{wal / 2**20:,.0f} MiB; the first batch's own WAL is in its plan (docs/events.md). "
+        "The longest any statement of the bench database waited for a lock (pg_stat_activity, "
+        f"sampled every 200 ms): {max(under['lock_waits'], default=0):.0f} ms. "
+        f"Right after: {tables} (pg_stat_user_tables, pg_total_relation_size)."
+    )
 
 
 # --- the plans in docs/events.md ---------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The reads of scenario `scale`, in a Django process against the filled log:
-`python -m bench.scaleworker --events N --out FILE` (see bench/scale.py). Each read is timed
-over many calls, and every query it issues is captured and explained with
-EXPLAIN (ANALYZE, BUFFERS); the prune is timed once, its queries explained inside a
-transaction that is rolled back."""
+`python -m bench.scaleworker reads|prune --events N --out FILE` (see bench/scale.py). Each
+read is timed over many calls, and every query it issues is captured and explained with
+EXPLAIN (ANALYZE, BUFFERS); the prune (run while the booking load runs) is timed batch by
+batch, its queries explained inside a transaction that is rolled back."""
 
 import argparse
 import json
@@ -15,7 +15,7 @@ CALLS = 200
 WARMUP = 20
 BEHIND = 50  # events of the client's groups it missed
 STEP_BEHIND = 5000
-PRUNE_CAP = 180.0  # seconds: past this the prune is stopped (after the batch in hand)
+PRUNE_CAP = 600.0  # seconds: past this the prune is stopped (after the batch in hand)
 PLAN_LINE = 240  # a plan line longer than this (a list of 5,000 ids) is cut
 
 
@@ -34,14 +34,15 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def explain(sql: str) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of one captured query, inside a transaction rolled back."""
+    """EXPLAIN (ANALYZE, BUFFERS, WAL) of one captured query, inside a transaction rolled
+    back (WAL: what a prune's delete writes)."""
     from django.db import connection, transaction
 
     lines: list[str] = []
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, WAL) " + sql)
                 lines = [row[0] for row in cursor.fetchall()]
             raise Rollback
     except Rollback:
@@ -110,10 +111,18 @@ def main() -> int:
     import django
 
     parser = argparse.ArgumentParser(prog="python -m bench.scaleworker")
+    parser.add_argument("part", choices=["reads", "prune"])
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     django.setup()
+    out = reads(args.events) if args.part == "reads" else timed_prune()
+    with open(args.out, "w") as fh:
+        json.dump(out, fh)
+    return 0
+
+
+def reads(events: int) -> dict:
 
     from prometheus_client import generate_latest
 
@@ -125,13 +134,12 @@ def main() -> int:
     from events.publisher import head
     from events.relay import Relay, RelayConfig
     from events.resume import missed_events
-    from events.retention import prune
     from scheduling.handlers import RANKING_EVENTS
 
     end = head()
     dispatcher = {"dispatch/r1", "dispatch/r2"}
     contractor = {"contractor/42"}
-    middle = args.events // 2
+    middle = events // 2
     relay = Relay(RelayConfig(batch_size=500), name="bench-scale")
     noop_all = Subscription("bench.noop_all", frozenset(["*"]), lambda events: None, False)
     noop_ranking = Subscription(
@@ -142,7 +150,14 @@ def main() -> int:
     )
 
     def rewind(sub: Subscription) -> Callable[[], None]:
-        return lambda: Subscriber.objects.filter(name=sub.name).update(position=end - STEP_BEHIND)
+        """Put the subscriber STEP_BEHIND events back; the relay forgets the position it
+        keeps while it holds the lease, so the step acquires it again (as the note says)."""
+
+        def call() -> None:
+            Subscriber.objects.filter(name=sub.name).update(position=end - STEP_BEHIND)
+            relay.forget([sub.name])
+
+        return call
 
     def page(groups, **kw):
         def call():
@@ -213,9 +228,22 @@ def main() -> int:
         )
         log(f"{name}: p50 {results[-1]['p50']:.2f} ms, p95 {results[-1]['p95']:.2f} ms")
     Subscriber.objects.filter(name__startswith="bench.noop").delete()
+    return {
+        "calls": CALLS,
+        "warmup": WARMUP,
+        "head": end,
+        "after": {"dispatcher": after_dispatcher, "contractor": after_contractor},
+        "reads": results,
+        "plans": plans,
+    }
 
-    # The prune: its queries explained in a transaction rolled back after its first batch...
+
+def timed_prune() -> dict:
+    """The prune of the old events: its queries explained in a transaction rolled back after
+    its first batch, then the real one, timed batch by batch."""
     from django.db import transaction
+
+    from events.retention import prune
 
     class FirstBatch(Exception):
         pass
@@ -231,14 +259,12 @@ def main() -> int:
             pass
 
     _, queries = captured(first_batch)
-    plans.append(
-        {
-            "read": "prune (first batch)",
-            "queries": [{"sql": short(q), "plan": explain(q)} for q in queries],
-        }
-    )
-    # ... then the real one, timed batch by batch, stopped at PRUNE_CAP seconds (the rows it
-    # removed stay removed: each batch commits on its own).
+    plan = {
+        "read": "prune (first batch)",
+        "queries": [{"sql": short(q), "plan": explain(q)} for q in queries],
+    }
+    # Stopped at PRUNE_CAP seconds (the rows it removed stay removed: each batch commits on
+    # its own).
     batches: list[tuple[int, float]] = []  # (removed so far, seconds so far)
     started = time.perf_counter()
 
@@ -256,25 +282,15 @@ def main() -> int:
         capped, removed = True, batches[-1][0]
     seconds = time.perf_counter() - started
     log(f"prune: {removed:,} events in {seconds:.1f} s{' (stopped at the cap)' if capped else ''}")
-    out = {
-        "calls": CALLS,
-        "warmup": WARMUP,
-        "head": end,
-        "after": {"dispatcher": after_dispatcher, "contractor": after_contractor},
-        "reads": results,
-        "plans": plans,
-        "prune": {
-            "removed": removed,
-            "seconds": seconds,
-            "batches": len(batches),
-            "capped": capped,
-            "cap_s": PRUNE_CAP,
-            "progress": batches,
-        },
+    return {
+        "plan": plan,
+        "removed": removed,
+        "seconds": seconds,
+        "batches": len(batches),
+        "capped": capped,
+        "cap_s": PRUNE_CAP,
+        "progress": batches,
     }
-    with open(args.out, "w") as fh:
-        json.dump(out, fh)
-    return 0
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class ClientSpec:
     path: str  # e.g. "/ws/dispatch/?token=..." (no `after`)
     groups: list[str]  # the logical groups this client's stream joins
     base: str = ""  # its server's ws:// address, when not the spec's
+    after: int | None = None  # its own resume point, when not the spec's
 
 
 @dataclass
@@ -205,9 +206,13 @@ async def run_clients(spec: dict) -> dict:
     await asyncio.gather(*tasks, lag_task)
     started = time.perf_counter()
     if spec.get("after") is not None:
+        # The reconnect may have a gate of its own (scenario `reconnect`: none to speak of).
+        concurrency = spec.get("resume_concurrency") or spec.get("connect_concurrency", 50)
+        resume_gate = asyncio.Semaphore(concurrency)
 
         async def one(client: ClientSpec, log: ClientLog) -> None:
-            await resume(base, client, log, spec["after"], gate)
+            after = spec["after"] if client.after is None else client.after
+            await resume(base, client, log, after, resume_gate)
 
         await asyncio.gather(*(one(c, log) for c, log in zip(clients, logs, strict=True)))
     return {
@@ -264,7 +269,8 @@ class ClientGroup:
 
     def __init__(self, cluster: "BenchCluster", name: str, base: str, clients: list[dict],
                  *, processes: int = 1, after: int | None = None,
-                 connect_concurrency: int = 50) -> None:  # fmt: skip
+                 connect_concurrency: int = 50,
+                 resume_concurrency: int | None = None) -> None:  # fmt: skip
         self.dir = cluster.workdir / name
         self.dir.mkdir(exist_ok=True)
         self.procs: list[Process] = []
@@ -278,6 +284,7 @@ class ClientGroup:
                 "stop": str(self.dir / "stop"),
                 "after": after,
                 "connect_concurrency": connect_concurrency,
+                "resume_concurrency": resume_concurrency,
             }
             spec_path = self.dir / f"spec-{index}.json"
             spec_path.write_text(json.dumps(spec))

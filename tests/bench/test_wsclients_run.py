@@ -79,3 +79,36 @@ def test_clients_record_live_frames_then_the_replay(tmp_path, monkeypatch):
     assert logs["b"]["resumed"] == ["e1", "e2"]
     assert logs["a"]["errors"] == [] and logs["b"]["errors"] == []
     assert any("4403" in error for error in logs["c"]["errors"])
+
+
+def test_a_client_resumes_from_its_own_point_when_it_has_one(tmp_path):
+    """Scenario `reconnect` gives each client the sequence it is behind from."""
+    resumed_from: dict[str, str] = {}
+
+    async def handler(ws):
+        path = ws.request.path
+        if "after=" in path:
+            resumed_from[path.split("?token=")[1].split("&")[0]] = path.rsplit("after=", 1)[1]
+            await ws.send(json.dumps({"kind": "replayed", "through": 9}))
+        await ws.wait_closed()
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            spec = {
+                "base": f"ws://127.0.0.1:{port}",
+                "clients": [
+                    {"name": "own", "path": "/ws/?token=own", "groups": ["g"], "after": 7},
+                    {"name": "spec", "path": "/ws/?token=spec", "groups": ["g"]},
+                ],
+                "ready": str(tmp_path / "ready"),
+                "stop": str(tmp_path / "stop"),
+                "after": 3,
+                "resume_concurrency": 1,
+            }
+            (tmp_path / "stop").write_text("")  # resume as soon as both are connected
+            return await wsclients.run_clients(spec)
+
+    report = asyncio.run(main())
+    assert resumed_from == {"own": "7", "spec": "3"}
+    assert all(log["errors"] == [] for log in report["clients"])

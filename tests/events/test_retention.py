@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from events.access import pruned_through
 from events.handlers import subscribe, subscription, unsubscribe
-from events.models import Event, EventGroup
+from events.models import Event, EventGroup, PrunedThrough
 from events.relay import Relay
 from events.resume import ResumeError, missed_events
+from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.conftest import client_for, make_user
 from tests.events.support import create_jobs, failures
 
@@ -133,3 +134,44 @@ def test_nothing_younger_than_the_horizon_is_removed(test_handlers):
     age(89)
     assert run().startswith("removed 0 event(s)")
     assert run("--days", "30").startswith("removed 3 event(s)")
+
+
+def test_prune_in_sql_keeps_retrying_and_unpublished_events_and_stamps_the_horizon(
+    test_handlers, tmp_path
+):
+    """The batches are plain SQL: an event still being retried for one subscriber and an
+    event not yet published stay, whatever their age; the removed events' group rows and
+    webhook delivery log go with them, the archive holds exactly what went, and a dry run
+    writes nothing."""
+    jobs = create_jobs(6)
+    test_handlers.broken.add(jobs[1].pk)
+    Relay(name="sql").drain()  # jobs[1] failed once for tests.flaky: retried later, not dead
+    retrying = Event.objects.get(type="JobCreated", aggregate_id=str(jobs[1].pk))
+    unpublished = Event.objects.create(  # committed, its publication not yet run
+        type="JobCreated", aggregate_type="job", aggregate_id=str(jobs[0].pk),
+        payload=retrying.payload, groups=retrying.groups, occurred_at=timezone.now(),
+    )  # fmt: skip
+    gone = Event.objects.get(type="JobCreated", aggregate_id=str(jobs[0].pk), sequence__gt=0)
+    endpoint = WebhookEndpoint.objects.create(url="https://example.com/hook", secret="s")
+    WebhookDelivery.objects.create(endpoint=endpoint, event=gone, attempted_at=timezone.now())
+    age(100)
+    assert failures() == [("tests.flaky", retrying.sequence, 1, False)]
+
+    assert run("--dry-run", "--archive", str(tmp_path / "dry")).startswith(
+        "would remove 5 event(s); kept 1 older one(s)"
+    )
+    assert not (tmp_path / "dry").exists() and Event.objects.count() == 7
+
+    before = timezone.now()
+    out = run("--archive", str(tmp_path / "archive"), "--batch-size", "2")
+    assert out.startswith("removed 5 event(s); kept 1 older one(s)")
+    assert set(Event.objects.values_list("pk", flat=True)) == {retrying.pk, unpublished.pk}
+    assert set(EventGroup.objects.values_list("event_id", flat=True)) == {retrying.pk}
+    assert not WebhookDelivery.objects.exists()  # an event's delivery log goes with it
+    archived = []
+    for path in sorted((tmp_path / "archive").glob("events-*.jsonl.gz")):
+        with gzip.open(path, "rt") as lines:
+            archived += [json.loads(line)["sequence"] for line in lines]
+    assert archived == [s for s in range(1, 7) if s != retrying.sequence]
+    mark = PrunedThrough.objects.get()
+    assert mark.sequence == 6 and mark.pruned_at >= before
