@@ -13,7 +13,8 @@ what the outage may have hidden.
 
 The handshake's reads, the replays and the account checks run on the websockets' own bounded
 pool of database threads, replays on all but one of them (realtime/dbthreads.py). A
-replay is read and sent a page at a time, each frame only once the client's transport takes
+replay is read and sent a page at a time, its frames built once per process
+(realtime/framecache.py), each frame only once the client's transport takes
 more (realtime/backpressure.py): a client that does not read holds a page and a buffer, not
 its whole replay, and is closed (4408) once it has taken nothing for a while. A user holds at
 most WEBSOCKET_MAX_CONNECTIONS_PER_USER sockets per server process (4429,
@@ -37,7 +38,7 @@ from events.envelope import envelope
 from events.groups import channels_group_name
 from events.models import Event
 from events.resume import ResumeError, missed_sequences
-from realtime import limits, metrics
+from realtime import framecache, limits, metrics
 from realtime.auth import query_params
 from realtime.backpressure import SCOPE_KEY as TRANSPORT_WATCH
 from realtime.dbretry import with_db_retries
@@ -83,11 +84,25 @@ def _missed(groups: set[str], after: int) -> array:
 
 
 @for_replays
-def _event_frames(sequences: list[int]) -> list[tuple[int, str]]:
-    """(sequence, frame text) of these events in sequence order, serialised here rather than
-    on the event loop."""
-    events = Event.objects.filter(sequence__in=sequences).order_by("sequence")
-    return [(e.sequence, frame_text({"kind": "event", "event": envelope(e)})) for e in events]
+def _read_frames(sequences: list[int]) -> list[tuple[int, str]]:
+    """(sequence, frame text) of these events, serialised here rather than on the event loop,
+    and kept in the process's frame cache."""
+    events = Event.objects.filter(sequence__in=sequences)
+    read = [(e.sequence, frame_text({"kind": "event", "event": envelope(e)})) for e in events]
+    framecache.frames.put_many(read)
+    return read
+
+
+async def _event_frames(sequences: list[int], *, retried: bool) -> list[tuple[int, str]]:
+    """(sequence, frame text) of these events in sequence order: from the frame cache, and
+    from the database (on a websocket thread) for those it does not hold. An event pruned
+    meanwhile is left out. `retried`: the read goes through realtime.dbretry."""
+    found = framecache.frames.get_many(sequences)
+    missing = [sequence for sequence in sequences if sequence not in found]
+    if missing:
+        read = functools.partial(_read_frames, missing)
+        found.update(await (with_db_retries(read) if retried else read()))
+    return [(sequence, found[sequence]) for sequence in sequences if sequence in found]
 
 
 @for_replays
@@ -196,9 +211,8 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
         through realtime.dbretry (a handshake) or let a database error propagate (a
         recovery, which the link retries)."""
         for start in range(0, len(sequences), REPLAY_PAGE):
-            read = functools.partial(_event_frames, list(sequences[start : start + REPLAY_PAGE]))
-            frames = await (with_db_retries(read) if retried else read())
-            for sequence, text in frames:
+            page = list(sequences[start : start + REPLAY_PAGE])
+            for sequence, text in await _event_frames(page, retried=retried):
                 if not await self.send_text(text):
                     return False
                 self.last_sequence = max(self.last_sequence or 0, sequence)

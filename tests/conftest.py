@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from contractors.access import DISPATCHERS_GROUP
 from contractors.tokens import issue_token
 from events.models import Event
+from realtime import framecache
 from tests.contractors.factories import ContractorFactory
 from tests.contracts.checks import payload_errors
 
@@ -88,6 +89,14 @@ def _fresh_connection_pool(request):
         connection.close()
         if getattr(connection, "pool", None) is not None:
             connection.close_pool()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_frame_cache():
+    """Each test's log starts again at sequence 1: a frame cached under a sequence by an
+    earlier test is another event's."""
+    framecache.frames.clear()
     yield
 
 
