@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, progress
-from chaos.cluster import ROOT
+from devtools.processes import ROOT
 
 EVENTS = 10_000_000
 REGIONS = 20

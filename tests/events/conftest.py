@@ -13,9 +13,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from devtools.stores import RedisServer
 from events.handlers import subscribe, unsubscribe
 from events.models import Event
-from tests.events.support import RedisServer, RelayProcess
+from tests.events.support import RelayProcess
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.db import connections
 
+from devtools.stores import RedisServer
 from smartscheduler.asgi import application
-from tests.events.support import RedisServer
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 WAIT = 5.0  # seconds: bound on every wait for a frame that must arrive
