@@ -1,5 +1,7 @@
 """Child processes with their output in a log file, free ports and bounded waits."""
 
+import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,12 +35,30 @@ def wait_until(
         time.sleep(interval)
 
 
+# Below Linux's ephemeral range (32768-60999), so no outgoing connection of this machine takes a
+# port between our choosing it and a server binding it; 25672 is RabbitMQ's distribution port.
+PORTS = range(10_000, 32_000)
+TAKEN = {25672}
+
+
 def free_port() -> int:
-    """A port nothing listens on now. The kernel hands out ephemeral ports in turn, so two
-    processes asking at once (two xdist workers, say) get different ones."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, from this process's own share of PORTS: each
+    pytest-xdist worker draws from its own slice, so two workers never pick the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    share = len(PORTS) // max(workers, 1)
+    ports = PORTS[index * share : (index + 1) * share]
+    for port in random.sample(ports, 100):
+        if port in TAKEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 class Process:
