@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bench.cluster import BenchCluster
-    from chaos.cluster import Process
+    from devtools.processes import Process
     from events.models import Event
 
 MODES = ("relay", "on_commit", "procrastinate", "celery")
@@ -75,7 +75,7 @@ def prepare(cluster: "BenchCluster", mode: str) -> None:
     the others. Idempotent."""
     _check(mode)
     if mode == "procrastinate":
-        from chaos.cluster import run_manage
+        from devtools.processes import run_manage
 
         run_manage(cluster.env(**env(mode)), "migrate", "procrastinate", "--no-input", timeout=300)
 
@@ -214,7 +214,7 @@ def start_worker(
     """Start what delivers outside the recording process: "relay" -> `manage.py relay` (batch
     500), "procrastinate" -> a procrastinate worker running the handlers (`concurrency` jobs at
     once), "celery" -> a Celery worker (`concurrency` prefork processes), default
-    QUEUE_CONCURRENCY for both; "on_commit" -> None. Returns the chaos.cluster.Process (via
+    QUEUE_CONCURRENCY for both; "on_commit" -> None. Returns the devtools Process (via
     cluster.spawn, so cluster.close() stops it)."""
     _check(mode)
     if mode == "on_commit":

@@ -19,7 +19,7 @@ from collections import Counter
 
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, percentile, progress
-from chaos.cluster import free_port, wait_until
+from devtools.processes import free_port, wait_until
 
 CLIENTS = 20
 ROUND_SECONDS = float(os.environ.get("BOOKING_ROUND_SECONDS", "20"))
@@ -255,12 +255,12 @@ def run(cluster: BenchCluster) -> ScenarioResult:
     relay = cluster.spawn(
         "relay", [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", "bench"]
     )
-    wait_until(lambda: _answers(port), timeout=60, what=f"{SERVER} to answer /healthz")
-    wait_until(lambda: delivered(cluster), timeout=120, what="the relay to deliver the plan")
+    wait_until(lambda: _answers(port), timeout=60, message=f"{SERVER} to answer /healthz")
+    wait_until(lambda: delivered(cluster), timeout=120, message="the relay to deliver the plan")
     rounds, opens, bares = [], [], []
     for index in range(ROUNDS):
         if not web.alive():
-            raise RuntimeError(f"{SERVER} exited\n" + web.tail())
+            raise RuntimeError(f"{SERVER} exited\n" + web.describe())
         watched = {SERVER: web.pid, "relay": relay.pid}
         opened = open_loop(port, token, plans, OPEN_LOOP_RATE, ROUND_SECONDS)
         opens.append(opened)
@@ -393,7 +393,7 @@ def compare(repeats: int, seconds: float) -> None:
         relay = cluster.spawn(
             "relay", [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", "b"]
         )
-        wait_until(lambda: delivered(cluster), timeout=120, what="the relay to deliver the plan")
+        wait_until(lambda: delivered(cluster), timeout=120, message="the relay to deliver the plan")
         results: dict[str, list[dict]] = {label: [] for label, *_ in SHAPES}
         for repeat in range(repeats):
             for label, server, workers, pool in SHAPES:
@@ -403,11 +403,11 @@ def compare(repeats: int, seconds: float) -> None:
                     server_argv(port, server, workers),
                     DB_POOL_MAX_SIZE=pool,
                 )
-                wait_until(lambda port=port: _answers(port), timeout=60, what=f"{label} up")
+                wait_until(lambda port=port: _answers(port), timeout=60, message=f"{label} up")
                 time.sleep(5)  # the first worker answers while the others still start
                 watched = {"web": web.pid, "relay": relay.pid}
                 stats = load_round(port, token, plans, seconds, watched)
-                web.stop()
+                web.close()
                 results[label].append(stats)
                 progress(
                     f"{label}: {stats['throughput']:.0f}/s, p95 {stats['p95']:.0f} ms, "

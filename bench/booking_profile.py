@@ -16,7 +16,7 @@ import sys
 
 from bench.cluster import BenchCluster
 from bench.harness import progress
-from chaos.cluster import ROOT
+from devtools.processes import ROOT
 
 
 def inside(plans_path: str, token: str, requests: int, top: int) -> None:

@@ -5,7 +5,7 @@ runs with the bus down. Imported without Django set up."""
 import contextlib
 import os
 
-from chaos.cluster import free_port
+from devtools.processes import free_port
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 

@@ -15,15 +15,8 @@ from pathlib import Path
 import psycopg
 import redis
 
-from chaos.cluster import (
-    ROOT,
-    Process,
-    create_database,
-    drop_database,
-    free_port,
-    run_manage,
-    start_redis_server,
-)
+from devtools.processes import ROOT, Process, run_manage
+from devtools.stores import RedisServer, create_database, drop_database, product_env
 
 
 class BenchCluster:
@@ -31,8 +24,7 @@ class BenchCluster:
         self.keep = keep
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-"))
         self.database = f"bench_{os.getpid()}_{scenario}"
-        self.redis_port = free_port()
-        self.redis: Process | None = None
+        self.redis = RedisServer(self.workdir)
         self.processes: list[Process] = []
         self.created_database = False
         self.closed = False
@@ -45,28 +37,21 @@ class BenchCluster:
         return f"postgresql://postgres@127.0.0.1:5432/{self.database}"
 
     @property
+    def redis_port(self) -> int:
+        return self.redis.port
+
+    @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.redis.url
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PYTEST", "TEST_DB"))
-        }
-        env.update(
-            DJANGO_SETTINGS_MODULE="smartscheduler.settings",
-            DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{self.database}",
-            REDIS_URL=self.redis_url,
-            SECRET_KEY="bench-run-not-secret",
-            DEBUG="0",
-            EMBEDDED_RELAY="0",
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            PYTHONUNBUFFERED="1",
-            LOG_LEVEL="WARNING",
+        return product_env(
+            database=self.database,
+            redis_url=self.redis_url,
+            secret="bench-run-not-secret",
+            log_level="WARNING",
+            **extra,
         )
-        env.update(extra)
-        return env
 
     def sql(self) -> psycopg.Connection:
         return psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
@@ -80,7 +65,7 @@ class BenchCluster:
         create_database(self.database)
         self.created_database = True
         self.manage("migrate", "--no-input", timeout=300)
-        self.redis = start_redis_server(self.redis_port, self.workdir)
+        self.redis.start()
 
     def manage(self, *args: str, timeout: float = 600) -> str:
         return run_manage(self.env(), *args, timeout=timeout)
@@ -102,7 +87,7 @@ class BenchCluster:
 
     def spawn(self, name: str, argv: list[str], **extra_env: str) -> Process:
         process = Process(
-            name, argv, log_path=self.workdir / f"{name}.log", env=self.env(**extra_env)
+            argv, log_path=self.workdir / f"{name}.log", env=self.env(**extra_env), name=name
         )
         self.processes.append(process)
         return process
@@ -113,10 +98,10 @@ class BenchCluster:
         if self.closed:
             return
         self.closed = True
-        for process in [*self.processes, self.redis]:
+        for process in [*self.processes, self.redis.process]:
             if process is not None:
                 with contextlib.suppress(Exception):
-                    process.stop()
+                    process.close()
         if self.created_database and not self.keep:
             drop_database(self.database)
             self.created_database = False

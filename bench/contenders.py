@@ -19,7 +19,7 @@ from bench import alternatives
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, progress, repeat
 from bench.wsclients import peak_rss_mib
-from chaos.cluster import ROOT
+from devtools.processes import ROOT
 
 ALTERNATIVE_EVERY = 10
 DRAIN_TIMEOUT = 900.0
@@ -96,7 +96,7 @@ def drain_queue(cluster: BenchCluster, mode: str, queued: int, bus: dict, label:
     try:
         while True:
             if not worker.alive():
-                raise RuntimeError(f"{label} exited early:\n{worker.tail()}")
+                raise RuntimeError(f"{label} exited early:\n{worker.describe()}")
             rss = max(rss, tree_rss_mib(worker.pid))
             if mode == "procrastinate":
                 left, seconds = procrastinate_state(cluster)
@@ -112,7 +112,7 @@ def drain_queue(cluster: BenchCluster, mode: str, queued: int, bus: dict, label:
         time.sleep(POLL)  # tasks the handlers queued (RecommendationsUpdated) are few
     finally:
         rss = max(rss, tree_rss_mib(worker.pid)) if worker.alive() else rss
-        worker.stop()
+        worker.close()
     return {"seconds": seconds, "wall": time.perf_counter() - started, "rss_mib": rss}
 
 

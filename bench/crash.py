@@ -43,7 +43,7 @@ from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, progress
 from bench.latency import backlog
 from bench.wsclients import ClientGroup, start_daphne
-from chaos.cluster import Process, free_port, wait_until
+from devtools.processes import Process, free_port, wait_until
 
 APPROACHES = ("relay", "on_commit", "procrastinate", "celery")
 KILLS = int(os.environ.get("BENCH_CRASH_KILLS", 5))  # per approach and target
@@ -114,7 +114,7 @@ def kill_group(process: Process) -> None:
     if process.alive():
         os.killpg(process.pid, signal.SIGKILL)
     process.proc.wait(timeout=10)
-    process.stop()  # dead already: closes its log
+    process.close()  # dead already: closes its log
 
 
 def web_env(approach: str) -> dict[str, str]:
@@ -123,7 +123,7 @@ def web_env(approach: str) -> dict[str, str]:
 
 def start_web(cluster: BenchCluster, approach: str, port: int, name: str) -> Process:
     web = cluster.spawn(name, server_argv(port, "daphne"), **web_env(approach))
-    wait_until(lambda: _answers(port), timeout=90, what=f"{name} to answer /healthz")
+    wait_until(lambda: _answers(port), timeout=90, message=f"{name} to answer /healthz")
     return web
 
 
@@ -187,7 +187,7 @@ def one_run(cluster: BenchCluster, approach: str, target: str, ctx: dict, plans:
         load.stop()
         for process in (web, worker):
             if process is not None:
-                process.stop()
+                process.close()
     (log,) = report["clients"]
     with cluster.sql() as conn:
         committed = [
@@ -227,8 +227,8 @@ def run(cluster: BenchCluster) -> ScenarioResult:
     plans = json.loads(plan_path.read_text())
     alternatives.prepare(cluster, "procrastinate")
     relay = cluster.spawn("relay-settle", alternatives.worker_argv("relay"))
-    wait_until(lambda: backlog(cluster) == 0, timeout=300, what="the relay to deliver the plan")
-    relay.stop()
+    wait_until(lambda: backlog(cluster) == 0, timeout=300, message="the relay to deliver the plan")
+    relay.close()
     ws, ws_base = start_daphne(cluster, "daphne-ledger")
     ctx = {
         "token": token,
@@ -245,7 +245,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
                 progress(f"crash: {approach}, {KILLS} kills of the {target}")
                 runs[f"{approach}/{target}"] = one_run(cluster, approach, target, ctx, mine, rng)
     finally:
-        ws.stop()
+        ws.close()
     for key, found in runs.items():
         approach, target = key.split("/")
         budget = "0" if approach == "relay" else ""

@@ -152,9 +152,9 @@ def run(cluster: BenchCluster) -> ScenarioResult:
             runs[-1]["daphne_rss_mib"] = [peak_rss_mib(daphne.pid) for daphne, _ in servers]
             runs[-1]["relay_rss_mib"] = peak_rss_mib(relay.pid)
     finally:
-        relay.stop()
+        relay.close()
         for daphne, _ in servers:
-            daphne.stop()
+            daphne.close()
 
     result.add(
         "commit to frame p99, every client and event",
@@ -245,7 +245,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
 
 
 def wait_drained(cluster: BenchCluster, timeout: float = 300) -> None:
-    from chaos.cluster import wait_until
+    from devtools.processes import wait_until
 
     def drained() -> bool:
         with cluster.sql() as conn:
@@ -256,4 +256,4 @@ def wait_drained(cluster: BenchCluster, timeout: float = 300) -> None:
                 == 0
             )
 
-    wait_until(drained, timeout=timeout, what="the relay to drain the seed's events", interval=1)
+    wait_until(drained, timeout=timeout, message="the relay to drain the seed's events", interval=1)

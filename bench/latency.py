@@ -29,7 +29,7 @@ from bench import alternatives, broker
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, percentile, progress
 from bench.wsclients import ClientGroup, latencies_ms, peak_rss_mib, start_daphne
-from chaos.cluster import ROOT
+from devtools.processes import ROOT
 
 RATE = 200
 SECONDS = 30
@@ -173,8 +173,8 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
         }
         (report,) = clients.finish()
     finally:
-        relay.stop()
-        daphne.stop()
+        relay.close()
+        daphne.close()
     rows = json.loads(events_path.read_text())
     commits = {event_id: at for event_id, _, at, warm in rows if not warm}
     (log,) = report["clients"]
@@ -260,7 +260,7 @@ def rerank_burst(cluster: BenchCluster, changes: int) -> dict:
                 (burst["first_id"],),
             ).fetchone()[0]
     finally:
-        relay.stop()
+        relay.close()
     steps = step_times(relay.output(), RERANK)
     return {**burst, "catch_up_s": seconds, "steps": steps, "recommendations_updated": updates}
 

@@ -87,8 +87,8 @@ def one_run(cluster: BenchCluster, delivery: str, client: dict, label: str, seco
         (report,) = clients.finish()
     finally:
         if worker is not None:
-            worker.stop()
-        daphne.stop()
+            worker.close()
+        daphne.close()
     rows = json.loads(events_path.read_text())
     commits = {event_id: at for event_id, _, at, warm in rows if not warm}
     (log,) = report["clients"]

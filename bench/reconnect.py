@@ -225,9 +225,9 @@ def run(cluster: BenchCluster) -> ScenarioResult:
             runs.append(one_run(cluster, clients, servers[0][1], load, f"run-{repeat}"))
     finally:
         load.close()
-        relay.stop()
+        relay.close()
         for daphne, _ in servers:
-            daphne.stop()
+            daphne.close()
     count = f"{len(clients):,} clients"
     result.add(
         f"{count} reconnecting, {BEHIND} behind each: last `replayed`",

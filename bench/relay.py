@@ -26,7 +26,7 @@ from bench import broker
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, progress, repeat
 from bench.wsclients import peak_rss_mib
-from chaos.cluster import Process
+from devtools.processes import Process
 
 EVENTS = 20_000
 BATCH = 500
@@ -112,7 +112,7 @@ def drain(
                     if process.alive():
                         rss[process.pid] = peak_rss_mib(process.pid)
                     elif not once or process.proc.returncode != 0:
-                        raise RuntimeError(f"{label} exited early:\n{process.tail()}")
+                        raise RuntimeError(f"{label} exited early:\n{process.describe()}")
                 if time.perf_counter() - started > DRAIN_TIMEOUT:
                     raise RuntimeError(f"{label}: not drained after {DRAIN_TIMEOUT:.0f} s")
                 time.sleep(POLL)
@@ -126,7 +126,7 @@ def drain(
         for process in processes:
             if process.alive():
                 rss[process.pid] = peak_rss_mib(process.pid)
-            process.stop()
+            process.close()
     steps = [STEP_LINE.search(line) for p in processes for line in p.output().splitlines()]
     return {
         "seconds": seconds,

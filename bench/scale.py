@@ -34,7 +34,7 @@ from pathlib import Path
 from bench.booking import _answers, load_round, server_argv
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, load_note, percentile, progress
-from chaos.cluster import ROOT, free_port, wait_until
+from devtools.processes import ROOT, free_port, wait_until
 
 EVENTS = 10_000_000
 REGIONS = 20
@@ -229,16 +229,16 @@ class Traffic:
             f"relay-{label}",
             [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", label],
         )
-        wait_until(lambda: _answers(self.port), timeout=60, what="daphne to answer /healthz")
-        wait_until(lambda: drained(cluster), timeout=300, what="the relay to drain", interval=1)
+        wait_until(lambda: _answers(self.port), timeout=60, message="daphne to answer /healthz")
+        wait_until(lambda: drained(cluster), timeout=300, message="the relay to drain", interval=1)
 
     def book(self, token: str, plans: list[dict], seconds: float) -> dict:
         watched = {"daphne": self.web.pid, "relay": self.relay.pid}
         return load_round(self.port, token, plans, seconds, watched)
 
     def stop(self) -> None:
-        self.web.stop()
-        self.relay.stop()
+        self.web.close()
+        self.relay.close()
 
 
 def booking_setup(cluster: BenchCluster) -> tuple[str, list[dict]]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bench.cluster import BenchCluster
-    from chaos.cluster import Process
+    from devtools.processes import Process
 
 LAG_INTERVAL = 0.05
 CONNECT_ATTEMPTS = 5  # with backoff 1, 2, 4, 8 s, as a reconnecting board would
@@ -241,7 +241,7 @@ def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Proce
     import urllib.error
     import urllib.request
 
-    from chaos.cluster import free_port, wait_until
+    from devtools.processes import free_port, wait_until
 
     port = free_port()
     daphne = cluster.spawn(
@@ -253,14 +253,14 @@ def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Proce
 
     def answers() -> bool:
         if not daphne.alive():
-            raise RuntimeError("daphne exited\n" + daphne.tail())
+            raise RuntimeError("daphne exited\n" + daphne.describe())
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
 
-    wait_until(answers, timeout=60, what="daphne to answer /healthz")
+    wait_until(answers, timeout=60, message="daphne to answer /healthz")
     return daphne, f"ws://127.0.0.1:{port}"
 
 
@@ -298,15 +298,15 @@ class ClientGroup:
             )
 
     def wait_connected(self, timeout: float = 300) -> int:
-        from chaos.cluster import wait_until
+        from devtools.processes import wait_until
 
         def ready() -> bool:
             for proc in self.procs:
                 if not proc.alive() and proc.proc.returncode != 0:
-                    raise RuntimeError("websocket clients failed\n" + proc.tail())
+                    raise RuntimeError("websocket clients failed\n" + proc.describe())
             return all(path.exists() for path in self.readies)
 
-        wait_until(ready, timeout=timeout, what="websocket clients to connect")
+        wait_until(ready, timeout=timeout, message="websocket clients to connect")
         self.ready = [json.loads(path.read_text()) for path in self.readies]
         return sum(ready["connected"] for ready in self.ready)
 
@@ -318,9 +318,9 @@ class ClientGroup:
             try:
                 proc.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                raise RuntimeError("websocket clients did not finish\n" + proc.tail()) from None
+                raise RuntimeError("websocket clients did not finish\n" + proc.describe()) from None
             if proc.proc.returncode != 0:
-                raise RuntimeError("websocket clients failed\n" + proc.tail())
+                raise RuntimeError("websocket clients failed\n" + proc.describe())
             reports.append(json.loads(out.read_text()))
         return reports
 

@@ -1,8 +1,7 @@
 """In-process work for the websocket scenarios (`latency`, `fanout`), run as
 `python -m bench.wsworker COMMAND` with Django set up from the environment the scenario passes
 (the mode's, see `bench.alternatives.env`). Prints progress to stderr and one JSON line to
-stdout, as `bench.worker` does; kept apart from it so the scenarios' engineers do not edit one
-file at once."""
+stdout, as `bench.worker` does."""
 
 import argparse
 import json
@@ -21,8 +20,8 @@ def ws_accounts(args) -> dict:
     from django.test import override_settings
 
     from contractors.access import stream_groups
-    from contractors.accounts import create_account
     from contractors.models import Contractor, Region
+    from contractors.services import create_account
     from scheduling.demo import seed_demo
 
     started = time.perf_counter()

@@ -1,11 +1,5 @@
-"""The chaos run's own RabbitMQ: a second node on this machine, private to the run.
-
-Its own node name (`chaos_<pid>@localhost`), AMQP and distribution ports, HOME (so its own
-Erlang cookie), config, enabled-plugins file (none: no management plugin), Mnesia and log
-directories, all under the run's temporary directory. Nothing of the shared broker (5672,
-`/etc/rabbitmq`, `/var/lib/rabbitmq`) is read or touched; the node only registers its name with
-the machine's epmd, as every Erlang node does. It runs in the foreground under
-`rabbitmq-server`'s own script, which turns SIGTERM into a clean shutdown.
+"""The chaos run's own RabbitMQ (devtools.rabbitmq: a node private to the run, node name
+`chaos_<pid>@localhost`) and its audit queue.
 
 The audit queue: a durable queue bound to the bus exchange for every routing key, declared
 before the relays publish anything, and read after the run. Messages are persistent and the
@@ -13,137 +7,19 @@ relay waits for the broker's confirms, so what it confirmed survives a broker cr
 checks that the queue got every event at least once.
 """
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
-from chaos.cluster import Process, free_port, wait_until
+from devtools.rabbitmq import RabbitMQServer
 
-# The script itself, not /usr/sbin/rabbitmq-server: that wrapper switches to the `rabbitmq`
-# user and the system's directories.
-SERVER_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 EXCHANGE = "smartscheduler.events"  # the product's default EVENT_BUS_EXCHANGE
 AUDIT_QUEUE = "chaos.audit"
-# The broker stands for one on another machine: its boot at every restart (seconds of CPU on
-# a 2-core machine) runs at a lower priority, so it does not take its CPU from the cluster
-# under test (websocket lag during a bus outage measures our system, not the broker's boot).
-NICENESS = 10
 
 
-def server_command() -> str:
-    return SERVER_SCRIPT if os.path.exists(SERVER_SCRIPT) else "rabbitmq-server"
-
-
-class Broker:
+class Broker(RabbitMQServer):
     def __init__(self, workdir: Path) -> None:
-        self.base = workdir / "rabbitmq"
-        self.node = f"chaos_{os.getpid()}@localhost"
-        self.port = free_port()
-        self.dist_port = free_port()
-        self.process: Process | None = None
-        self.starts = 0
-        for sub in ("home", "mnesia", "log"):
-            (self.base / sub).mkdir(parents=True, exist_ok=True)
-        (self.base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
-            "log.console = true\nlog.console.level = warning\nlog.file = false\n"
-        )
-        (self.base / "enabled_plugins").write_text("[].\n")
-        (self.base / "rabbitmq-env.conf").write_text("")
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
-
-    def env(self) -> dict[str, str]:
-        base = self.base
-        return {
-            **os.environ,
-            "HOME": str(base / "home"),  # the Erlang cookie is generated here
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),  # absent
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-            # One scheduler thread: it stands for a broker on another machine, and its boot (seconds
-            # of CPU, at every restart) should leave a core to the cluster under test.
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1",
-        }
-
-    # --- life ---------------------------------------------------------------------------------
-
-    def launch(self) -> None:
-        """Start the node without waiting (boot overlaps the database's migration)."""
-        self.starts += 1
-        self.process = Process(
-            "rabbitmq", ["nice", "-n", str(NICENESS), server_command()],
-            log_path=self.base / "server.log", env=self.env(),
-        )  # fmt: skip
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        def ready() -> bool:
-            if self.process is None or not self.process.alive():
-                raise RuntimeError("rabbitmq-server exited\n" + self.tail())
-            return self.answers()
-
-        wait_until(ready, timeout=timeout, what="the private RabbitMQ to answer", interval=0.1)
-
-    def start(self, timeout: float = 60) -> None:
-        self.launch()
-        self.wait_ready(timeout)
-
-    def answers(self) -> bool:
-        """An AMQP connection opens (the port alone opens before the broker serves)."""
-        import kombu
-
-        try:
-            with kombu.Connection(self.url, connect_timeout=1) as conn:
-                conn.ensure_connection(max_retries=0)
-            return True
-        except Exception:
-            return False
-
-    def stop(self, *, crash: bool = False, grace: float = 20.0) -> None:
-        """SIGTERM: a clean shutdown; `crash`: SIGKILL to the whole process group (the VM and
-        its helpers), as a crash or an OOM kill would."""
-        process = self.process
-        if process is None or not process.alive():
-            return
-        if crash:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.proc.wait(timeout=10)
-        else:
-            process.proc.send_signal(signal.SIGTERM)
-            try:
-                process.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.proc.wait(timeout=10)
-        # What is left of the group (erl_child_setup, inet_gethost) goes with the VM.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _group_alive(process.pid):
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.stop()  # closes the log
-
-    def tail(self, lines: int = 30) -> str:
-        return self.process.tail(lines) if self.process is not None else "(never started)"
+        super().__init__(workdir, name="chaos")
 
     # --- the audit queue ------------------------------------------------------------------------
 
@@ -168,13 +44,3 @@ class Broker:
                     break
                 received[json.loads(message.body)["id"]] += 1
         return received
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True

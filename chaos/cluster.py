@@ -8,147 +8,16 @@ import atexit
 import contextlib
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
-T = TypeVar("T")
+from devtools.processes import Process, free_port, run_manage, wait_until
+from devtools.stores import RedisServer, create_database, drop_database, product_env
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Our own sessions carry this name so a fault never terminates the observer's connections.
 OBSERVER_APP = "chaos-observer"
-
-
-def wait_until(predicate: Callable[[], T], *, timeout: float, what: str, interval=0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Process:
-    """A child process with its output in a log file; in its own process group so a Ctrl-C
-    at the terminal reaches only us, and we stop it in order."""
-
-    def __init__(self, name: str, argv: list[str], *, log_path: Path, env: dict[str, str]):
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def tail(self, lines: int = 30) -> str:
-        state = "running" if self.alive() else f"exited {self.proc.returncode}"
-        text = "\n".join(self.output().splitlines()[-lines:])
-        return f"--- {self.name} pid={self.pid} ({state}) {self.log_path}\n{text}"
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self, grace: float = 5.0) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
-def create_database(name: str) -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(name: str) -> None:
-    """Only a database this run created: its name carries the creating process's pid."""
-    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def run_manage(env: dict[str, str], *args: str, timeout: float) -> str:
-    """`python manage.py ARGS` against the stores named in `env`; its stdout, or a RuntimeError
-    carrying both outputs."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-        )
-    return done.stdout
-
-
-def start_redis_server(port: int, workdir: Path) -> Process:
-    """A private redis-server (nothing saved to disk) on `port`, answering when this returns."""
-    server = Process(
-        "redis",
-        [
-            "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir),
-        ],
-        log_path=workdir / "redis.log",
-        env=dict(os.environ),
-    )  # fmt: skip
-    wait_until(lambda: redis_answers(port), timeout=10, what="redis-server to answer")
-    return server
-
-
-def redis_answers(port: int) -> bool:
-    import redis
-
-    try:
-        client = redis.Redis(port=port, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except redis.RedisError:
-        return False
 
 
 class Cluster:
@@ -161,13 +30,11 @@ class Cluster:
         self.relay_lease = relay_lease
         self.broker = Broker(workdir) if bus else None
         self.database = f"chaos_{os.getpid()}"
-        self.redis_port = free_port()
+        self.redis = RedisServer(workdir)
         self.web_port = free_port()
-        self.redis: Process | None = None
         self.web: Process | None = None
         self.relays: dict[str, Process] = {}
         self.relay_starts = 0
-        self.redis_starts = 0
         self.created_database = False
         self.closed = False
         atexit.register(self.close)
@@ -179,8 +46,16 @@ class Cluster:
         return f"postgres://postgres@127.0.0.1:5432/{self.database}"
 
     @property
+    def redis_port(self) -> int:
+        return self.redis.port
+
+    @property
+    def redis_starts(self) -> int:
+        return self.redis.starts
+
+    @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.redis.url
 
     @property
     def base_url(self) -> str:
@@ -191,23 +66,9 @@ class Cluster:
         return f"ws://127.0.0.1:{self.web_port}"
 
     def env(self) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PYTEST", "TEST_DB"))
-        }
-        env.update(
-            DJANGO_SETTINGS_MODULE="smartscheduler.settings",
-            DATABASE_URL=self.database_url,
-            REDIS_URL=self.redis_url,
-            SECRET_KEY="chaos-run-not-secret",
-            DEBUG="0",
-            EMBEDDED_RELAY="0",
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            PYTHONUNBUFFERED="1",
-            LOG_LEVEL="INFO",
+        env = product_env(
+            database=self.database, redis_url=self.redis_url, secret="chaos-run-not-secret"
         )
-        env.pop("EVENT_BUS_URL", None)
         if self.broker is not None:
             env["EVENT_BUS_URL"] = self.broker.url
         return env
@@ -240,31 +101,29 @@ class Cluster:
         return match[1]
 
     def start_redis(self) -> None:
-        self.redis_starts += 1
-        self.redis = start_redis_server(self.redis_port, self.workdir)
+        self.redis.start()
 
     def stop_redis(self) -> None:
-        if self.redis is not None:
-            self.redis.stop()
+        self.redis.stop()
 
     def start_web(self) -> None:
         self.web = Process(
-            "daphne",
             [
                 sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port),
                 "smartscheduler.asgi:application",
             ],
             log_path=self.workdir / "daphne.log",
             env=self.env(),
+            name="daphne",
         )  # fmt: skip
-        wait_until(self._web_answers, timeout=30, what="daphne to answer /healthz")
+        wait_until(self._web_answers, timeout=30, message="daphne to answer /healthz")
 
     def _web_answers(self) -> bool:
         import urllib.error
         import urllib.request
 
         if self.web is not None and not self.web.alive():
-            raise RuntimeError("daphne exited\n" + self.web.tail())
+            raise RuntimeError("daphne exited\n" + self.web.describe())
         try:
             with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as response:
                 return response.status == 200
@@ -274,7 +133,6 @@ class Cluster:
     def start_relay(self, name: str) -> Process:
         self.relay_starts += 1
         relay = Process(
-            name,
             [
                 sys.executable, "-m", "chaos.relay", "--name", name,
                 "--lease", str(self.relay_lease), "--poll-interval", "0.5",
@@ -282,13 +140,14 @@ class Cluster:
             ],
             log_path=self.workdir / f"{name}.log",
             env=self.env(),
+            name=name,
         )  # fmt: skip
         self.relays[name] = relay
         return relay
 
     def processes(self) -> list[Process]:
         """Ours, for the soak's memory samples (the broker is not the system under test)."""
-        found = [p for p in [self.web, self.redis, *self.relays.values()] if p is not None]
+        found = [p for p in [self.web, self.redis.process, *self.relays.values()] if p is not None]
         return [p for p in found if p.alive()]
 
     # --- tear-down -------------------------------------------------------------------------
@@ -297,13 +156,10 @@ class Cluster:
         if self.closed:
             return
         self.closed = True
-        for relay in self.relays.values():
-            with contextlib.suppress(Exception):
-                relay.stop()
-        for process in (self.web, self.redis):
+        for process in (*self.relays.values(), self.web, self.redis.process):
             if process is not None:
                 with contextlib.suppress(Exception):
-                    process.stop()
+                    process.close()
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 self.broker.stop()

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from chaos import invariants, measures
 from chaos.clients import ClientRecord, WebsocketClient
-from chaos.cluster import Cluster, Process, wait_until
+from chaos.cluster import Cluster
 from chaos.faults import FaultInjector, Monitor
 from chaos.load import LoadGenerator, World
+from devtools.processes import Process, wait_until
 
 CONTRACTORS = 20
 SHORT_SECONDS = 16.0
@@ -96,17 +97,17 @@ def boot(cluster: Cluster, seed: int) -> Setup:
         wait_until(
             lambda r=relay: "relay started" in r.output() or not r.alive(),
             timeout=30,
-            what=f"relay {relay.name} to start",
+            message=f"relay {relay.name} to start",
         )
         if not relay.alive():
-            raise RuntimeError("relay exited at start\n" + relay.tail())
+            raise RuntimeError("relay exited at start\n" + relay.describe())
     note("relays started")
 
     contractors = _get(cluster, "/api/contractors?limit=200&status=active", token)["results"]
     regions = sorted({r["slug"] for r in _get(cluster, "/api/regions", token)} | {"default"})
     world = World(contractors=contractors)
     monitor = Monitor(cluster)
-    wait_until(lambda: monitor.pending()[0] == 0, timeout=60, what="the seed events to drain")
+    wait_until(lambda: monitor.pending()[0] == 0, timeout=60, message="the seed events to drain")
     first_after = monitor.head()
 
     records = [
@@ -164,7 +165,7 @@ def drain(setup: Setup, timeout: float) -> float:
         wait_until(
             lambda: setup.monitor.pending()[0] == 0,
             timeout=timeout,
-            what="pending to drain",
+            message="pending to drain",
             interval=0.2,
         )
     except TimeoutError:
@@ -313,16 +314,16 @@ def print_report(setup: Setup, load: LoadGenerator, checks: list[invariants.Chec
 def _processes_healthy(cluster: Cluster) -> list[str]:
     problems = []
     if cluster.web is None or not cluster.web.alive():
-        problems.append("daphne is not running\n" + (cluster.web.tail() if cluster.web else ""))
+        problems.append("daphne is not running\n" + (cluster.web.describe() if cluster.web else ""))
     for name, relay in cluster.relays.items():
         if not relay.alive() and relay.proc.returncode != -signal.SIGKILL:
-            problems.append(f"relay {name} exited by itself\n" + relay.tail())
+            problems.append(f"relay {name} exited by itself\n" + relay.describe())
     broker = cluster.broker
     if broker is not None and (broker.process is None or not broker.process.alive()):
-        problems.append("the private RabbitMQ is not running\n" + broker.tail())
+        problems.append("the private RabbitMQ is not running\n" + broker.describe())
     for relay in cluster.relays.values():
         if "Traceback" in relay.output():
-            problems.append(f"relay {relay.name} logged a traceback\n" + relay.tail(60))
+            problems.append(f"relay {relay.name} logged a traceback\n" + relay.describe(60))
     return problems
 
 
@@ -406,7 +407,7 @@ def _execute(args, *, soak: bool) -> int:
         broker = cluster.broker.process if cluster.broker is not None else None
         for process in [cluster.web, broker, *cluster.relays.values()]:
             if process is not None:
-                print(process.tail(), file=sys.stderr)
+                print(process.describe(), file=sys.stderr)
         return 2
     finally:
         if injector is not None:

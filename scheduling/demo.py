@@ -1,7 +1,7 @@
 """Demo data: a believable flooring business around New York City (and a Chicago branch).
 
 Invariant: every row the seed writes goes through the services (`contractors.services`,
-`scheduling.services`, `contractors.accounts`), so each change carries its domain event exactly
+accounts included, and `scheduling.services`), so each change carries its domain event exactly
 as if a dispatcher had made it, and the EventLog tells the same story as the tables. Bookings
 go into slots the availability engine reports free, and the services re-validate them anyway.
 What to write comes from `scheduling.demo_plan` (deterministic for a seed and a day); only the
@@ -19,11 +19,10 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from contractors.accounts import create_account
 from contractors.geo import haversine_miles
 from contractors.models import Contractor, ContractorStatus, Region
 from contractors.selectors import live_contractors
-from contractors.services import add_time_off, create_contractor, create_region
+from contractors.services import add_time_off, create_account, create_contractor, create_region
 from events.errors import DomainError
 from scheduling.availability import Site
 from scheduling.demo_plan import AREAS, ContractorSpec, JobSpec, plan_demo

@@ -17,11 +17,15 @@ from smartscheduler.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Several test runs on one machine (say, two checkouts) each get their own test database and
-# their own Redis key space (cache clears and channel groups do not reach each other).
+# their own Redis key space (cache clears and channel groups do not reach each other); so does
+# each pytest-xdist worker of a run (pytest-django adds the worker's name, gw0, gw1, to the
+# database's; the processes a test starts inherit PYTEST_XDIST_WORKER, so they share its keys).
 _RUN = os.environ.get("TEST_DB_SUFFIX", "")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_KEYS = "smartscheduler-test" + _RUN + (f"-{_WORKER}" if _WORKER else "")
 DATABASES["default"]["TEST"] = {"NAME": "test_smartscheduler" + _RUN}  # noqa: F405
-CACHES["default"]["KEY_PREFIX"] = "smartscheduler-test" + _RUN  # noqa: F405
-CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "smartscheduler-test" + _RUN  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = _KEYS  # noqa: F405
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = _KEYS  # noqa: F405
 
 # Browser tests run daphne without collectstatic.
 WHITENOISE_USE_FINDERS = True

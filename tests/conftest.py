@@ -5,6 +5,7 @@ if either is down the session stops at once with the reason, rather than skippin
 (smartscheduler.settings_embedded_test: SQLite, in-memory layer, local-memory cache); every other
 test needs the real stores, so each kind of session collects only its own tests."""
 
+import copy
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -12,12 +13,13 @@ import redis
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.db.models.signals import post_save
 from rest_framework.test import APIClient
 
 from contractors.access import DISPATCHERS_GROUP
 from contractors.tokens import issue_token
+from devtools.stores import ADMIN_DSN, RedisServer
 from events.models import Event
 from realtime import framecache
 from tests.contractors.factories import ContractorFactory
@@ -41,7 +43,7 @@ def pytest_sessionstart(session):
     import psycopg
 
     try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=3).close()
+        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
     except psycopg.OperationalError as exc:
         pytest.exit(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc}", returncode=3)
     try:
@@ -92,6 +94,29 @@ def _fresh_connection_pool(request):
     yield
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, dropped at the end once no session uses it: a pooled connection
+    still held by a thread of an in-process server makes the drop fail and leaves the
+    database behind (one per xdist worker)."""
+    yield
+    if embedded():
+        return
+    import psycopg
+
+    with django_db_blocker.unblock():
+        for alias in connections:
+            connections[alias].close()
+            if getattr(connections[alias], "pool", None) is not None:
+                connections[alias].close_pool()
+    name = connections["default"].settings_dict["NAME"]
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            [name],
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_frame_cache():
     """Each test's log starts again at sequence 1: a frame cached under a sequence by an
@@ -110,6 +135,29 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture
+def own_redis(tmp_path):
+    """A private redis-server the test may stop and restart (never the shared one)."""
+    server = RedisServer(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        if server.process is not None:
+            server.process.close()
+
+
+@pytest.fixture
+def channel_layer(settings):
+    """The configured channels-redis layer (its options as settings have them), as a fresh
+    instance for this test: each test runs on its own event loop, and a layer instance keeps
+    per-loop receive state."""
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    assert layers["default"]["BACKEND"] == "realtime.layers.RedisChannelLayer"
+    settings.CHANNEL_LAYERS = layers  # Channels drops its cached layers on setting_changed
+    return layers["default"]["CONFIG"]
+
+
 def next_weekday(weekday: int, *, weeks_ahead: int = 1) -> date:
     """A date in the future falling on `weekday` (0 = Monday), at least a week away."""
     today = datetime.now(UTC).date()
@@ -125,6 +173,32 @@ def events_of(*types: str) -> list[Event]:
     if types:
         qs = qs.filter(type__in=types)
     return list(qs)
+
+
+def db_state(*models) -> dict[str, list[dict]]:
+    """Every row of `models` (and of the EventLog), to prove a rejected call wrote nothing."""
+    return {
+        model._meta.label: list(model.objects.order_by("pk").values()) for model in (*models, Event)
+    }
+
+
+def assert_events(*expected: tuple[str, str, list[str], dict]) -> list[Event]:
+    """Exactly these events were recorded, in order: (type, aggregate, groups, payload;
+    the payload besides its `timestamp`)."""
+    events = events_of()
+    assert [event.type for event in events] == [type_ for type_, *_ in expected]
+    for event, (_, aggregate, groups, payload) in zip(events, expected, strict=True):
+        assert event.aggregate == aggregate
+        assert event.groups == groups
+        assert event.sequence is None  # published after commit, by the relay
+        recorded = dict(event.payload)
+        assert recorded.pop("timestamp").endswith("Z")
+        assert recorded == payload
+    return events
+
+
+def assert_one_event(type_: str, *, aggregate: str, groups: list[str], payload: dict) -> Event:
+    return assert_events((type_, aggregate, groups, payload))[0]
 
 
 def make_user(username: str, *, role: str | None = None, contractor=None, regions=()) -> User:

@@ -17,10 +17,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from contractors.accounts import create_account
 from contractors.admin import ContractorForm
 from contractors.models import Contractor
-from contractors.services import Location, create_contractor, link_user
+from contractors.services import Location, create_account, create_contractor, link_user
 from events.errors import Invalid
 from events.publisher import publish_all
 from scheduling.services import create_job

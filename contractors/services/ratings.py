@@ -109,20 +109,11 @@ def store_rating_summaries(contractors: list[Contractor]) -> int:
     return len(changed)
 
 
-def refresh_rating_summary(*, contractor_id: int) -> Contractor | None:
-    """Recompute the stored average and count from the ratings table (idempotent)."""
-    with transaction.atomic():
-        contractor = Contractor.objects.select_for_update().filter(pk=contractor_id).first()
-        if contractor is None:
-            return None
-        store_rating_summaries([contractor])
-        return contractor
-
-
 def refresh_rating_summaries(*, contractor_ids: set[int] | list[int]) -> int:
-    """`refresh_rating_summary` for many contractors at once (the relay's batches): lock them in
-    id order (as `record_rating` does), read every average in one query, write the changed
-    ones in one statement. Returns how many changed. Idempotent."""
+    """Recompute the stored average and count of these contractors from the ratings table
+    (the relay's batches; unknown ids are ignored): lock them in id order (as `record_rating`
+    does), read every average in one query, write the changed ones in one statement. Returns
+    how many changed. Idempotent."""
     ids = sorted(set(contractor_ids))
     if not ids:
         return 0

@@ -3,7 +3,6 @@ and never after a rollback, through the real channel layer; a procrastinate job 
 deferred in the recording transaction and rolled back with it."""
 
 import asyncio
-import copy
 import json
 from datetime import timedelta
 
@@ -42,16 +41,6 @@ def new_job_rolled_back() -> None:
 
 
 @pytest.fixture
-def channel_layer(settings):
-    """A fresh instance of the configured channels-redis layer (this run's prefix), as
-    tests/realtime uses it: Channels drops its cached layers on setting_changed."""
-    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    assert layers["default"]["BACKEND"] == "realtime.layers.RedisChannelLayer"
-    settings.CHANNEL_LAYERS = layers
-    return get_channel_layer()
-
-
-@pytest.fixture
 def on_commit():
     install("on_commit")
     yield
@@ -63,20 +52,21 @@ def on_commit():
 async def test_on_commit_sends_to_the_group_after_commit_and_never_after_rollback(
     channel_layer, on_commit
 ):
-    channel = await channel_layer.new_channel()
-    await channel_layer.group_add(GROUP, channel)
+    layer = get_channel_layer()  # this test's instance of the configured layer
+    channel = await layer.new_channel()
+    await layer.group_add(GROUP, channel)
     try:
         # First a rolled-back job, then a committed one: the group's first message must be the
         # committed job's JobCreated (a send at record time would put the rolled-back one first).
         await database_sync_to_async(new_job_rolled_back)()
         job = await database_sync_to_async(new_job)()
-        message = await asyncio.wait_for(channel_layer.receive(channel), 5)
+        message = await asyncio.wait_for(layer.receive(channel), 5)
         assert message["type"] == "event.message"
         assert message["event"]["type"] == "JobCreated"
         assert message["event"]["payload"]["jobId"] == job.pk
         assert await database_sync_to_async(Job.objects.count)() == 1
     finally:
-        await channel_layer.group_discard(GROUP, channel)
+        await layer.group_discard(GROUP, channel)
 
 
 @pytest.fixture

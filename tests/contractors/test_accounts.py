@@ -8,9 +8,8 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from contractors.access import DISPATCHERS_GROUP, Role, roles_of, watched_regions
-from contractors.accounts import create_account
 from contractors.management.commands import create_user
-from contractors.services import delete_contractor, link_user
+from contractors.services import create_account, delete_contractor, link_user
 from contractors.tokens import authenticate_key
 from events.errors import Conflict, Invalid, NotFound
 from tests.conftest import events_of

@@ -17,15 +17,13 @@ from contractors.services import (
     create_region,
     delete_contractor,
     refresh_rating_summaries,
-    refresh_rating_summary,
     remove_time_off,
     set_working_hours,
     update_contractor,
 )
 from events.errors import Conflict, Invalid, NotFound
-from events.models import Event
 from scheduling.services import rate_job
-from tests.conftest import at, events_of, make_user, next_weekday
+from tests.conftest import assert_one_event, at, db_state, events_of, make_user, next_weekday
 from tests.contractors.factories import (
     ContractorFactory,
     RatingFactory,
@@ -61,30 +59,8 @@ def completed_job(contractor: Contractor):
     ).job
 
 
-def db_state() -> dict[str, list[dict]]:
-    """Every row the contractor services may touch, to prove a rejected call wrote nothing."""
-    return {
-        "contractors": list(Contractor.objects.order_by("pk").values()),
-        "hours": list(WorkingHours.objects.order_by("pk").values()),
-        "time_off": list(TimeOff.objects.order_by("pk").values()),
-        "ratings": list(Rating.objects.order_by("pk").values()),
-        "regions": list(Region.objects.order_by("pk").values()),
-        "events": list(Event.objects.order_by("id").values()),
-    }
-
-
-def assert_one_event(type_: str, *, aggregate: str, groups: list[str], payload: dict) -> Event:
-    """Exactly one event was recorded, with this envelope and payload (besides `timestamp`)."""
-    events = events_of()
-    assert [event.type for event in events] == [type_]
-    event = events[0]
-    assert event.aggregate == aggregate
-    assert event.groups == groups
-    assert event.sequence is None  # published after commit, by the relay
-    recorded = dict(event.payload)
-    assert recorded.pop("timestamp").endswith("Z")
-    assert recorded == payload
-    return event
+# Every row the contractor services may touch (db_state: a rejected call wrote nothing).
+TOUCHED = (Contractor, WorkingHours, TimeOff, Rating, Region)
 
 
 def hours_of(contractor: Contractor) -> list[tuple[int, time, time]]:
@@ -157,7 +133,7 @@ def test_create_contractor_saves_it_and_announces_its_schedule():
 
 @pytest.mark.parametrize("name", ["localtime", "EST5EDT", "UTC+3", "Etc/GMT-3", "US/Eastern"])
 def test_create_contractor_refuses_zone_names_that_are_not_places(name):
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         create_contractor(
@@ -165,7 +141,7 @@ def test_create_contractor_refuses_zone_names_that_are_not_places(name):
         )
 
     assert list(raised.value.errors) == ["timezone"]
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -230,26 +206,26 @@ def test_create_contractor_links_a_user_account():
     ],
 )
 def test_create_contractor_rejects_invalid_input_and_writes_nothing(overrides, field):
-    before = db_state()
+    before = db_state(*TOUCHED)
     arguments = {"name": "Ana", "type": "tile", "location": Location(**MAIN_ST), **overrides}
 
     with pytest.raises(Invalid) as raised:
         create_contractor(**arguments)
 
     assert list(raised.value.errors) == [field]
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
 def test_create_contractor_refuses_a_user_already_linked_to_another_contractor():
     user = make_user("worker", role="contractor", contractor=ContractorFactory())
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         create_contractor(name="Twin", type="tile", location=Location(**MAIN_ST), user=user)
 
     assert raised.value.code == "user_linked"
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -279,7 +255,7 @@ def test_create_region_saves_it_without_an_event():
 )
 def test_create_region_rejects_reserved_duplicate_or_empty_regions(arguments, error, detail):
     RegionFactory(slug="north")
-    before = db_state()
+    before = db_state(*TOUCHED)
     base = {
         "slug": "south",
         "name": "South",
@@ -295,7 +271,7 @@ def test_create_region_rejects_reserved_duplicate_or_empty_regions(arguments, er
         assert list(raised.value.errors) == [detail]
     else:
         assert raised.value.code == detail
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
 
 
 @pytest.mark.parametrize(
@@ -442,7 +418,7 @@ def test_moving_a_contractor_within_its_region_reports_only_the_location():
 
 def test_update_contractor_without_a_change_writes_nothing():
     contractor = ContractorFactory(name="Ana")
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     update_contractor(
         contractor_id=contractor.pk,
@@ -453,7 +429,7 @@ def test_update_contractor_without_a_change_writes_nothing():
         timezone_name="America/New_York",
     )
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -467,26 +443,26 @@ def test_update_contractor_without_a_change_writes_nothing():
 )
 def test_update_contractor_rejects_invalid_values_and_writes_nothing(arguments, field):
     contractor = ContractorFactory(name="Ana")
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         # The valid name change in the same call must not be saved either.
         update_contractor(contractor_id=contractor.pk, name="Renamed", **arguments)
 
     assert list(raised.value.errors) == [field]
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert Contractor.objects.get(pk=contractor.pk).name == "Ana"
 
 
 def test_update_contractor_of_an_unknown_or_deleted_contractor_is_not_found():
     deleted = ContractorFactory(status="inactive", deleted_at=datetime.now(UTC))
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     for contractor_id in (MISSING_ID, deleted.pk):
         with pytest.raises(NotFound):
             update_contractor(contractor_id=contractor_id, name="Ghost")
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
 
 
 # --- delete_contractor ------------------------------------------------------------------------
@@ -539,13 +515,13 @@ def test_delete_contractor_with_live_assignments_is_a_conflict(assignment_status
         status=assignment_status,
         job__status="assigned" if assignment_status == "scheduled" else "in_progress",
     )
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         delete_contractor(contractor_id=contractor.pk)
 
     assert raised.value.code == "contractor_busy"
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert Contractor.objects.get(pk=contractor.pk).deleted_at is None
     assert events_of() == []
 
@@ -553,13 +529,13 @@ def test_delete_contractor_with_live_assignments_is_a_conflict(assignment_status
 def test_delete_contractor_twice_or_unknown_is_not_found():
     contractor = ContractorFactory()
     delete_contractor(contractor_id=contractor.pk)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     for contractor_id in (contractor.pk, MISSING_ID):
         with pytest.raises(NotFound):
             delete_contractor(contractor_id=contractor_id)
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert [event.type for event in events_of()] == ["ScheduleUpdated"]
 
 
@@ -628,14 +604,14 @@ def test_set_working_hours_to_none_at_all():
 
 def test_set_working_hours_to_the_same_week_writes_nothing():
     contractor = ContractorFactory()
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     set_working_hours(
         contractor_id=contractor.pk,
         windows=[Window(d, time(8), time(17)) for d in reversed(range(5))],
     )
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -656,13 +632,13 @@ def test_set_working_hours_to_the_same_week_writes_nothing():
 )
 def test_set_working_hours_rejects_overlapping_or_empty_windows(windows):
     contractor = ContractorFactory()
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         set_working_hours(contractor_id=contractor.pk, windows=windows)
 
     assert list(raised.value.errors) == ["workingHours"]
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert hours_of(contractor) == [(d, time(8), time(17)) for d in range(5)]
     assert events_of() == []
 
@@ -712,13 +688,13 @@ def test_add_time_off():
 def test_add_time_off_must_end_after_it_starts(hours):
     contractor = ContractorFactory()
     start = at(next_weekday(0), 12, tz=NY)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         add_time_off(contractor_id=contractor.pk, start=start, end=start.replace(hour=12 + hours))
 
     assert list(raised.value.errors) == ["end"]
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -773,7 +749,7 @@ def test_remove_time_off_of_another_contractor_or_unknown_is_not_found():
     others_entry = TimeOffFactory(
         contractor=other, start=at(monday, 8, tz=NY), end=at(monday, 17, tz=NY)
     )
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     for contractor_id, time_off_id in [
         (contractor.pk, others_entry.pk),
@@ -783,7 +759,7 @@ def test_remove_time_off_of_another_contractor_or_unknown_is_not_found():
         with pytest.raises(NotFound):
             remove_time_off(contractor_id=contractor_id, time_off_id=time_off_id)
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -851,13 +827,13 @@ def test_contractor_rated_travels_to_the_contractors_region():
 def test_record_rating_accepts_only_one_to_five_stars(stars):
     contractor = ContractorFactory()
     job = completed_job(contractor)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         rate_job(job_id=job.pk, stars=stars)
 
     assert list(raised.value.errors) == ["rating"]
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -866,7 +842,7 @@ def test_rate_job_stores_the_new_average_in_its_own_transaction():
     (the broadcast may run first, and the board re-reads the contractor)."""
     contractor = ContractorFactory()
     RatingFactory(contractor=contractor, stars=5)
-    refresh_rating_summary(contractor_id=contractor.pk)
+    refresh_rating_summaries(contractor_ids=[contractor.pk])
     job = completed_job(contractor)
 
     with transaction.atomic():
@@ -882,7 +858,7 @@ def test_rate_job_stores_the_new_average_in_its_own_transaction():
     assert (event.payload["rating"], event.payload["previousRating"]) == (2, 5.0)
 
 
-# --- refresh_rating_summary -------------------------------------------------------------------
+# --- refresh_rating_summaries -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -895,55 +871,55 @@ def test_rate_job_stores_the_new_average_in_its_own_transaction():
         ([1, 2, 2, 5], 2.5, 4),
     ],
 )
-def test_refresh_rating_summary_recomputes_from_the_ratings_table(stars, average, count):
+def test_refresh_rating_summaries_recomputes_from_the_ratings_table(stars, average, count):
     # The stored summary is stale on purpose: the refresh must recompute, not increment.
     contractor = ContractorFactory(average_rating=1.5, rating_count=9)
     for value in stars:
         RatingFactory(contractor=contractor, stars=value)
     RatingFactory(stars=1)  # another contractor's
 
-    refreshed = refresh_rating_summary(contractor_id=contractor.pk)
+    changed = refresh_rating_summaries(contractor_ids=[contractor.pk])
 
     saved = Contractor.objects.get(pk=contractor.pk)
     assert (saved.average_rating, saved.rating_count) == (average, count)
-    assert (refreshed.average_rating, refreshed.rating_count) == (average, count)
+    assert changed == 1
     # A derived-data refresh is a reaction to an event, not a new domain event.
     assert events_of() == []
 
 
-def test_refresh_rating_summary_is_idempotent():
+def test_refresh_rating_summaries_is_idempotent():
     contractor = ContractorFactory()
     RatingFactory(contractor=contractor, stars=5)
     RatingFactory(contractor=contractor, stars=2)
-    refresh_rating_summary(contractor_id=contractor.pk)
-    after_first = db_state()
+    refresh_rating_summaries(contractor_ids=[contractor.pk])
+    after_first = db_state(*TOUCHED)
 
-    refresh_rating_summary(contractor_id=contractor.pk)
+    assert refresh_rating_summaries(contractor_ids=[contractor.pk]) == 0
 
-    assert db_state() == after_first  # not even updated_at moves
+    assert db_state(*TOUCHED) == after_first  # not even updated_at moves
     saved = Contractor.objects.get(pk=contractor.pk)
     assert (saved.average_rating, saved.rating_count) == (3.5, 2)
 
 
-def test_refresh_rating_summary_after_rate_job_counts_the_new_rating():
+def test_refresh_rating_summaries_after_rate_job_counts_the_new_rating():
     contractor = ContractorFactory()
     RatingFactory(contractor=contractor, stars=5)
     job = completed_job(contractor)
     rate_job(job_id=job.pk, stars=2)
 
-    refresh_rating_summary(contractor_id=contractor.pk)
+    refresh_rating_summaries(contractor_ids=[contractor.pk])
 
     saved = Contractor.objects.get(pk=contractor.pk)
     assert (saved.average_rating, saved.rating_count) == (3.5, 2)
     assert [event.type for event in events_of()] == ["ContractorRated"]
 
 
-def test_refresh_rating_summary_of_an_unknown_contractor_does_nothing():
-    before = db_state()
+def test_refresh_rating_summaries_of_an_unknown_contractor_does_nothing():
+    before = db_state(*TOUCHED)
 
-    assert refresh_rating_summary(contractor_id=MISSING_ID) is None
+    assert refresh_rating_summaries(contractor_ids=[MISSING_ID]) == 0
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
 
 
 def test_refresh_rating_summaries_recomputes_a_batch_in_a_fixed_number_of_queries():
@@ -972,7 +948,7 @@ def test_refresh_rating_summaries_recomputes_a_batch_in_a_fixed_number_of_querie
     # lock, aggregate, one UPDATE (besides the transaction's own statements)
     assert len([q for q in captured.captured_queries if "contractors_" in q["sql"]]) == 3
     assert events_of() == []
-    after_first = db_state()
+    after_first = db_state(*TOUCHED)
 
     assert refresh_rating_summaries(contractor_ids={c.pk for c in rated}) == 0
-    assert db_state() == after_first  # idempotent: not even updated_at moves
+    assert db_state(*TOUCHED) == after_first  # idempotent: not even updated_at moves

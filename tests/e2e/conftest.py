@@ -8,6 +8,14 @@ from django.conf import settings
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 
+def pytest_collection_modifyitems(config, items):
+    """A browser module's tests stay on one pytest-xdist worker (`--dist loadgroup`), so its
+    stack starts once."""
+    for item in items:
+        if item.path.parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
 @pytest.fixture(scope="module")
 def stack(django_db_setup, tmp_path_factory):
     """daphne + one relay, both real processes, for the whole module; yields the base URL."""

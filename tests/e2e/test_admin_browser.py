@@ -14,8 +14,8 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from contractors.accounts import create_account
 from contractors.models import Contractor, Rating
+from contractors.services import create_account
 from scheduling.models import Assignment, Job
 from tests.conftest import events_of
 from tests.contractors.factories import ContractorFactory

@@ -1,7 +1,8 @@
 """Fixtures for the relay tests. Nothing here is autouse: tests ask for what they need.
 
-`relays` and `own_redis` own real processes and stop them in their finalizers, whatever the
-test's outcome; their output is printed at teardown, so a failing test shows it.
+`relays` (and tests/conftest.py's `own_redis`) own real processes and stop them in their
+finalizers, whatever the test's outcome; their output is printed at teardown, so a failing test
+shows it.
 """
 
 import copy
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from events.handlers import subscribe, unsubscribe
 from events.models import Event
-from tests.events.support import RedisServer, RelayProcess
+from tests.events.support import RelayProcess
 
 
 @pytest.fixture
@@ -42,18 +43,6 @@ def relays(transactional_db, tmp_path):
     for relay in started:
         relay.close()
         print(relay.describe(tail=300))
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A private redis-server the test may stop and restart (never the shared one)."""
-    server = RedisServer(tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        if server.process is not None:
-            server.process.close()
 
 
 @pytest.fixture

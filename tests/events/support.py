@@ -1,5 +1,5 @@
-"""Helpers for the relay tests: real relay processes, a private redis-server, bounded waits and
-ways to record many events through the services.
+"""Helpers for the relay tests: real relay processes, a private redis-server (devtools), bounded
+waits and ways to record many events through the services.
 
 Every process started here is owned by a fixture in tests/events/conftest.py, which kills it in
 its finalizer whatever the test's outcome. Waits poll with a deadline and fail with the relay's
@@ -13,7 +13,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import redis
 from django.db import transaction
 
 from contractors.models import Contractor
@@ -33,8 +32,6 @@ from tests.support import (  # noqa: F401 (re-exported for the relay tests)
     subprocess_env,
     wait_until,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 STEP_LINE = re.compile(
     r"relay step subscriber=(?P<subscriber>\S+) handled=(?P<handled>\d+) "
@@ -73,48 +70,6 @@ class RelayProcess(Process):
             message=self.describe,
         )
         assert self.alive(), self.describe()
-
-
-class RedisServer:
-    """A private redis-server on its own port, which a test may stop and start again.
-
-    The shared Redis (6379) is never touched: other people's runs depend on it.
-    """
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: Process | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert self.process is None or not self.process.alive()
-        self.starts += 1
-        self.process = Process(
-            [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", str(self.workdir),
-            ],
-            log_path=self.workdir / f"redis-{self.starts}.log",
-        )  # fmt: skip
-        wait_until(self.ping, timeout=10, message=lambda: self.process.describe())
-
-    def ping(self) -> bool:
-        try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    def stop(self) -> None:
-        """Terminate the server process (its clients see their connections drop)."""
-        if self.process is not None:
-            self.process.close()
-        assert not self.ping()
 
 
 # --- the EventLog -----------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from events.publisher import publish_all
 from events.relay import Relay
 from scheduling.models import Job
 from tests.events.support import (
-    ROOT,
     booked_jobs,
     create_jobs,
     failures,
@@ -32,6 +31,7 @@ from tests.events.support import (
     rate_rounds,
     subprocess_env,
 )
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db
 

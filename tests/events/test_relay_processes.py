@@ -21,7 +21,6 @@ from events.models import Event, Subscriber
 from events.publisher import head
 from events.relay import Relay
 from tests.events.support import (
-    ROOT,
     booked_jobs,
     create_jobs,
     delivery_summary,
@@ -32,6 +31,7 @@ from tests.events.support import (
     rate_rounds,
     wait_until,
 )
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

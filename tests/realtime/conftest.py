@@ -23,33 +23,9 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from smartscheduler.asgi import application
-from tests.events.support import RedisServer
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 WAIT = 5.0  # seconds: bound on every wait for a frame that must arrive
-
-
-@pytest.fixture
-def channel_layer(settings):
-    """The configured channels-redis layer (its options as settings have them), as a fresh
-    instance for this test: each test runs on its own event loop, and a layer instance keeps
-    per-loop receive state."""
-    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    assert layers["default"]["BACKEND"] == "realtime.layers.RedisChannelLayer"
-    settings.CHANNEL_LAYERS = layers  # Channels drops its cached layers on setting_changed
-    return layers["default"]["CONFIG"]
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A private redis-server the test may stop and restart (never the shared one)."""
-    server = RedisServer(tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        if server.process is not None:
-            server.process.close()
 
 
 @pytest.fixture
@@ -68,6 +44,14 @@ def private_layer(own_redis, settings):
         return config
 
     return configure
+
+
+def assert_error(frame: dict, code: str, case: str = "") -> None:
+    """`frame` is an error frame with this code and a message (`case`: what was sent)."""
+    assert frame.keys() == {"kind", "code", "message"}, (case, frame)
+    assert (frame["kind"], frame["code"]) == ("error", code), (case, frame)
+    assert isinstance(frame["message"], str), (case, frame)
+    assert frame["message"], (case, frame)
 
 
 @dataclass

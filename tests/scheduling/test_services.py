@@ -14,9 +14,8 @@ from django.utils import timezone
 
 from contractors.models import Contractor, Rating
 from contractors.selectors import rating_summary
-from contractors.services import Location, refresh_rating_summary
+from contractors.services import Location, refresh_rating_summaries
 from events.errors import Conflict, Forbidden, Invalid, NotFound
-from events.models import Event
 from scheduling.models import Assignment, Job
 from scheduling.selectors import availability
 from scheduling.services import (
@@ -29,7 +28,7 @@ from scheduling.services import (
     start_job,
     update_job,
 )
-from tests.conftest import at, events_of, next_weekday
+from tests.conftest import assert_one_event, at, db_state, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, RatingFactory, RegionFactory
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 
@@ -57,33 +56,8 @@ def ny(day: date, hour: int, minute: int = 0) -> datetime:
     return at(day, hour, minute, tz=NY)
 
 
-def db_state() -> dict[str, list[dict]]:
-    """Every row the scheduling services may touch, to prove a rejected call wrote nothing."""
-    return {
-        "contractors": list(Contractor.objects.order_by("pk").values()),
-        "jobs": list(Job.objects.order_by("pk").values()),
-        "assignments": list(Assignment.objects.order_by("pk").values()),
-        "ratings": list(Rating.objects.order_by("pk").values()),
-        "events": list(Event.objects.order_by("id").values()),
-    }
-
-
-def assert_events(*expected: tuple[str, str, list[str], dict]) -> list[Event]:
-    """Exactly these events were recorded, in order: (type, aggregate, groups, payload)."""
-    events = events_of()
-    assert [event.type for event in events] == [type_ for type_, *_ in expected]
-    for event, (_, aggregate, groups, payload) in zip(events, expected, strict=True):
-        assert event.aggregate == aggregate
-        assert event.groups == groups
-        assert event.sequence is None  # published after commit, by the relay
-        recorded = dict(event.payload)
-        assert recorded.pop("timestamp").endswith("Z")
-        assert recorded == payload
-    return events
-
-
-def assert_one_event(type_: str, *, aggregate: str, groups: list[str], payload: dict) -> Event:
-    return assert_events((type_, aggregate, groups, payload))[0]
+# Every row the scheduling services may touch (db_state: a rejected call wrote nothing).
+TOUCHED = (Contractor, Job, Assignment, Rating)
 
 
 # On the contractor's doorstep, unrated, on the desired day: 0.40 + 0.35 x 0.5 + 0.25 x 1.
@@ -122,7 +96,7 @@ def assert_rejected(before: dict, error: type[Exception], raised, *, code=None, 
         assert raised.value.code == code
     if field is not None:
         assert list(raised.value.errors) == [field]
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
 
 
 @pytest.fixture
@@ -235,7 +209,7 @@ def test_create_job_derives_its_region(monday):
     ],
 )
 def test_create_job_rejects_invalid_input_and_writes_nothing(monday, overrides, field):
-    before = db_state()
+    before = db_state(*TOUCHED)
     arguments = {
         "type": "tile",
         "location": Location(**HOME),
@@ -327,20 +301,20 @@ def test_moving_a_job_to_another_region_tells_both_regions(monday):
 
 def test_update_job_without_a_change_writes_nothing(monday):
     job = open_job(monday, required_skills=["grout", "tile"], priority="low")
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     update_job(
         job_id=job.pk, required_skills=["TILE", "grout"], priority="low", desired_date=monday
     )
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
 @pytest.mark.parametrize("state", ["assigned", "in_progress", "completed", "cancelled"])
 def test_update_job_edits_only_open_jobs(contractor, monday, state):
     job = job_in_state(state, contractor, monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         update_job(job_id=job.pk, priority="urgent")
@@ -360,7 +334,7 @@ def test_update_job_edits_only_open_jobs(contractor, monday, state):
 )
 def test_update_job_rejects_invalid_values_and_writes_nothing(monday, arguments, field):
     job = open_job(monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         update_job(job_id=job.pk, desired_date=monday + timedelta(days=2), **arguments)
@@ -510,7 +484,7 @@ def test_assign_job_into_a_taken_slot_is_a_conflict(contractor, monday, site, st
     booking(contractor, ny(monday, 10))
     job = open_job(monday, duration_minutes=duration, **site)
     start = ny(monday, *start_hm)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         assign_job(
@@ -554,7 +528,7 @@ def test_assign_job_outside_working_hours_is_invalid(
     contractor = ContractorFactory(timezone=timezone)
     job = open_job(monday, duration_minutes=duration)
     start = ny(monday + timedelta(days=day_offset), *start_hm)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         assign_job(
@@ -591,7 +565,7 @@ def test_assign_job_in_the_contractors_own_timezone(monday):
 def test_assign_job_in_time_off_is_invalid(contractor, monday, off_from, off_to):
     contractor.time_off.create(start=ny(monday, *off_from), end=ny(monday, *off_to))
     job = open_job(monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         assign_job(
@@ -624,7 +598,7 @@ def test_time_off_that_only_touches_the_slot_does_not_block_it(contractor, monda
 def test_assign_job_slot_must_last_the_jobs_duration(contractor, monday, end_after_start, field):
     job = open_job(monday, duration_minutes=120)
     start = ny(monday, 10)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         assign_job(
@@ -638,7 +612,7 @@ def test_assign_job_slot_must_last_the_jobs_duration(contractor, monday, end_aft
 def test_assign_job_in_the_past_is_invalid(contractor, monday):
     last_monday = monday - timedelta(weeks=2)  # next_weekday is 7 to 13 days ahead
     job = open_job(last_monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         assign_job(
@@ -674,7 +648,7 @@ def test_assign_job_in_the_past_is_invalid(contractor, monday):
 def test_assign_job_to_an_ineligible_contractor_is_invalid(monday, contractor_fields, job_fields):
     contractor = ContractorFactory(**contractor_fields)
     job = open_job(monday, **job_fields)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         assign_job(
@@ -699,7 +673,7 @@ def test_a_multi_trade_contractor_matches_every_job_type(monday, job_type):
 def test_assign_job_that_is_not_open_is_a_conflict(contractor, monday, state):
     job = job_in_state(state, contractor, monday)
     other = ContractorFactory()
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         assign_job(job_id=job.pk, contractor_id=other.pk, start=ny(monday, 14), end=ny(monday, 16))
@@ -709,21 +683,21 @@ def test_assign_job_that_is_not_open_is_a_conflict(contractor, monday, state):
 
 
 def test_assign_unknown_job_is_not_found(contractor, monday):
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(NotFound):
         assign_job(
             job_id=MISSING_ID, contractor_id=contractor.pk, start=ny(monday, 10), end=ny(monday, 12)
         )
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
 
 
 @pytest.mark.parametrize("deleted", [False, True], ids=["unknown", "deleted"])
 def test_assign_job_to_an_unknown_or_deleted_contractor_is_invalid(monday, deleted):
     contractor_id = ContractorFactory(deleted_at=datetime.now(UTC)).pk if deleted else MISSING_ID
     job = open_job(monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         assign_job(
@@ -825,7 +799,7 @@ def test_reschedule_job_to_another_contractor(contractor, monday):
 @pytest.mark.parametrize("state", ["open", "in_progress", "completed", "cancelled"])
 def test_reschedule_job_needs_an_assigned_job(contractor, monday, state):
     job = job_in_state(state, contractor, monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         reschedule_job(job_id=job.pk, start=ny(monday, 14), end=ny(monday, 16))
@@ -836,7 +810,7 @@ def test_reschedule_job_needs_an_assigned_job(contractor, monday, state):
 
 def test_reschedule_job_into_the_same_slot_is_a_conflict(contractor, monday):
     job = booking(contractor, ny(monday, 10)).job
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         reschedule_job(
@@ -863,7 +837,7 @@ def test_reschedule_job_into_a_taken_slot_is_a_conflict(contractor, monday, to_o
     target = ContractorFactory() if to_other else contractor
     booking(target, ny(tuesday, 13))
     start = ny(tuesday, *start_hm)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         reschedule_job(
@@ -898,7 +872,7 @@ def test_reschedule_job_to_an_invalid_slot(contractor, monday, start_hm, minutes
         "past": monday - timedelta(weeks=2),
     }[day]
     start = ny(target_day, *start_hm)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         reschedule_job(job_id=job.pk, start=start, end=start + timedelta(minutes=minutes))
@@ -919,7 +893,7 @@ def test_reschedule_job_to_an_invalid_slot(contractor, monday, start_hm, minutes
 def test_reschedule_job_to_an_ineligible_contractor_is_invalid(contractor, monday, other_fields):
     job = booking(contractor, ny(monday, 10)).job
     other = ContractorFactory(**other_fields)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         reschedule_job(
@@ -932,7 +906,7 @@ def test_reschedule_job_to_an_ineligible_contractor_is_invalid(contractor, monda
 
 def test_reschedule_to_an_unknown_contractor_or_of_an_unknown_job(contractor, monday):
     job = booking(contractor, ny(monday, 10)).job
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         reschedule_job(
@@ -942,7 +916,7 @@ def test_reschedule_to_an_unknown_contractor_or_of_an_unknown_job(contractor, mo
 
     with pytest.raises(NotFound):
         reschedule_job(job_id=MISSING_ID, start=ny(monday, 13), end=ny(monday, 15))
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     assert events_of() == []
 
 
@@ -1082,7 +1056,7 @@ def test_start_and_complete_from_any_other_state_is_a_conflict(
     contractor, monday, action, state, code, acting
 ):
     job = job_in_state(state, contractor, monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
     acting_id = contractor.pk if acting != "dispatcher" else None
 
     with pytest.raises(Conflict) as raised:
@@ -1102,7 +1076,7 @@ def test_a_contractor_cannot_start_or_complete_another_contractors_job(
 ):
     job = job_in_state(state, contractor, monday)
     intruder = ContractorFactory()
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Forbidden) as raised:
         if action == "start":
@@ -1118,19 +1092,19 @@ def test_a_job_moved_to_another_contractor_is_no_longer_the_first_ones(contracto
     other = ContractorFactory()
     job = booking(contractor, ny(monday, 10)).job
     reschedule_job(job_id=job.pk, start=ny(monday, 10), contractor_id=other.pk)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Forbidden):
         start_job(job_id=job.pk, acting_contractor_id=contractor.pk)
 
-    assert db_state() == before
+    assert db_state(*TOUCHED) == before
     start_job(job_id=job.pk, acting_contractor_id=other.pk)
     assert Job.objects.get(pk=job.pk).status == "in_progress"
 
 
 def test_complete_job_notes_too_long_is_invalid(contractor, monday):
     job = job_in_state("in_progress", contractor, monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Invalid) as raised:
         complete_job(job_id=job.pk, notes="x" * 2001)
@@ -1222,7 +1196,7 @@ def test_cancel_a_booked_job_frees_the_slot(contractor, monday):
 )
 def test_cancel_a_started_or_closed_job_is_a_conflict(contractor, monday, state, code):
     job = job_in_state(state, contractor, monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         cancel_job(job_id=job.pk, reason="again")
@@ -1270,13 +1244,13 @@ def test_rate_job_rates_its_contractor(contractor, monday):
 def test_rating_a_job_again_with_the_same_value_changes_nothing(contractor, monday):
     job = job_in_state("completed", contractor, monday)
     RatingFactory(contractor=contractor, job_id=job.pk, stars=4)
-    refresh_rating_summary(contractor_id=contractor.pk)
-    before = db_state()
+    refresh_rating_summaries(contractor_ids=[contractor.pk])
+    before = db_state(*TOUCHED)
 
     result = rate_job(job_id=job.pk, stars=4)
 
     assert (result.result.created, result.result.changed) == (False, False)
-    assert db_state() == before  # not even the rating's updated_at
+    assert db_state(*TOUCHED) == before  # not even the rating's updated_at
     assert events_of() == []
 
 
@@ -1325,7 +1299,7 @@ def test_replacing_a_rating_reports_the_average_before_it(
 @pytest.mark.parametrize("state", ["open", "assigned", "in_progress", "cancelled"])
 def test_only_completed_jobs_can_be_rated(contractor, monday, state):
     job = job_in_state(state, contractor, monday)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         rate_job(job_id=job.pk, stars=5)
@@ -1342,7 +1316,7 @@ def test_a_rated_job_never_moves_nor_vanishes_from_the_average(contractor, monda
     other = ContractorFactory()
     job = job_in_state("completed", contractor, monday)
     rate_job(job_id=job.pk, stars=5)
-    before = db_state()
+    before = db_state(*TOUCHED)
 
     with pytest.raises(Conflict) as raised:
         if change == "cancel":

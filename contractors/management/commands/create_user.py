@@ -1,6 +1,6 @@
 """`python manage.py create_user NAME --role dispatcher|contractor|admin ...`: one login, its
 API token printed. Bad input ends with a one-line reason and a non-zero exit, nothing written
-(the work is `contractors.accounts.create_account`, one transaction)."""
+(the work is `contractors.services.create_account`, one transaction)."""
 
 import getpass
 import sys
@@ -8,7 +8,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from contractors.access import Role
-from contractors.accounts import create_account
+from contractors.services import create_account
 from events.errors import DomainError
 
 

@@ -4,7 +4,7 @@ Invariant: an account is created whole or not at all. The user, its role (the `d
 group and staff flag, or the superuser flags, or the link to a contractor), the regions a
 dispatcher watches and the API token commit in one transaction; any bad input raises a domain
 error (`events.errors`) before that transaction commits, so nothing is left behind. Linking a
-contractor is a change to the contractor and goes through `contractors.services.link_user`,
+contractor is a change to the contractor and goes through `link_user` (services.contractors),
 which records its `ScheduleUpdated`.
 """
 
@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 
 from contractors.access import DISPATCHERS_GROUP, Role
 from contractors.models import Region
-from contractors.services import link_user
+from contractors.services.contractors import link_user
 from contractors.tokens import issue_token
 from events.errors import Conflict, Invalid, NotFound
 
