@@ -233,12 +233,14 @@ class RelayLoop:
                         publish_all()
                         self._sleep_until_recorded()
                         continue
-                    if listener is None:
+                    reconnected = listener is None
+                    if reconnected:
                         listener = self._listen()
                         if probing.active:
                             log.warning("publisher recovered after %.1fs", probing.duration())
                             probing.reset()
-                    publish_all()
+                    # After a (re)connect a whole look; else one at least once a second.
+                    publish_all(everything=reconnected)
                     if self._notified(listener):
                         wakeups.bump()
                 except Exception as exc:  # the database is down or restarted
