@@ -12,6 +12,7 @@ on PostgreSQL (docs/events.md weighs this against the alternatives).
 
 import threading
 import time
+from collections import deque
 
 from django.db import connection, transaction
 from django.db.models import Max
@@ -86,32 +87,38 @@ class Floor:
     An event row is updated when published, and its entry in the partial index of
     unpublished rows stays until VACUUM (46,000 such entries made each publish take 23 ms in
     the latency benchmark; at 10,000 events a minute a big table goes millions of updates
-    between autovacuums). A publish that starts past the newest row it published descends the
-    index straight to the rows recorded since, so its cost does not grow with those entries.
-    A transaction that recorded a row with a lower id and commits later (a late commit) is
-    missed by that, so the whole index is looked through too, at most once per
-    FULL_SCAN_SECONDS (and whenever a caller asks for everything): a late commit waits that
-    long at most, and gets a later sequence, as every late commit does.
+    between autovacuums). A publish that starts past the rows it published a while ago
+    (LAG_SECONDS) descends the index straight to the rows recorded since, so its cost is that
+    of the entries of the last few seconds, whatever the size of the log. Concurrent writers
+    commit out of id order all the time, so the start lags: a row whose transaction committed
+    within LAG_SECONDS of its insert is found at once. One that took longer (a late commit)
+    is found by a look through the whole index, due once per FULL_SCAN_SECONDS (and whenever a
+    caller asks for everything), and gets a later sequence, as every late commit does.
     """
 
+    LAG_SECONDS = 2.0
     FULL_SCAN_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.above = 0  # the newest id this process published
+        self.passed_at: deque[tuple[float, int]] = deque()  # (monotonic time, newest id)
+        self.above = 0  # the newest id published at least LAG_SECONDS ago
         self.scanned_at = float("-inf")  # monotonic time of the last whole look
 
     def start(self, everything: bool) -> int:
         """The id to look after: 0 for a whole look (asked for, or due)."""
+        now = time.monotonic()
         with self.lock:
-            if everything or time.monotonic() - self.scanned_at >= self.FULL_SCAN_SECONDS:
-                self.scanned_at = time.monotonic()
+            if everything or now - self.scanned_at >= self.FULL_SCAN_SECONDS:
+                self.scanned_at = now
                 return 0
+            while self.passed_at and now - self.passed_at[0][0] >= self.LAG_SECONDS:
+                self.above = max(self.above, self.passed_at.popleft()[1])
             return self.above
 
     def passed(self, newest: int) -> None:
         with self.lock:
-            self.above = max(self.above, newest)
+            self.passed_at.append((time.monotonic(), newest))
 
 
 floor = Floor()

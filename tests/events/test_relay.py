@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from events import publisher
 from events.handlers import (
     Subscription,
     add_provider,
@@ -87,6 +88,73 @@ def test_a_transaction_that_commits_late_is_published_after_and_delivered_to_eve
     assert event_of(slow["job"]).id < event_of(fast_job).id
     assert nothing_pending()
     assert failures() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_notified_publish_finds_rows_committed_out_of_order_and_late_ones_within_a_second(
+    monkeypatch,
+):
+    """The relay's publisher looks past the rows it published a while ago (Floor): a row that
+    committed after a newer one was published is found by the next notified publish while it
+    is recent, and after the lag by the whole look, due a second later (monotonic clock
+    replaced)."""
+    now = [1000.0]
+    monkeypatch.setattr(publisher.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(publisher, "floor", publisher.Floor())
+    recorded, may_commit, committed = threading.Event(), threading.Event(), threading.Event()
+    slow: dict = {}
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                [job] = create_jobs(1)
+                slow["job"] = job
+                recorded.set()
+                if not may_commit.wait(timeout=20):
+                    raise RuntimeError("never told to commit")
+        except BaseException as exc:
+            slow["error"] = exc
+        finally:
+            recorded.set()
+            committed.set()
+            connection.close()
+
+    def writer_committing_late() -> threading.Thread:
+        recorded.clear(), may_commit.clear(), committed.clear()
+        writer = threading.Thread(target=slow_writer)
+        writer.start()
+        assert recorded.wait(timeout=10)
+        assert "error" not in slow, slow
+        return writer
+
+    # Out of order, within the lag: found by the very next notified publish.
+    writer = writer_committing_late()
+    [fast_job] = create_jobs(1)
+    assert publish_all(everything=False) == 1  # the first look is a whole one
+    now[0] += 0.1
+    may_commit.set()
+    writer.join(timeout=10)
+    assert committed.is_set() and "error" not in slow, slow
+    assert publish_all(everything=False) == 1
+    assert (sequence_of(fast_job), sequence_of(slow["job"])) == (1, 2)
+
+    # Committed later than the lag: not found past the floor, found by the whole look.
+    writer = writer_committing_late()
+    [second_fast] = create_jobs(1)
+    now[0] += 0.5
+    assert publish_all(everything=False) == 1
+    for _ in range(3):  # whole looks while it is still open: the start moves past the fast row
+        now[0] += publisher.Floor.FULL_SCAN_SECONDS
+        assert publish_all(everything=False) == 0
+    may_commit.set()
+    writer.join(timeout=10)
+    assert committed.is_set() and "error" not in slow, slow
+    now[0] += 0.1
+    assert publish_all(everything=False) == 0  # past the floor, and no whole look due yet
+    assert sequence_of(slow["job"]) is None
+    now[0] += publisher.Floor.FULL_SCAN_SECONDS
+    assert publish_all(everything=False) == 1
+    assert (sequence_of(second_fast), sequence_of(slow["job"])) == (3, 4)
 
 
 @pytest.mark.django_db(transaction=True)
