@@ -126,8 +126,8 @@ floor = Floor()
 
 def publish(limit: int = BATCH, *, everything: bool = True) -> int:
     """Publish up to `limit` committed, unpublished events; returns how many. Without
-    `everything`, look only past the newest row this process published, unless a whole look
-    is due (Floor): the relay's publisher does so on each commit notification."""
+    `everything`, look only past the rows this process published a while ago, unless a whole
+    look is due (Floor): the relay's publisher does so on each commit notification."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             types = _publish_postgresql(limit, floor.start(everything))
