@@ -12,6 +12,7 @@ the tests instead of silently losing messages.
 
 import time
 
+import redis.exceptions
 from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
 
 
@@ -26,9 +27,21 @@ class RedisChannelLayer(ChannelsRedisLayer):
         fresh = f"({int(time.time()) - self.group_expiry}"
         found: set[str] = set()
         for index, names in by_host.items():
-            async with self.connection(index).pipeline(transaction=False) as pipe:
-                for group in names:
-                    pipe.zcount(self._group_key(group), fresh, "+inf")
-                counts = await pipe.execute()
+            counts = await self._member_counts(index, names, fresh)
             found.update(group for group, count in zip(names, counts, strict=True) if count)
         return found
+
+    async def _member_counts(self, index: int, names: list[str], fresh: str) -> list[int]:
+        """After a Redis restart a pooled connection fails its first command ("Connection
+        closed by server") and is disconnected; the query only reads, so it is asked once more,
+        on that connection reconnected (a second failure is an outage)."""
+        try:
+            return await self._count_members(index, names, fresh)
+        except redis.exceptions.ConnectionError:
+            return await self._count_members(index, names, fresh)
+
+    async def _count_members(self, index: int, names: list[str], fresh: str) -> list[int]:
+        async with self.connection(index).pipeline(transaction=False) as pipe:
+            for group in names:
+                pipe.zcount(self._group_key(group), fresh, "+inf")
+            return await pipe.execute()
