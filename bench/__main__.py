@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from bench.cluster import BenchCluster
 from bench.harness import (
     MARKDOWN_PATH,
+    SCENARIO_ORDER,
     ScenarioResult,
     machine,
     progress,
@@ -22,16 +23,7 @@ from bench.harness import (
     write_reports,
 )
 
-SCENARIOS = [
-    "relay",
-    "recommendations",
-    "booking",
-    "latency",
-    "fanout",
-    "crash",
-    "reconnect",
-    "scale",
-]
+SCENARIOS = SCENARIO_ORDER  # one list: the report shows them in the same order
 
 
 def run_scenario(name: str, keep: bool) -> tuple[ScenarioResult, str]:

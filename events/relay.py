@@ -217,8 +217,8 @@ class Relay:
     def _advance(self, name: str, old: int, new: int) -> None:
         """Move the position, fenced: only the owner, only from where it started.
 
-        Its commit does not wait for the WAL to reach the disk (a flush took 2 to 9 ms here,
-        most of a broadcast step). That is safe: a position that a crash of PostgreSQL loses
+        Its commit does not wait for the WAL to reach the disk (a flush every step of every
+        subscriber). That is safe: a position that a crash of PostgreSQL loses
         is one that moves again from where it was, so the events are delivered again (a
         network subscriber's consumers drop the duplicates by id; a transactional handler's
         effects were in the same lost transaction). The publisher keeps waiting for its

@@ -46,46 +46,59 @@ def sequence_of(job) -> int | None:
 # --- publication order ------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_transaction_that_commits_late_is_published_after_and_delivered_to_everyone():
-    recorded, may_commit = threading.Event(), threading.Event()
-    slow: dict = {}
+class LateWriter:
+    """A thread that records a job first (the lower id), then holds its transaction open
+    until `commit()`."""
 
-    def slow_writer() -> None:
-        """Records first (the lower id), then holds its transaction open until told."""
+    def __init__(self) -> None:
+        self.recorded, self.may_commit = threading.Event(), threading.Event()
+        self.job = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._write)
+        self.thread.start()
+        assert self.recorded.wait(timeout=10)
+        assert self.error is None, self.error
+
+    def _write(self) -> None:
         try:
             with transaction.atomic():
-                [job] = create_jobs(1)
-                slow["job"] = job
-                recorded.set()
-                if not may_commit.wait(timeout=20):
+                [self.job] = create_jobs(1)
+                self.recorded.set()
+                if not self.may_commit.wait(timeout=20):
                     raise RuntimeError("never told to commit")
         except BaseException as exc:
-            slow["error"] = exc
+            self.error = exc
         finally:
-            recorded.set()
+            self.recorded.set()
             connection.close()
 
-    writer = threading.Thread(target=slow_writer)
-    writer.start()
+    def release(self) -> None:
+        self.may_commit.set()
+
+    def commit(self) -> None:
+        self.release()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+        assert self.error is None, self.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_that_commits_late_is_published_after_and_delivered_to_everyone():
+    slow = LateWriter()
     relay = Relay(name="ordering")
     try:
-        assert recorded.wait(timeout=10)
-        assert "error" not in slow, slow
         [fast_job] = create_jobs(1)  # recorded after the slow one, committed before it
         relay.drain()
         assert sequence_of(fast_job) == 1  # published first: it committed first
         assert positions() == dict.fromkeys(positions(), 1)
     finally:
-        may_commit.set()
-        writer.join(timeout=10)
-    assert not writer.is_alive()
-    assert "error" not in slow, slow
+        slow.release()
+    slow.commit()
 
     # The late commit gets the next sequence: a cursor at 1 cannot skip it.
     relay.drain()
-    assert sequence_of(slow["job"]) == 2
-    assert event_of(slow["job"]).id < event_of(fast_job).id
+    assert sequence_of(slow.job) == 2
+    assert event_of(slow.job).id < event_of(fast_job).id
     assert nothing_pending()
     assert failures() == []
 
@@ -101,60 +114,31 @@ def test_a_notified_publish_finds_rows_committed_out_of_order_and_late_ones_with
     now = [1000.0]
     monkeypatch.setattr(publisher.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(publisher, "floor", publisher.Floor())
-    recorded, may_commit, committed = threading.Event(), threading.Event(), threading.Event()
-    slow: dict = {}
-
-    def slow_writer() -> None:
-        try:
-            with transaction.atomic():
-                [job] = create_jobs(1)
-                slow["job"] = job
-                recorded.set()
-                if not may_commit.wait(timeout=20):
-                    raise RuntimeError("never told to commit")
-        except BaseException as exc:
-            slow["error"] = exc
-        finally:
-            recorded.set()
-            committed.set()
-            connection.close()
-
-    def writer_committing_late() -> threading.Thread:
-        recorded.clear(), may_commit.clear(), committed.clear()
-        writer = threading.Thread(target=slow_writer)
-        writer.start()
-        assert recorded.wait(timeout=10)
-        assert "error" not in slow, slow
-        return writer
 
     # Out of order, within the lag: found by the very next notified publish.
-    writer = writer_committing_late()
+    slow = LateWriter()
     [fast_job] = create_jobs(1)
     assert publish_all(everything=False) == 1  # the first look is a whole one
     now[0] += 0.1
-    may_commit.set()
-    writer.join(timeout=10)
-    assert committed.is_set() and "error" not in slow, slow
+    slow.commit()
     assert publish_all(everything=False) == 1
-    assert (sequence_of(fast_job), sequence_of(slow["job"])) == (1, 2)
+    assert (sequence_of(fast_job), sequence_of(slow.job)) == (1, 2)
 
     # Committed later than the lag: not found past the floor, found by the whole look.
-    writer = writer_committing_late()
+    slow = LateWriter()
     [second_fast] = create_jobs(1)
     now[0] += 0.5
     assert publish_all(everything=False) == 1
     for _ in range(3):  # whole looks while it is still open: the start moves past the fast row
         now[0] += publisher.Floor.FULL_SCAN_SECONDS
         assert publish_all(everything=False) == 0
-    may_commit.set()
-    writer.join(timeout=10)
-    assert committed.is_set() and "error" not in slow, slow
+    slow.commit()
     now[0] += 0.1
     assert publish_all(everything=False) == 0  # past the floor, and no whole look due yet
-    assert sequence_of(slow["job"]) is None
+    assert sequence_of(slow.job) is None
     now[0] += publisher.Floor.FULL_SCAN_SECONDS
     assert publish_all(everything=False) == 1
-    assert (sequence_of(second_fast), sequence_of(slow["job"])) == (3, 4)
+    assert (sequence_of(second_fast), sequence_of(slow.job)) == (3, 4)
 
 
 @pytest.mark.django_db(transaction=True)
