@@ -54,9 +54,23 @@ _COLUMNS = ", ".join(DELIVERY_COLUMNS)
 NEXT_EVENTS_SQL = (
     f"SELECT {_COLUMNS} FROM {_TABLE} WHERE sequence > %s ORDER BY sequence LIMIT %s"
 )  # fmt: skip
+# The head (highest published sequence) comes with the batch, in the same round trip: a
+# subscriber of some types moves past the events it does not take up to there. A LEFT JOIN
+# so that the head row comes even when no event of those types is due.
 NEXT_EVENTS_OF_TYPES_SQL = (
-    f"SELECT {_COLUMNS} FROM {_TABLE} WHERE sequence > %s AND sequence <= %s "
-    "AND type IN ({types}) ORDER BY sequence LIMIT %s"
+    f"SELECT log.head, due.* FROM (SELECT max(sequence) AS head FROM {_TABLE}) AS log "
+    f"LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM {_TABLE} WHERE sequence > %s "
+    "AND sequence <= log.head AND type IN ({types}) ORDER BY sequence LIMIT %s) AS due ON true "
+    "ORDER BY due.sequence"
+)
+# The position moves in one statement (one round trip, its own transaction for a network
+# subscriber's clean batch), fenced on the owner and the old position; the one-row FROM sets
+# this transaction's commit not to wait for the WAL flush (see Relay._advance).
+_SUBSCRIBERS = Subscriber._meta.db_table
+ADVANCE_SQL = (
+    f"UPDATE {_SUBSCRIBERS} SET position = %s, progressed_at = %s, outage_since = NULL, "
+    "outage_error = '' FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush "
+    "WHERE name = %s AND owner = %s AND position = %s"
 )
 
 
@@ -223,10 +237,11 @@ class Relay:
         network subscriber's consumers drop the duplicates by id; a transactional handler's
         effects were in the same lost transaction). The publisher keeps waiting for its
         flush: a sequence handed out is never handed out again."""
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(ADVANCE_SQL, [new, timezone.now(), name, self.name, old])
+                moved = cursor.rowcount
+        else:
             moved = Subscriber.objects.filter(name=name, owner=self.name, position=old).update(
                 position=new, progressed_at=timezone.now(), outage_since=None, outage_error=""
             )
@@ -298,19 +313,27 @@ class Relay:
         """The events after `position` that `sub` takes (a batch at most), and the position
         it reaches with them. Published sequences are a gap-free prefix, so a subscriber of
         every type reads from its position alone; one of some types also needs the head, to
-        move past the events it does not take. Plain SQL, written once: a step at a steady
-        rate handles an event or two, and building the ORM query cost more than running it."""
+        move past the events it does not take (on PostgreSQL in the same statement). Plain
+        SQL, written once: a step at a steady rate handles an event or two, and building the
+        ORM query cost more than running it."""
         size = self.config.batch_size
         if sub.all_types:
             batch = list(Event.objects.raw(NEXT_EVENTS_SQL, [position, size]))
             return batch, batch[-1].sequence if batch else position
-        end = head()
-        if end <= position:
-            return [], position
         types = sorted(sub.types)
-        sql = NEXT_EVENTS_OF_TYPES_SQL.format(types=", ".join(["%s"] * len(types)))
-        batch = list(Event.objects.raw(sql, [position, end, *types, size]))
-        return batch, batch[-1].sequence if len(batch) == size else end
+        if connection.vendor == "postgresql":
+            sql = NEXT_EVENTS_OF_TYPES_SQL.format(types=", ".join(["%s"] * len(types)))
+            rows = list(Event.objects.raw(sql, [position, *types, size]))
+            end = rows[0].head or 0
+            batch = [event for event in rows if event.pk is not None]  # not the head row alone
+        else:  # SQLite has no LATERAL: two statements
+            end = head()
+            batch = list(
+                Event.objects.filter(sequence__gt=position, sequence__lte=end, type__in=types)
+                .only(*DELIVERY_COLUMNS)
+                .order_by("sequence")[:size]
+            )
+        return batch, batch[-1].sequence if len(batch) == size else max(end, position)
 
     def _run(self, sub: Subscription, events: list[Event]) -> None:
         if sub.transactional:

@@ -4,14 +4,14 @@ At least once, and lossy by nature downstream (a channel layer drops past capaci
 resume from the EventLog; this handler only has to have handed every message to the layer.
 
 Most groups of a batch usually have nobody listening (a contractor group while the contractor
-is offline, a region nobody watches). channels_redis's `group_send` spends two Redis round
-trips on such a group only to find it empty, so the groups of a batch are first looked up
-together (the project's layer, `realtime.layers.RedisChannelLayer.groups_with_members`: one
-pipelined round trip per Redis host), and only groups with members are sent to.
-That changes no outcome: `group_send` itself reads the members first and sends to those, so a
-consumer joining after the look-up misses the message exactly as one joining after
-`group_send`'s own read would; consumers join before they replay from the EventLog, so they
-find it there (docs/realtime.md).
+is offline, a region nobody watches), and channels_redis's `group_send` spends four Redis round
+trips on each group, one after another. The project's layer
+(`realtime.layers.RedisChannelLayer.group_send_many`) sends a whole batch in two pipelined round
+trips per Redis host: one reads every group's members, one queues every message for the
+groups that have any. That changes no outcome: `group_send` itself reads the members first and
+sends to those, so a consumer joining after the read misses the message exactly as one joining
+after `group_send`'s own read would; consumers join before they replay from the EventLog, so
+they find it there (docs/realtime.md).
 """
 
 import asyncio
@@ -30,18 +30,6 @@ MESSAGE_TYPE = "event.message"
 # docs/benchmarks.md); each member also unpacks one message instead of many.
 BATCH_TYPE = "event.batch"
 MAX_EVENTS_PER_MESSAGE = 100  # keeps a message to tens of kilobytes
-# Sends in flight at once: well under the channel layer's Redis connection pool, which raises
-# "Too many connections" (and stalls the relay on a retried batch) when exceeded.
-MAX_CONCURRENT_SENDS = 32
-
-
-async def groups_with_members(layer, groups: list[str]) -> set[str]:
-    """The groups that have at least one member. A layer without that query (the in-memory
-    one of the embedded default) is not asked: every group counts as having members."""
-    query = getattr(layer, "groups_with_members", None)
-    if query is None:
-        return set(groups)
-    return await query(groups)
 
 
 def group_messages(events: list[Event]) -> dict[str, list[dict]]:
@@ -67,19 +55,18 @@ def group_messages(events: list[Event]) -> dict[str, list[dict]]:
 
 async def _send_all(by_group: dict[str, list[dict]]) -> None:
     """Each group gets its messages one after another, in sequence order (so a client sees a
-    batch in order); different groups are served concurrently, a bounded number at a time."""
+    batch in order); different groups are served together."""
     layer = get_channel_layer()
-    limit = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
-    listened = await groups_with_members(layer, list(by_group))
+    send_many = getattr(layer, "group_send_many", None)
+    if send_many is not None:
+        await send_many(by_group)
+        return
 
-    async def send_in_order(group: str, queue: list[dict]) -> None:
-        async with limit:
-            for message in queue:
-                await layer.group_send(group, message)
+    async def send_in_order(group: str, queue: list[dict]) -> None:  # the in-memory layer
+        for message in queue:
+            await layer.group_send(group, message)
 
-    await asyncio.gather(
-        *(send_in_order(group, queue) for group, queue in by_group.items() if group in listened)
-    )
+    await asyncio.gather(*(send_in_order(group, queue) for group, queue in by_group.items()))
 
 
 def broadcast(events: list[Event]) -> None:

@@ -31,7 +31,7 @@ from events.handlers import (
 from events.models import Event, FailedDelivery, Subscriber
 from events.publisher import head, publish, publish_all
 from events.relay import LeaseLost, Outage, Relay, RelayConfig
-from realtime.broadcast import MAX_EVENTS_PER_MESSAGE, groups_with_members
+from realtime.broadcast import MAX_EVENTS_PER_MESSAGE
 from tests.events.support import create_jobs, failures, nothing_pending, positions
 
 
@@ -642,25 +642,26 @@ def test_a_groups_events_of_one_batch_travel_in_order_in_few_messages(private_ch
 
 
 @pytest.mark.django_db
-def test_the_broadcast_sends_only_to_groups_with_members(private_channel_layer):
+def test_the_broadcast_reaches_the_members_of_its_groups_and_skips_empty_ones(
+    private_channel_layer,
+):
     layer = get_channel_layer()
 
-    async def scenario() -> tuple[set[str], list[int]]:
+    async def scenario() -> tuple[dict[str, list[str]], str, list[int]]:
         channel = await layer.new_channel()
         await layer.group_add("dispatch.default", channel)
         try:
-            found = await groups_with_members(
-                layer, ["contractor.1", "dispatch.default", "dispatch.nobody"]
+            members = await layer.group_members(
+                ["contractor.1", "dispatch.default", "dispatch.nobody"]
             )
             await sync_to_async(create_jobs)(3)
             await sync_to_async(Relay(name="members").drain)()
-            received = await receive_sequences(layer, channel, 3)
-            return found, received
+            return members, channel, await receive_sequences(layer, channel, 3)
         finally:
             await layer.group_discard("dispatch.default", channel)
 
-    found, received = async_to_sync(scenario)()
-    assert found == {"dispatch.default"}
+    members, channel, received = async_to_sync(scenario)()
+    assert members == {"contractor.1": [], "dispatch.default": [channel], "dispatch.nobody": []}
     assert received == [1, 2, 3]
 
 
