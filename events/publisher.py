@@ -182,7 +182,9 @@ def _publish_postgresql(limit: int, after: int) -> dict[str, int]:
         cursor.execute(PUBLISH_SQL, {"limit": limit, "after": after, "now": timezone.now()})
         rows = cursor.fetchall()
         if rows:
-            cursor.execute("SELECT pg_notify(%s, '')", [PUBLISHED_CHANNEL])
+            # The types published, so that another relay wakes only their subscribers.
+            published = ",".join(sorted({event_type for event_type, _, _ in rows}))
+            cursor.execute("SELECT pg_notify(%s, %s)", [PUBLISHED_CHANNEL, published])
             newest = max(newest for _, _, newest in rows)
         else:  # another relay published them: start past its newest row too
             cursor.execute(HEAD_ROW_SQL)

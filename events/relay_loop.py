@@ -12,6 +12,7 @@ connection, outage and backoff; a slow or failing subscriber holds only its own 
 """
 
 import contextlib
+import itertools
 import logging
 import math
 import random
@@ -241,8 +242,9 @@ class RelayLoop:
                             probing.reset()
                     # After a (re)connect a whole look; else one at least once a second.
                     publish_all(everything=reconnected)
-                    if self._notified(listener):
-                        wakeups.bump()
+                    elsewhere = self._published_elsewhere(listener)
+                    if elsewhere != frozenset():
+                        wakeups.bump(elsewhere)
                 except Exception as exc:  # the database is down or restarted
                     if not probing.active:
                         log.error("publisher cannot reach the database: %s", exc)
@@ -266,14 +268,21 @@ class RelayLoop:
         listener.execute(f"LISTEN {PUBLISHED_CHANNEL}")
         return listener
 
-    def _notified(self, listener) -> bool:
-        """Wait for a NOTIFY (at most a poll interval); True if another relay published."""
-        published = False
-        for notice in listener.notifies(timeout=self.config.poll_interval, stop_after=1):
-            published |= notice.channel == PUBLISHED_CHANNEL
-        for notice in listener.notifies(timeout=0):  # the burst that came meanwhile
-            published |= notice.channel == PUBLISHED_CHANNEL
-        return published
+    def _published_elsewhere(self, listener) -> frozenset[str] | None:
+        """Wait for a NOTIFY (at most a poll interval); the types that other relays published
+        meanwhile (None: some, of types unknown). This relay's own publications are left out:
+        `publish` woke their subscribers already, and a wake-up of every subscriber for each
+        of them cost each handler a query per publication."""
+        own = connection.connection.info.backend_pid if connection.connection else None
+        types: set[str] = set()
+        unknown = False
+        first = listener.notifies(timeout=self.config.poll_interval, stop_after=1)
+        burst = listener.notifies(timeout=0)  # what came meanwhile
+        for notice in itertools.chain(first, burst):
+            if notice.channel == PUBLISHED_CHANNEL and notice.pid != own:
+                types.update(filter(None, notice.payload.split(",")))
+                unknown |= not notice.payload
+        return None if unknown else frozenset(types)
 
     def _close_listener(self, listener) -> None:
         if listener is not None:

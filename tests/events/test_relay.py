@@ -31,6 +31,7 @@ from events.handlers import (
 from events.models import Event, FailedDelivery, Subscriber
 from events.publisher import head, publish, publish_all
 from events.relay import LeaseLost, Outage, Relay, RelayConfig
+from events.relay_loop import RelayLoop
 from realtime.broadcast import MAX_EVENTS_PER_MESSAGE
 from tests.events.support import create_jobs, failures, nothing_pending, positions
 
@@ -189,6 +190,35 @@ def test_concurrent_writers_and_publishers_leave_a_gap_free_prefix_at_every_read
     assert sorted(Event.objects.values_list("sequence", flat=True)) == list(range(1, 121))
     assert seen_prefixes, "the reader never ran"
     assert all(count == highest for count, highest in seen_prefixes)  # never a gap
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_wakes_its_workers_for_what_other_relays_published_and_not_for_its_own():
+    """Its own publications woke their subscribers in-process; another relay's NOTIFY names
+    the types it published, so only those subscribers wake (one of an older relay, naming
+    none, wakes every subscriber)."""
+    loop = RelayLoop(Relay(RelayConfig(poll_interval=0.2), name="notified"), threading.Event())
+    listener = loop._listen()
+
+    def elsewhere(action) -> None:  # another relay: another thread, another connection
+        thread = threading.Thread(target=lambda: (action(), connection.close()))
+        thread.start()
+        thread.join(timeout=30)
+
+    try:
+        create_jobs(1)
+        assert publish_all() == 1  # on this thread's connection, as this relay's publisher
+        assert loop._published_elsewhere(listener) == frozenset()
+
+        elsewhere(lambda: (create_jobs(2), publish_all()))
+        assert loop._published_elsewhere(listener) == frozenset({"JobCreated"})
+
+        elsewhere(lambda: connection.cursor().execute(
+            "SELECT pg_notify(%s, '')", [publisher.PUBLISHED_CHANNEL]
+        ))  # fmt: skip
+        assert loop._published_elsewhere(listener) is None
+    finally:
+        listener.close()
 
 
 # --- independent subscribers --------------------------------------------------------------------
