@@ -1,12 +1,13 @@
 """Scenario `latency`: commit to websocket frame at a steady 200 events/s (budget: p50 < 10 ms,
 p99 < 50 ms), under adversity.
 
-Per run: daphne and one `manage.py relay` (every subscriber, the message bus included) start on
-the scenario's stores; one dispatcher watching every region connects to `ws/dispatch/`; a
-recording process edits open jobs through `scheduling.services.update_job` at 200/s for 3 s of
-warm-up and 30 s measured, stamping each event's commit (`time.time()` in the first on_commit
-callback); the client stamps each frame's receipt. Same machine, same clock. Modes, taking turns
-within each repeat so the machine's noise falls on all alike:
+Per run: daphne and the production shape's two relays (`manage.py relay --subscribers
+realtime.broadcast`, and `manage.py relay` for every other subscriber, the message bus
+included) start on the scenario's stores; one dispatcher watching every region connects to
+`ws/dispatch/`; a recording process edits open jobs through `scheduling.services.update_job`
+at 200/s for 3 s of warm-up and 30 s measured, stamping each event's commit (`time.time()` in
+the first on_commit callback); the client stamps each frame's receipt. Same machine, same
+clock. Modes, taking turns within each repeat so the machine's noise falls on all alike:
 
 - `normal`: the bus publishes to the machine's RabbitMQ (an exchange of the run's own);
 - `bus_down`: EVENT_BUS_URL points at a port where nothing listens, for the whole run;
@@ -44,6 +45,7 @@ ACTIVE_LISTS = 400
 BURST = 200  # schedule changes in the burst
 BURST_TIMEOUT = 600.0
 RERANK = "scheduling.rerank"
+BROADCAST = "realtime.broadcast"
 STEP_LINE = re.compile(r"relay step subscriber=(\S+) handled=(\d+) .* ms=([\d.]+)")
 
 
@@ -123,6 +125,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def relays_cpu(relays) -> float:
+    return sum(cpu_seconds(relay.pid) for relay in relays)
+
+
 def cpu_per_event_ms(run: dict) -> float:
     """The relay's CPU milliseconds per event recorded in a run."""
     return 1000 * run["cpu"]["relay_s"] / max(run["recorded"]["events"], 1)
@@ -145,17 +151,36 @@ def prepare_mode(cluster: BenchCluster, mode: str, bus: dict[str, str]) -> dict:
     return settled
 
 
+def start_relays(cluster: BenchCluster, label: str, bus: dict[str, str]) -> tuple:
+    """The production shape's relays: the broadcast's own (started first, and owning the
+    broadcast before the other starts), then the one of every other subscriber."""
+    argv = alternatives.worker_argv("relay")
+    broadcaster = cluster.spawn(
+        f"relay-broadcast-{label}", [*argv, "--subscribers", BROADCAST], **bus
+    )
+    deadline = time.monotonic() + 30
+    with cluster.sql() as conn:
+        while conn.execute(
+            "SELECT owner FROM events_subscriber WHERE name = %s", (BROADCAST,)
+        ).fetchone() in (None, ("",)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the broadcast's relay took no lease\n{broadcaster.describe()}")
+            time.sleep(0.1)
+    return broadcaster, cluster.spawn(f"relay-{label}", argv, **bus)
+
+
 def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds: int) -> dict:
     bus = bus_for(mode)
     prepared = prepare_mode(cluster, mode, bus)
     load_before = os.getloadavg()[0]
     daphne, base = start_daphne(cluster, f"daphne-{label}")
-    relay = cluster.spawn(f"relay-{label}", [*alternatives.worker_argv("relay")], **bus)
+    broadcaster, relay = start_relays(cluster, label, bus)
+    relays = (broadcaster, relay)
     try:
         clients = ClientGroup(cluster, f"clients-{label}", base, [client])
         clients.wait_connected()
         time.sleep(1)  # the relay's start-up is over (it published and delivered nothing yet)
-        cpu_before = {"relay_s": cpu_seconds(relay.pid), "daphne_s": cpu_seconds(daphne.pid)}
+        cpu_before = {"relay_s": relays_cpu(relays), "daphne_s": cpu_seconds(daphne.pid)}
         events_path = cluster.workdir / f"events-{label}.json"
         recorded = run_worker(
             cluster, "relay", "record-steady", "--kind",
@@ -166,14 +191,18 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
         drain_seconds = wait_delivered(cluster)
         left = backlog(cluster)
         time.sleep(SETTLE)
-        rss = {"daphne_mib": peak_rss_mib(daphne.pid), "relay_mib": peak_rss_mib(relay.pid)}
+        rss = {
+            "daphne_mib": peak_rss_mib(daphne.pid), "relay_mib": peak_rss_mib(relay.pid),
+            "broadcast_relay_mib": peak_rss_mib(broadcaster.pid),
+        }  # fmt: skip
         cpu = {
-            "relay_s": cpu_seconds(relay.pid) - cpu_before["relay_s"],
+            "relay_s": relays_cpu(relays) - cpu_before["relay_s"],
             "daphne_s": cpu_seconds(daphne.pid) - cpu_before["daphne_s"],
         }
         (report,) = clients.finish()
     finally:
         relay.close()
+        broadcaster.close()
         daphne.close()
     rows = json.loads(events_path.read_text())
     commits = {event_id: at for event_id, _, at, warm in rows if not warm}
@@ -215,7 +244,7 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
         "prepared": prepared,
         "rss": rss,
         "rerank_steps": rerank_steps,
-        "steps": step_counts(relay.output()),
+        "steps": step_counts(relay.output() + broadcaster.output()),
         "cpu": cpu,
         "bus_outage_logged": "subscriber events.bus cannot reach a store" in relay.output(),
         "client_loop_lag_p99_ms": percentile(report["loop_lag_ms"] or [0.0], 99),
@@ -229,7 +258,7 @@ def rerank_burst(cluster: BenchCluster, changes: int) -> dict:
     once; waits until the re-ranking subscriber is at the head."""
     bus = bus_for("lists")
     prepare_mode(cluster, "lists", bus)
-    relay = cluster.spawn("relay-burst", [*alternatives.worker_argv("relay")], **bus)
+    broadcaster, relay = start_relays(cluster, "burst", bus)
     try:
         time.sleep(3)  # the relay is up and idle
         burst = run_worker(cluster, "relay", "schedule-burst", "--changes", str(changes))
@@ -261,6 +290,7 @@ def rerank_burst(cluster: BenchCluster, changes: int) -> dict:
             ).fetchone()[0]
     finally:
         relay.close()
+        broadcaster.close()
     steps = step_times(relay.output(), RERANK)
     return {**burst, "catch_up_s": seconds, "steps": steps, "recommendations_updated": updates}
 
@@ -339,6 +369,8 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
                [r["rss"]["daphne_mib"] for r in runs["normal"]])  # fmt: skip
     result.add(f"relay peak RSS (VmHWM) at {RATE} events/s, normal", "MiB",
                [r["rss"]["relay_mib"] for r in runs["normal"]])  # fmt: skip
+    result.add(f"broadcast relay peak RSS (VmHWM) at {RATE} events/s, normal", "MiB",
+               [r["rss"]["broadcast_relay_mib"] for r in runs["normal"]])  # fmt: skip
     measured = sum(r["measured"] for r in runs["normal"])
     lists_active = [r["prepared"]["lists"]["active"] for r in runs["lists"]]
     result.notes += [
@@ -349,10 +381,11 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         "Commit: `time.time()` in the recording transaction's first on_commit callback. "
         "Frame: `time.time()` when the client's `recv()` returns, one dispatcher on "
         "`ws/dispatch/` (every region) through daphne. Same machine, same clock.",
-        "Every mode runs one `manage.py relay` (one thread per subscriber: broadcast, rating "
-        "summaries, availability cache, re-ranking, bus). normal: the bus on the machine's "
-        "RabbitMQ, exchange of the run's own (deleted afterwards); bus_down: EVENT_BUS_URL "
-        "at a free local port (connection refused) for the whole run"
+        "Every mode runs the production shape's two relays: `manage.py relay --subscribers "
+        "realtime.broadcast`, and `manage.py relay` (one thread per subscriber: rating "
+        "summaries, availability cache, re-ranking, bus); relay CPU is both together. normal: "
+        "the bus on the machine's RabbitMQ, exchange of the run's own (deleted afterwards); "
+        "bus_down: EVENT_BUS_URL at a free local port (connection refused) for the whole run"
         + (
             ", the relay logged the bus's outage in "
             f"{sum(r['bus_outage_logged'] for r in runs['bus_down'])} of "

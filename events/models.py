@@ -145,11 +145,15 @@ class FailedDelivery(models.Model):
 
 class RelayInstance(models.Model):
     """A running relay process, seen by its heartbeat: relays split the subscribers between
-    the live ones."""
+    the live ones. A relay dedicated to some subscribers (`serves`) delivers only those, and
+    the others leave them to it while it lives."""
 
     name = models.CharField(max_length=128, primary_key=True)
     heartbeat_at = models.DateTimeField()
     started_at = models.DateTimeField()
+    serves = models.JSONField(
+        default=list, blank=True, help_text="The subscribers it is dedicated to; empty: all."
+    )
 
     def __str__(self) -> str:
         return self.name

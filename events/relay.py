@@ -87,6 +87,12 @@ class RelayConfig:
     batch_size: int = 500
     poll_interval: float = 1.0
     lease: timedelta = timedelta(seconds=30)
+    # The subscribers this relay is dedicated to (say, the broadcast in a process of its own,
+    # so no handler shares its interpreter); empty: every subscriber.
+    dedicated_to: frozenset[str] = frozenset()
+
+    def serves(self, subs: list[Subscription]) -> list[Subscription]:
+        return [sub for sub in subs if not self.dedicated_to or sub.name in self.dedicated_to]
 
 
 @dataclass
@@ -504,7 +510,7 @@ class Relay:
     ) -> int:
         """Publish and deliver until no subscriber has anything left that is due; returns
         how many deliveries (event x subscriber) succeeded or failed. Raises Outage."""
-        subs = handlers.subscriptions() if subs is None else subs
+        subs = self.config.serves(handlers.subscriptions()) if subs is None else subs
         self.ensure_subscribers(subs)
         total = 0
         while not should_stop():

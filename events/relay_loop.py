@@ -8,7 +8,9 @@ connection, outage and backoff; a slow or failing subscriber holds only its own 
 - A worker whose store is down probes it every 0.1 s to 1 s (doubling, with jitter) and
   delivers the moment a probe passes.
 - The heartbeat renews this relay's leases, so a long batch never outlives its lease, and
-  counts the live relays, so they split the subscribers between them.
+  counts the live relays, so they split the subscribers between them. A relay dedicated to
+  some subscribers (`relay --subscribers`) serves only those, and the others leave them to it
+  while its heartbeat is fresh; if it dies they take them over once its leases expire.
 """
 
 import contextlib
@@ -81,8 +83,8 @@ class RelayLoop:
         self.stop = stop
         self.config = relay.config
         self.heartbeat_seconds = max(0.5, self.config.lease.total_seconds() / 3)
-        self.live_relays = 1
-        self.subscriber_count = 1
+        self.live_relays = 1  # live relays that serve every subscriber
+        self.dedicated_elsewhere: frozenset[str] = frozenset()  # left to other live relays
         self.workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
 
     # --- the supervisor (this thread) -----------------------------------------------------
@@ -114,9 +116,8 @@ class RelayLoop:
             close_connection()
 
     def supervise(self) -> None:
-        subs = {sub.name: sub for sub in handlers.subscriptions()}
+        subs = {sub.name: sub for sub in self.config.serves(handlers.subscriptions())}
         self.relay.ensure_subscribers(list(subs.values()))
-        self.subscriber_count = max(1, len(subs))
         for name, sub in subs.items():
             if name not in self.workers or not self.workers[name][0].is_alive():
                 worker_stop = threading.Event()
@@ -201,16 +202,22 @@ class RelayLoop:
 
     def _fair_to_own(self, name: str) -> bool:
         """Live relays split the subscribers: a relay holding more than its share lets the
-        extra ones go (at a step boundary), and takes no more than its share."""
+        extra ones go (at a step boundary), and takes no more than its share. Subscribers
+        that a live relay is dedicated to are left to it; a dedicated relay takes all of its
+        own."""
         relay = self.relay
+        if self.config.dedicated_to:
+            return True
+        dedicated = self.dedicated_elsewhere
         with relay.held_lock:
-            share = math.ceil(self.subscriber_count / max(1, self.live_relays))
-            if name in relay.held:
-                extra = sorted(relay.held)[share:]
-                if name not in extra:
+            if name not in dedicated:
+                shared = len(set(self.workers) - dedicated)
+                share = math.ceil(max(1, shared) / max(1, self.live_relays))
+                if name in relay.held:
+                    if name not in sorted(relay.held - dedicated)[share:]:
+                        return True
+                elif len(relay.held - dedicated) < share:
                     return True
-            elif len(relay.held) < share:
-                return True
         with contextlib.suppress(DatabaseError):
             self.relay.release([name])
         return False
@@ -297,18 +304,31 @@ class RelayLoop:
         while not self.stop.is_set():
             with contextlib.suppress(DatabaseError):
                 now = timezone.now()
+                serves = sorted(self.config.dedicated_to)
                 RelayInstance.objects.update_or_create(
-                    name=self.relay.name, defaults={"heartbeat_at": now},
-                    create_defaults={"heartbeat_at": now, "started_at": started},
+                    name=self.relay.name, defaults={"heartbeat_at": now, "serves": serves},
+                    create_defaults={"heartbeat_at": now, "started_at": started, "serves": serves},
                 )  # fmt: skip
                 with self.relay.held_lock:
                     held = sorted(self.relay.held)
                 for name in held:
                     self.relay.acquire(name)  # renews: a long batch keeps its lease
-                horizon = now - timedelta(seconds=3 * self.heartbeat_seconds)
-                self.live_relays = max(
-                    1, RelayInstance.objects.filter(heartbeat_at__gte=horizon).count()
-                )
+                self._count_live_relays(now)
             give_back_pooled_connection()
             self.stop.wait(self.heartbeat_seconds)
         close_connection()
+
+    def _count_live_relays(self, now) -> None:
+        """Relays whose heartbeat is fresh: how many serve every subscriber (this one too,
+        unless it is dedicated), and which subscribers the others are dedicated to."""
+        horizon = now - timedelta(seconds=3 * self.heartbeat_seconds)
+        live = RelayInstance.objects.filter(heartbeat_at__gte=horizon).values_list("name", "serves")
+        dedicated: set[str] = set()
+        everything = 0
+        for name, serves in live:
+            if not serves:
+                everything += 1
+            elif name != self.relay.name:
+                dedicated.update(serves)
+        self.live_relays = max(1, everything)
+        self.dedicated_elsewhere = frozenset(dedicated)

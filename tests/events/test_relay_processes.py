@@ -126,6 +126,43 @@ def test_two_relays_split_the_subscribers_and_never_deliver_the_same_batch(relay
     assert failures() == []
 
 
+def owners() -> dict[str, str]:
+    return dict(Subscriber.objects.values_list("name", "owner"))
+
+
+def test_a_relay_dedicated_to_the_broadcast_serves_it_alone_and_others_take_over_if_it_dies(
+    relays,
+):
+    options = ("--batch-size", "50", "--poll-interval", "0.25", "--lease", "2")
+    general = relays("general", *options)
+    dedicated = relays("broadcaster", *options, "--subscribers", "realtime.broadcast")
+    general.wait_started()
+    dedicated.wait_started()
+    Relay(name="setup").ensure_subscribers(subscriptions())
+    others = {sub.name for sub in subscriptions()} - {"realtime.broadcast"}
+    expected = {"realtime.broadcast": "broadcaster", **dict.fromkeys(others, "general")}
+    wait_until(
+        lambda: owners() == expected, timeout=20,
+        message=lambda: f"owners {owners()}" + general.describe() + dedicated.describe(),
+    )  # fmt: skip
+
+    booked = booked_jobs(contractors=2, jobs_each=3)
+    total = rate_rounds(booked.jobs, rounds=2)
+    wait_until(nothing_pending, timeout=30, message=lambda: delivery_summary() + general.describe())
+    assert dedicated.handled("realtime.broadcast") >= total
+    assert general.handled("realtime.broadcast") == 0
+    assert {s["subscriber"] for s in dedicated.steps()} == {"realtime.broadcast"}
+
+    dedicated.kill()  # its heartbeat goes stale and its lease expires: the general relay takes it
+    more = rate_rounds(booked.jobs, rounds=1)
+    wait_until(
+        lambda: general.handled("realtime.broadcast") >= more and nothing_pending(), timeout=30,
+        message=lambda: delivery_summary() + f"owners {owners()}" + general.describe(),
+    )  # fmt: skip
+    assert set(owners().values()) == {"general"}
+    assert failures() == []
+
+
 # --- store outages ----------------------------------------------------------------------------
 
 

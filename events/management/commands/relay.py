@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from events import handlers
 from events.relay import Outage, Relay, RelayConfig
 
 SWITCH_INTERVAL = 0.001  # seconds
@@ -39,6 +40,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--log-level", default="INFO")
         parser.add_argument("--name", default="", help="relay name in leases and logs")
+        parser.add_argument(
+            "--subscribers",
+            default="",
+            help="deliver only to these of the project's subscribers (comma-separated names, "
+            "see events_status; webhook endpoints are served by relays of every subscriber); "
+            "those relays leave them to this one while it runs",
+        )
 
     def handle(self, *args, **options):
         if options["batch_size"] < 1 or options["lease"] <= 0:
@@ -49,6 +57,7 @@ class Command(BaseCommand):
         if not isinstance(level, int):
             raise CommandError(f"unknown --log-level {options['log_level']!r}")
         logging.getLogger("events").setLevel(level)
+        dedicated_to = self.dedicated_to(options["subscribers"])
         own_connections()
         # The subscribers' threads share one interpreter: a thread whose database or Redis
         # reply has arrived (the broadcast, mostly waiting on sockets) gets the GIL back
@@ -60,6 +69,7 @@ class Command(BaseCommand):
                 batch_size=options["batch_size"],
                 poll_interval=options["poll_interval"],
                 lease=timedelta(seconds=options["lease"]),
+                dedicated_to=dedicated_to,
             ),
             name=options["name"] or None,
         )
@@ -84,6 +94,21 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        logging.getLogger("events.relay").info("relay started name=%s", relay.name)
+        logging.getLogger("events.relay").info(
+            "relay started name=%s subscribers=%s",
+            relay.name,
+            ",".join(sorted(dedicated_to)) or "all",
+        )
         relay.run_forever(stop)
         logging.getLogger("events.relay").info("relay stopped name=%s", relay.name)
+
+    def dedicated_to(self, names: str) -> frozenset[str]:
+        wanted = frozenset(filter(None, (name.strip() for name in names.split(","))))
+        # The project's own subscribers: known without the database, which may be down yet.
+        known = {sub.name for sub in handlers.subscriptions(dynamic=False)}
+        if unknown := sorted(wanted - known):
+            raise CommandError(
+                f"--subscribers: no subscriber named {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        return wanted
