@@ -86,10 +86,14 @@ class RelayLoop:
         self.live_relays = 1  # live relays that serve every subscriber
         self.dedicated_elsewhere: frozenset[str] = frozenset()  # left to other live relays
         self.workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self.started = timezone.now()
 
     # --- the supervisor (this thread) -----------------------------------------------------
 
     def run(self) -> None:
+        # Before any worker starts: a relay that starts beside live ones takes only its share,
+        # and leaves alone what a dedicated relay serves.
+        self.beat()
         threads = [
             threading.Thread(target=self.publisher, name="relay-publisher", daemon=True),
             threading.Thread(target=self.heartbeat, name="relay-heartbeat", daemon=True),
@@ -300,23 +304,26 @@ class RelayLoop:
     # --- the heartbeat ----------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        started = timezone.now()
         while not self.stop.is_set():
-            with contextlib.suppress(DatabaseError):
-                now = timezone.now()
-                serves = sorted(self.config.dedicated_to)
-                RelayInstance.objects.update_or_create(
-                    name=self.relay.name, defaults={"heartbeat_at": now, "serves": serves},
-                    create_defaults={"heartbeat_at": now, "started_at": started, "serves": serves},
-                )  # fmt: skip
-                with self.relay.held_lock:
-                    held = sorted(self.relay.held)
-                for name in held:
-                    self.relay.acquire(name)  # renews: a long batch keeps its lease
-                self._count_live_relays(now)
-            give_back_pooled_connection()
-            self.stop.wait(self.heartbeat_seconds)
+            self.stop.wait(self.heartbeat_seconds)  # the first beat ran before the workers
+            self.beat()
         close_connection()
+
+    def beat(self) -> None:
+        """Say this relay lives, renew its leases, and count the live relays."""
+        with contextlib.suppress(DatabaseError):
+            now = timezone.now()
+            serves = sorted(self.config.dedicated_to)
+            RelayInstance.objects.update_or_create(
+                name=self.relay.name, defaults={"heartbeat_at": now, "serves": serves},
+                create_defaults={"heartbeat_at": now, "started_at": self.started, "serves": serves},
+            )  # fmt: skip
+            with self.relay.held_lock:
+                held = sorted(self.relay.held)
+            for name in held:
+                self.relay.acquire(name)  # renews: a long batch keeps its lease
+            self._count_live_relays(now)
+        give_back_pooled_connection()
 
     def _count_live_relays(self, now) -> None:
         """Relays whose heartbeat is fresh: how many serve every subscriber (this one too,
