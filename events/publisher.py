@@ -175,10 +175,13 @@ HEAD_ROW_SQL = (
 def _publish_postgresql(limit: int, after: int) -> dict[str, int]:
     """{type: events published} (the caller's transaction is open)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
-        # An index scan, never a bitmap scan: only an index scan marks the entries of rows
-        # published meanwhile as dead, so the next scan skips them without reading the table.
-        cursor.execute("SET LOCAL enable_bitmapscan TO OFF")
+        # With the lock, for this transaction: an index scan, never a bitmap scan (only an
+        # index scan marks the entries of rows published meanwhile as dead, so the next scan
+        # skips them without reading the table). One round trip for both.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s), set_config('enable_bitmapscan', 'off', true)",
+            [ADVISORY_LOCK_KEY],
+        )
         cursor.execute(PUBLISH_SQL, {"limit": limit, "after": after, "now": timezone.now()})
         rows = cursor.fetchall()
         if rows:
