@@ -10,6 +10,7 @@ It costs one UPDATE per event and the insert of its group rows, in one statement
 on PostgreSQL (docs/events.md weighs this against the alternatives).
 """
 
+import logging
 import threading
 import time
 from collections import deque
@@ -20,6 +21,8 @@ from django.utils import timezone
 
 from events.handlers import ALL_TYPES
 from events.models import Event, EventGroup
+
+log = logging.getLogger("events.relay")
 
 PUBLISHED_CHANNEL = "smartscheduler_published"
 # Any constant: the key of the advisory lock that serializes publishing.
@@ -135,6 +138,7 @@ def publish(limit: int = BATCH, *, everything: bool = True) -> int:
         else:
             types = _publish_orm(limit)
     if types:
+        log.debug("published events=%d", sum(types.values()))
         wakeups.bump(frozenset(types))
     return sum(types.values())
 

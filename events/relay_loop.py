@@ -238,6 +238,7 @@ class RelayLoop:
     def publisher(self) -> None:
         probing = Probing()
         listener = None
+        next_look = 0.0  # a relay that leaves publication to another still looks by then
         try:
             while not self.stop.is_set():
                 try:
@@ -252,7 +253,10 @@ class RelayLoop:
                             log.warning("publisher recovered after %.1fs", probing.duration())
                             probing.reset()
                     # After a (re)connect a whole look; else one at least once a second.
-                    publish_all(everything=reconnected)
+                    eager = self._publishes_on_notice()
+                    if eager or reconnected or time.monotonic() >= next_look:
+                        publish_all(everything=reconnected or not eager)
+                        next_look = time.monotonic() + self.config.poll_interval
                     elsewhere = self._published_elsewhere(listener)
                     if elsewhere != frozenset():
                         wakeups.bump(elsewhere)
@@ -265,6 +269,13 @@ class RelayLoop:
         finally:
             self._close_listener(listener)
             close_connection()
+
+    def _publishes_on_notice(self) -> bool:
+        """Does this relay publish as soon as a commit is notified? A relay of every
+        subscriber leaves that to a live dedicated relay (the broadcast's: a process that
+        nothing else loads, so the publication lock is never held by a thread waiting for a
+        busy interpreter) and only looks once a poll interval, in case that relay stalls."""
+        return bool(self.config.dedicated_to) or not self.dedicated_elsewhere
 
     def _sleep_until_recorded(self) -> None:
         wakeups.wait(wakeups.generation, self.config.poll_interval)
