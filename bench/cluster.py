@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,15 @@ class BenchCluster:
         if done.returncode != 0:
             raise RuntimeError(f"bench.worker {' '.join(args)} failed ({done.returncode})")
         return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def booking_plan(self, contractors: int, *plan_args: str) -> tuple[str, Path, dict]:
+        """The demo's contractors without jobs, and jobs planned into their free slots
+        (`bench.worker booking-plan PLAN_ARGS`): the demo dispatcher's token, the plan's path
+        and the worker's summary."""
+        out = self.manage("seed_demo", "--force", "--contractors", str(contractors), "--jobs", "0")
+        token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
+        path = self.workdir / "plans.json"
+        return token, path, self.worker("booking-plan", "--out", str(path), *plan_args)
 
     def spawn(self, name: str, argv: list[str], **extra_env: str) -> Process:
         process = Process(
