@@ -61,6 +61,23 @@ def contractor_form(**overrides) -> dict:
     return data
 
 
+def change_form(contractor: Contractor, **overrides) -> dict:
+    """contractor_form for the change page of `contractor`, whose one working-hours row (Monday
+    08:00-17:00) it keeps as it is."""
+    form = contractor_form(
+        **management("hours", 1, initial=1),
+        **{
+            "hours-0-id": str(contractor.hours.get().pk),
+            "hours-0-contractor": str(contractor.pk),
+            "hours-0-weekday": "0",
+            "hours-0-start": "08:00",
+            "hours-0-end": "17:00",
+        },
+        **overrides,
+    )
+    return {k: v for k, v in form.items() if not k.startswith("hours-1-")}
+
+
 def test_adding_a_contractor_records_its_schedule_and_time_off(admin_client):
     response = admin_client.post("/admin/contractors/contractor/add/", contractor_form())
 
@@ -96,19 +113,8 @@ def test_overlapping_hours_in_the_admin_are_a_form_error_and_write_nothing(admin
 
 def test_changing_a_contractor_status_records_schedule_updated(admin_client):
     contractor = ContractorFactory(hours=[(0, time(8), time(17))])
-    form = contractor_form(
-        status="on_leave",
-        **management("hours", 1, initial=1),
-        **{
-            "hours-0-id": str(contractor.hours.get().pk),
-            "hours-0-contractor": str(contractor.pk),
-            "hours-0-weekday": "0",
-            "hours-0-start": "08:00",
-            "hours-0-end": "17:00",
-        },
-        **management("time_off", 0),
-    )
-    form = {k: v for k, v in form.items() if not k.startswith(("hours-1-", "time_off-0-"))}
+    form = change_form(contractor, status="on_leave", **management("time_off", 0))
+    form = {k: v for k, v in form.items() if not k.startswith("time_off-0-")}
 
     response = admin_client.post(f"/admin/contractors/contractor/{contractor.pk}/change/", form)
 
@@ -451,18 +457,7 @@ def test_a_zone_name_that_is_not_a_place_is_a_field_error(admin_client):
 
 def test_time_off_on_a_contractors_page_is_in_its_timezone(admin_client):
     contractor = ContractorFactory(timezone="America/Chicago", hours=[(0, time(8), time(17))])
-    form = contractor_form(
-        timezone="America/Chicago",
-        **management("hours", 1, initial=1),
-        **{
-            "hours-0-id": str(contractor.hours.get().pk),
-            "hours-0-contractor": str(contractor.pk),
-            "hours-0-weekday": "0",
-            "hours-0-start": "08:00",
-            "hours-0-end": "17:00",
-        },
-    )
-    form = {k: v for k, v in form.items() if not k.startswith("hours-1-")}
+    form = change_form(contractor, timezone="America/Chicago")
 
     response = admin_client.post(f"/admin/contractors/contractor/{contractor.pk}/change/", form)
 
