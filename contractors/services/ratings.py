@@ -68,13 +68,13 @@ def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingR
     rated = [(contractor, stars, previous_average)]
     if left is not None:  # the job's rating moved to another contractor: `left` lost it
         rated.append((left, None, left_previous))
-    for whom, rating, previous in rated:
+    for whom, given, previous in rated:
         record_event(
             ContractorRated(
                 contractor_id=whom.pk,
                 region=whom.region,
                 job_id=job_id,
-                rating=rating,
+                rating=given,
                 previous_rating=previous,
             )
         )
