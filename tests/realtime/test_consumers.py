@@ -27,7 +27,7 @@ from events.timefmt import iso_utc
 from scheduling.models import Job
 from scheduling.services import assign_job, create_job
 from tests.conftest import at, make_user, next_weekday, token_for
-from tests.contractors.factories import ContractorFactory, RegionFactory
+from tests.contractors.factories import RegionFactory
 from tests.realtime.conftest import assert_error
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -59,13 +59,6 @@ def north_watcher(regions) -> User:
 def any_watcher(regions) -> User:
     """A dispatcher linked to no region: watches every region."""
     return make_user("ada", role="dispatcher")
-
-
-@pytest.fixture
-def contractor_users(regions) -> list[User]:
-    return [
-        make_user(f"worker{n}", role="contractor", contractor=ContractorFactory()) for n in (1, 2)
-    ]
 
 
 def dispatch_path(user: User, query: str = "") -> str:
