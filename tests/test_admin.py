@@ -145,6 +145,18 @@ def test_deleting_a_busy_contractor_in_the_admin_is_refused(admin_client):
     assert events_of() == []
 
 
+def utc_parts(moment) -> tuple[str, str]:
+    moment = moment.astimezone(ZoneInfo("UTC"))
+    return moment.date().isoformat(), moment.strftime("%H:%M")
+
+
+def assignment_form(job, contractor, start, end=None) -> dict:
+    data = {"job": str(job.pk), "contractor": str(contractor.pk)}
+    data["start_0"], data["start_1"] = utc_parts(start)
+    data["end_0"], data["end_1"] = utc_parts(end) if end is not None else ("", "")
+    return data
+
+
 def test_assigning_in_the_admin_books_through_the_service(admin_client):
     day = next_weekday(2)
     contractor = ContractorFactory()
@@ -153,14 +165,7 @@ def test_assigning_in_the_admin_books_through_the_service(admin_client):
 
     response = admin_client.post(
         "/admin/scheduling/assignment/add/",
-        {
-            "job": str(job.pk),
-            "contractor": str(contractor.pk),
-            "start_0": start.astimezone(ZoneInfo("UTC")).date().isoformat(),
-            "start_1": start.astimezone(ZoneInfo("UTC")).strftime("%H:%M"),
-            "end_0": start.astimezone(ZoneInfo("UTC")).date().isoformat(),
-            "end_1": (start.astimezone(ZoneInfo("UTC")).hour + 2).__format__("02d") + ":00",
-        },
+        assignment_form(job, contractor, start, start + timedelta(hours=2)),
     )
 
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -303,18 +308,6 @@ def test_a_region_is_added_and_its_watchers_set_in_the_admin(admin_client):
 
 
 # --- the admin as a dispatcher's tool -------------------------------------------------------
-
-
-def utc_parts(moment) -> tuple[str, str]:
-    moment = moment.astimezone(ZoneInfo("UTC"))
-    return moment.date().isoformat(), moment.strftime("%H:%M")
-
-
-def assignment_form(job, contractor, start, end=None) -> dict:
-    data = {"job": str(job.pk), "contractor": str(contractor.pk)}
-    data["start_0"], data["start_1"] = utc_parts(start)
-    data["end_0"], data["end_1"] = utc_parts(end) if end is not None else ("", "")
-    return data
 
 
 def test_a_refused_booking_keeps_the_form_and_says_why_in_plain_words(admin_client):
