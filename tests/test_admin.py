@@ -157,16 +157,23 @@ def assignment_form(job, contractor, start, end=None) -> dict:
     return data
 
 
-def test_assigning_in_the_admin_books_through_the_service(admin_client):
+def book_in_the_admin(admin_client, hour: int, hours: int):
+    """Posts the admin's add-assignment form: a new contractor for a new job on a Wednesday,
+    from `hour` New York time for `hours` (negative: ending before it starts). Returns the
+    job, the contractor, the start and the response."""
     day = next_weekday(2)
     contractor = ContractorFactory()
     job = JobFactory(desired_date=day)
-    start = at(day, 9, tz=NY)
-
+    start = at(day, hour, tz=NY)
     response = admin_client.post(
         "/admin/scheduling/assignment/add/",
-        assignment_form(job, contractor, start, start + timedelta(hours=2)),
+        assignment_form(job, contractor, start, start + timedelta(hours=hours)),
     )
+    return job, contractor, start, response
+
+
+def test_assigning_in_the_admin_books_through_the_service(admin_client):
+    job, contractor, start, response = book_in_the_admin(admin_client, 9, 2)
 
     assert response.status_code == 302, response.content.decode()[:2000]
     job.refresh_from_db()
@@ -311,15 +318,7 @@ def test_a_region_is_added_and_its_watchers_set_in_the_admin(admin_client):
 
 
 def test_a_refused_booking_keeps_the_form_and_says_why_in_plain_words(admin_client):
-    day = next_weekday(2)
-    contractor = ContractorFactory()
-    job = JobFactory(desired_date=day)
-    start = at(day, 10, tz=NY)
-
-    response = admin_client.post(
-        "/admin/scheduling/assignment/add/",
-        assignment_form(job, contractor, start, start - timedelta(hours=1)),
-    )
+    _, contractor, start, response = book_in_the_admin(admin_client, 10, -1)
 
     assert response.status_code == 200  # the same form again, not a redirect to an empty one
     html = response.content.decode()
