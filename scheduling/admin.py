@@ -299,23 +299,26 @@ class JobAdmin(ServiceAdmin):
                 self.message_user(request, done, messages.SUCCESS)
         return HttpResponseRedirect(self._page(job))
 
+    @staticmethod
+    def _offered_slot(data, refusal: str) -> tuple[datetime, int]:
+        """The start and contractor of the slot the button offered, else `refusal`."""
+        start = parse_datetime(data.get("start", ""))
+        contractor_id = data.get("contractor", "")
+        if start is None or start.tzinfo is None or not contractor_id.isdigit():
+            raise DomainError(refusal)
+        return start, int(contractor_id)
+
     def _run(self, action: str, job: Job, data) -> str | None:
         if action == "book":
-            start = parse_datetime(data.get("start", ""))
-            contractor_id = data.get("contractor", "")
-            if start is None or start.tzinfo is None or not contractor_id.isdigit():
-                raise DomainError("Pick one of the offered slots to book.")
-            assignment = services.assign_job(
-                job_id=job.pk, contractor_id=int(contractor_id), start=start
-            )
+            start, contractor = self._offered_slot(data, "Pick one of the offered slots to book.")
+            assignment = services.assign_job(job_id=job.pk, contractor_id=contractor, start=start)
             return f"Booked with {assignment.contractor.name}."
         if action == "reschedule":
-            start = parse_datetime(data.get("start", ""))
-            contractor_id = data.get("contractor", "")
-            if start is None or start.tzinfo is None or not contractor_id.isdigit():
-                raise DomainError("Pick one of the offered slots to move the job to.")
+            start, contractor = self._offered_slot(
+                data, "Pick one of the offered slots to move the job to."
+            )
             assignment = services.reschedule_job(
-                job_id=job.pk, start=start, contractor_id=int(contractor_id)
+                job_id=job.pk, start=start, contractor_id=contractor
             )
             return f"Moved to {assignment.contractor.name}, {slot_label(assignment)}."
         if action == "start":
