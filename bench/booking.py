@@ -10,7 +10,6 @@ deliberate conflict; every request's latency and status are recorded."""
 import http.client
 import json
 import os
-import re
 import statistics
 import sys
 import threading
@@ -243,10 +242,7 @@ def delivered(cluster: BenchCluster) -> bool:
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("booking")
     progress("booking: seeding 300 contractors and planning free slots")
-    out = cluster.manage("seed_demo", "--force", "--contractors", "300", "--jobs", "0")
-    token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
-    plan_path = cluster.workdir / "plans.json"
-    planned = cluster.worker("booking-plan", "--out", str(plan_path))
+    token, plan_path, planned = cluster.booking_plan(300)
     plans = json.loads(plan_path.read_text())
     progress(f"booking: {planned['planned']:,} jobs planned")
     port = free_port()
@@ -385,10 +381,7 @@ def compare(repeats: int, seconds: float) -> None:
     cluster = BenchCluster("bookingshapes")
     try:
         cluster.start()
-        out = cluster.manage("seed_demo", "--force", "--contractors", "300", "--jobs", "0")
-        token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
-        plan_path = cluster.workdir / "plans.json"
-        cluster.worker("booking-plan", "--out", str(plan_path))
+        token, plan_path, _ = cluster.booking_plan(300)
         plans = json.loads(plan_path.read_text())
         relay = cluster.spawn(
             "relay", [sys.executable, "manage.py", "relay", "--batch-size", "500", "--name", "b"]

@@ -10,7 +10,6 @@ Settings come from the environment as in production (DB_CONN_MAX_AGE, DB_POOL)."
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -124,10 +123,7 @@ def main() -> int:
     cluster = BenchCluster("bookingprofile")
     try:
         cluster.start()
-        out = cluster.manage("seed_demo", "--force", "--contractors", "300", "--jobs", "0")
-        token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
-        plans = cluster.workdir / "plans.json"
-        cluster.worker("booking-plan", "--out", str(plans), "--jobs", str(2 * args.requests + 6))
+        token, plans, _ = cluster.booking_plan(300, "--jobs", str(2 * args.requests + 6))
         progress("booking profile: planned; booking in-process")
         argv = [sys.executable, "-m", "bench.booking_profile", "--inside", str(plans), token]
         argv += ["--requests", str(args.requests), "--top", str(args.top)]

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,17 +17,14 @@ import psycopg
 import redis
 
 from devtools.processes import ROOT, Process, run_manage
-from devtools.stores import RedisServer, create_database, drop_database, product_env
+from devtools.stores import OwnStores, product_env
 
 
-class BenchCluster:
+class BenchCluster(OwnStores):
     def __init__(self, scenario: str, *, keep: bool = False) -> None:
+        super().__init__(Path(tempfile.mkdtemp(prefix="bench-")), f"bench_{os.getpid()}_{scenario}")
         self.keep = keep
-        self.workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-        self.database = f"bench_{os.getpid()}_{scenario}"
-        self.redis = RedisServer(self.workdir)
         self.processes: list[Process] = []
-        self.created_database = False
         self.closed = False
         atexit.register(self.close)
 
@@ -35,14 +33,6 @@ class BenchCluster:
     @property
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:5432/{self.database}"
-
-    @property
-    def redis_port(self) -> int:
-        return self.redis.port
-
-    @property
-    def redis_url(self) -> str:
-        return self.redis.url
 
     def env(self, **extra: str) -> dict[str, str]:
         return product_env(
@@ -62,8 +52,7 @@ class BenchCluster:
     # --- set-up ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        create_database(self.database)
-        self.created_database = True
+        self.create_database()
         self.manage("migrate", "--no-input", timeout=300)
         self.redis.start()
 
@@ -85,6 +74,15 @@ class BenchCluster:
             raise RuntimeError(f"bench.worker {' '.join(args)} failed ({done.returncode})")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
+    def booking_plan(self, contractors: int, *plan_args: str) -> tuple[str, Path, dict]:
+        """The demo's contractors without jobs, and jobs planned into their free slots
+        (`bench.worker booking-plan PLAN_ARGS`): the demo dispatcher's token, the plan's path
+        and the worker's summary."""
+        out = self.manage("seed_demo", "--force", "--contractors", str(contractors), "--jobs", "0")
+        token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
+        path = self.workdir / "plans.json"
+        return token, path, self.worker("booking-plan", "--out", str(path), *plan_args)
+
     def spawn(self, name: str, argv: list[str], **extra_env: str) -> Process:
         process = Process(
             argv, log_path=self.workdir / f"{name}.log", env=self.env(**extra_env), name=name
@@ -103,7 +101,6 @@ class BenchCluster:
                 with contextlib.suppress(Exception):
                     process.close()
         if self.created_database and not self.keep:
-            drop_database(self.database)
-            self.created_database = False
+            self.drop_database()
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -29,7 +29,6 @@ import http.client
 import json
 import os
 import random
-import re
 import signal
 import threading
 import time
@@ -220,10 +219,7 @@ def one_run(cluster: BenchCluster, approach: str, target: str, ctx: dict, plans:
 def run(cluster: BenchCluster) -> ScenarioResult:
     result = ScenarioResult("crash")
     progress("crash: seeding contractors and planning free slots")
-    out = cluster.manage("seed_demo", "--force", "--contractors", "100", "--jobs", "0")
-    token = re.search(r"dispatcher login: .* token: (\S+)", out)[1]
-    plan_path = cluster.workdir / "plans.json"
-    cluster.worker("booking-plan", "--jobs", str(PLANNED), "--out", str(plan_path))
+    token, plan_path, _ = cluster.booking_plan(100, "--jobs", str(PLANNED))
     plans = json.loads(plan_path.read_text())
     alternatives.prepare(cluster, "procrastinate")
     relay = cluster.spawn("relay-settle", alternatives.worker_argv("relay"))

@@ -13,6 +13,19 @@ def log(message: str) -> None:
     print(f"  [worker] {message}", file=sys.stderr, flush=True)
 
 
+def run_command(parser: argparse.ArgumentParser, commands: list) -> int:
+    """Parses the command line, sets Django up and runs the chosen command, each named after
+    its function (`seed_relay` is `seed-relay`); prints what it returns as one JSON line, which
+    is what the scenario driving this process reads."""
+    import django
+
+    args = parser.parse_args()
+    django.setup()
+    [run] = [command for command in commands if command.__name__.replace("_", "-") == args.command]
+    print(json.dumps(run(args)), flush=True)
+    return 0
+
+
 def seed_relay(args) -> dict:
     """Record exactly `args.events` events through the services: the demo data set (contractors,
     time off, jobs, bookings, ratings, cancellations), topped up with job edits and new jobs."""
@@ -343,25 +356,20 @@ def booking_plan(args) -> dict:
 
 
 def main() -> int:
-    import django
-
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("listen-groups")
     commands.add_parser("subscribers")
-    bus = commands.add_parser("bus-ceiling")
-    bus.add_argument("--events", type=int, default=20_000)
-    bus.add_argument("--repeats", type=int, default=3)
-    bus.add_argument("--batch", type=int, default=500)
+    for name in ("bus-ceiling", "redis-ceiling"):
+        ceiling = commands.add_parser(name)
+        ceiling.add_argument("--events", type=int, default=20_000)
+        ceiling.add_argument("--batch", type=int, default=500)
+        ceiling.add_argument("--repeats", type=int, default=3)
     seed = commands.add_parser("seed-relay")
     seed.add_argument("--events", type=int, default=20_000)
     seed.add_argument("--contractors", type=int, default=300)
     seed.add_argument("--jobs", type=int, default=5000)
     seed.add_argument("--seed", type=int, default=7)
-    ceiling = commands.add_parser("redis-ceiling")
-    ceiling.add_argument("--events", type=int, default=20_000)
-    ceiling.add_argument("--batch", type=int, default=500)
-    ceiling.add_argument("--repeats", type=int, default=3)
     rec = commands.add_parser("recommend")
     rec.add_argument("--samples", type=int, default=30)
     rec.add_argument("--rounds", type=int, default=3)
@@ -369,20 +377,18 @@ def main() -> int:
     plan.add_argument("--jobs", type=int, default=10_000)
     plan.add_argument("--days", type=int, default=150)
     plan.add_argument("--out", required=True)
-    args = parser.parse_args()
-    django.setup()
-    commands_run = {
-        "listen-groups": listen_groups,
-        "subscribers": subscribers,
-        "bus-ceiling": bus_ceiling,
-        "seed-relay": seed_relay,
-        "redis-ceiling": redis_ceiling,
-        "recommend": recommend,
-        "booking-plan": booking_plan,
-    }
-    result = commands_run[args.command](args)
-    print(json.dumps(result), flush=True)
-    return 0
+    return run_command(
+        parser,
+        [
+            listen_groups,
+            subscribers,
+            bus_ceiling,
+            seed_relay,
+            redis_ceiling,
+            recommend,
+            booking_plan,
+        ],
+    )
 
 
 if __name__ == "__main__":

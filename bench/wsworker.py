@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from bench.worker import log
+from bench.worker import log, run_command
 
 
 def ws_accounts(args) -> dict:
@@ -34,39 +34,30 @@ def ws_accounts(args) -> dict:
     if len(contractors) < args.contractors:
         raise SystemExit(f"{len(contractors)} contractors to link, {args.contractors} wanted")
     clients: list[dict] = []
+
+    def sign_in(role: str, **account) -> None:
+        """A login of `role` and the stream it opens (dispatch or contractor)."""
+        made = create_account(role=role, password="bench-password", check_password=False, **account)
+        stream = "dispatch" if role == "dispatcher" else role
+        clients.append(
+            {
+                "name": made.user.username,
+                "path": f"/ws/{stream}/?token={made.token_key}",
+                "groups": sorted(stream_groups(made.user, stream, None)),
+            }
+        )
+
     # The tokens authenticate the streams; the passwords are never used, so the slow default
     # hasher would only cost minutes here.
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         for index in range(args.dispatchers):
             watches = [] if index % args.watch_all == 0 else [regions[index % len(regions)]]
-            account = create_account(
-                username=f"bench-dispatcher-{index}",
-                role="dispatcher",
-                password="bench-password",
-                regions=watches,
-                check_password=False,
-            )
-            clients.append(
-                {
-                    "name": account.user.username,
-                    "path": f"/ws/dispatch/?token={account.token_key}",
-                    "groups": sorted(stream_groups(account.user, "dispatch", None)),
-                }
-            )
+            sign_in("dispatcher", username=f"bench-dispatcher-{index}", regions=watches)
         for contractor_id in contractors[: args.contractors]:
-            account = create_account(
+            sign_in(
+                "contractor",
                 username=f"bench-contractor-{contractor_id}",
-                role="contractor",
-                password="bench-password",
                 contractor_id=contractor_id,
-                check_password=False,
-            )
-            clients.append(
-                {
-                    "name": account.user.username,
-                    "path": f"/ws/contractor/?token={account.token_key}",
-                    "groups": sorted(stream_groups(account.user, "contractor", None)),
-                }
             )
             if len(clients) % 200 == 0:
                 log(f"{len(clients)} logins")
@@ -287,8 +278,6 @@ def record_steady(args) -> dict:
 
 
 def main() -> int:
-    import django
-
     parser = argparse.ArgumentParser(prog="python -m bench.wsworker")
     commands = parser.add_subparsers(dest="command", required=True)
     accounts = commands.add_parser("ws-accounts")
@@ -314,17 +303,7 @@ def main() -> int:
     lists.add_argument("--jobs", type=int, default=400)
     burst = commands.add_parser("schedule-burst")
     burst.add_argument("--changes", type=int, default=200)
-    args = parser.parse_args()
-    django.setup()
-    run = {
-        "ws-accounts": ws_accounts,
-        "record-steady": record_steady,
-        "settle": settle,
-        "activate-lists": activate_lists,
-        "schedule-burst": schedule_burst,
-    }[args.command]
-    print(json.dumps(run(args)), flush=True)
-    return 0
+    return run_command(parser, [ws_accounts, record_steady, settle, activate_lists, schedule_burst])
 
 
 if __name__ == "__main__":

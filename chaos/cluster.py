@@ -14,28 +14,25 @@ from pathlib import Path
 import psycopg
 
 from devtools.processes import Process, free_port, run_manage, wait_until
-from devtools.stores import RedisServer, create_database, drop_database, product_env
+from devtools.stores import OwnStores, product_env
 
 # Our own sessions carry this name so a fault never terminates the observer's connections.
 OBSERVER_APP = "chaos-observer"
 
 
-class Cluster:
+class Cluster(OwnStores):
     def __init__(self, workdir: Path, *, keep: bool = False, relay_lease: float = 1.5,
                  bus: bool = True) -> None:  # fmt: skip
         from chaos.broker import Broker
 
-        self.workdir = workdir
+        super().__init__(workdir, f"chaos_{os.getpid()}")
         self.keep = keep
         self.relay_lease = relay_lease
         self.broker = Broker(workdir) if bus else None
-        self.database = f"chaos_{os.getpid()}"
-        self.redis = RedisServer(workdir)
         self.web_port = free_port()
         self.web: Process | None = None
         self.relays: dict[str, Process] = {}
         self.relay_starts = 0
-        self.created_database = False
         self.closed = False
         atexit.register(self.close)
 
@@ -46,16 +43,8 @@ class Cluster:
         return f"postgres://postgres@127.0.0.1:5432/{self.database}"
 
     @property
-    def redis_port(self) -> int:
-        return self.redis.port
-
-    @property
     def redis_starts(self) -> int:
         return self.redis.starts
-
-    @property
-    def redis_url(self) -> str:
-        return self.redis.url
 
     @property
     def base_url(self) -> str:
@@ -83,10 +72,6 @@ class Cluster:
         )
 
     # --- set-up ----------------------------------------------------------------------------
-
-    def create_database(self) -> None:
-        create_database(self.database)
-        self.created_database = True
 
     def manage(self, *args: str, timeout: float = 120) -> str:
         return run_manage(self.env(), *args, timeout=timeout)
@@ -165,7 +150,3 @@ class Cluster:
                 self.broker.stop()
         if self.created_database and not self.keep:
             self.drop_database()
-
-    def drop_database(self) -> None:
-        drop_database(self.database)
-        self.created_database = False

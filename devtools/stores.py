@@ -98,3 +98,30 @@ class RedisServer:
         if self.process is not None:
             self.process.close()
         assert not self.ping()
+
+
+class OwnStores:
+    """A database of this run's own (`database`, created and dropped here) and a private
+    redis-server in `workdir`: what bench's and chaos's clusters hold underneath."""
+
+    def __init__(self, workdir: Path, database: str) -> None:
+        self.workdir = workdir
+        self.database = database
+        self.redis = RedisServer(workdir)
+        self.created_database = False
+
+    @property
+    def redis_port(self) -> int:
+        return self.redis.port
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url
+
+    def create_database(self) -> None:
+        create_database(self.database)
+        self.created_database = True
+
+    def drop_database(self) -> None:
+        drop_database(self.database)
+        self.created_database = False

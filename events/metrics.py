@@ -29,6 +29,19 @@ STEP_SECONDS = Histogram(
 )
 
 
+# The per-subscriber gauges, smartscheduler_subscriber_<name>, and their help.
+SUBSCRIBER_GAUGES = {
+    "pending": "Events a subscriber has not handled yet (new ones and retries)",
+    "retrying": "Failed deliveries waiting for a retry",
+    "dead": "Events dead for a subscriber",
+    "lag_sequences": "Published sequences after the subscriber's position",
+    "oldest_pending_age_seconds": (
+        "Age of the oldest event the subscriber has not handled (0 when none)"
+    ),
+    "outage": "1 while the subscriber's store is down",
+}
+
+
 class EventLogCollector(Collector):
     def collect(self):
         from events.operations import status
@@ -41,44 +54,21 @@ class EventLogCollector(Collector):
         head = GaugeMetricFamily("smartscheduler_events_head", "The highest published sequence")
         head.add_metric([], state.head)
         families = {
-            "pending": GaugeMetricFamily(
-                "smartscheduler_subscriber_pending",
-                "Events a subscriber has not handled yet (new ones and retries)",
-                labels=["subscriber"],
-            ),
-            "retrying": GaugeMetricFamily(
-                "smartscheduler_subscriber_retrying", "Failed deliveries waiting for a retry",
-                labels=["subscriber"],
-            ),
-            "dead": GaugeMetricFamily(
-                "smartscheduler_subscriber_dead", "Events dead for a subscriber",
-                labels=["subscriber"],
-            ),
-            "lag": GaugeMetricFamily(
-                "smartscheduler_subscriber_lag_sequences",
-                "Published sequences after the subscriber's position", labels=["subscriber"],
-            ),
-            "oldest": GaugeMetricFamily(
-                "smartscheduler_subscriber_oldest_pending_age_seconds",
-                "Age of the oldest event the subscriber has not handled (0 when none)",
-                labels=["subscriber"],
-            ),
-            "outage": GaugeMetricFamily(
-                "smartscheduler_subscriber_outage", "1 while the subscriber's store is down",
-                labels=["subscriber"],
-            ),
-        }  # fmt: skip
+            name: GaugeMetricFamily(f"smartscheduler_subscriber_{name}", doc, labels=["subscriber"])
+            for name, doc in SUBSCRIBER_GAUGES.items()
+        }
         for sub in state.subscribers:
+            age = sub.oldest_pending_age
             values = {
                 "pending": sub.pending + sub.retrying,
                 "retrying": sub.retrying,
                 "dead": sub.dead,
-                "lag": sub.lag,
-                "oldest": sub.oldest_pending_age.total_seconds() if sub.oldest_pending_age else 0.0,
+                "lag_sequences": sub.lag,
+                "oldest_pending_age_seconds": age.total_seconds() if age else 0.0,
                 "outage": 1 if sub.outage_since else 0,
             }
-            for key, family in families.items():
-                family.add_metric([sub.name], values[key])
+            for name, family in families.items():
+                family.add_metric([sub.name], values[name])
         yield unpublished
         yield head
         yield from families.values()

@@ -154,6 +154,14 @@ class RateForm(forms.Form):
     rating = forms.TypedChoiceField(choices=[(n, "★" * n) for n in range(1, 6)], coerce=int)
 
 
+def _cleaned(form_class: type[forms.Form], data, refusal: str) -> dict:
+    """A job page button's form, cleaned, else `refusal` (shown as the page's message)."""
+    form = form_class(data)
+    if not form.is_valid():
+        raise DomainError(refusal)
+    return form.cleaned_data
+
+
 @admin.register(Job)
 class JobAdmin(ServiceAdmin):
     form = JobForm
@@ -299,45 +307,42 @@ class JobAdmin(ServiceAdmin):
                 self.message_user(request, done, messages.SUCCESS)
         return HttpResponseRedirect(self._page(job))
 
+    @staticmethod
+    def _offered_slot(data, refusal: str) -> tuple[datetime, int]:
+        """The start and contractor of the slot the button offered, else `refusal`."""
+        start = parse_datetime(data.get("start", ""))
+        contractor_id = data.get("contractor", "")
+        if start is None or start.tzinfo is None or not contractor_id.isdigit():
+            raise DomainError(refusal)
+        return start, int(contractor_id)
+
     def _run(self, action: str, job: Job, data) -> str | None:
         if action == "book":
-            start = parse_datetime(data.get("start", ""))
-            contractor_id = data.get("contractor", "")
-            if start is None or start.tzinfo is None or not contractor_id.isdigit():
-                raise DomainError("Pick one of the offered slots to book.")
-            assignment = services.assign_job(
-                job_id=job.pk, contractor_id=int(contractor_id), start=start
-            )
+            start, contractor = self._offered_slot(data, "Pick one of the offered slots to book.")
+            assignment = services.assign_job(job_id=job.pk, contractor_id=contractor, start=start)
             return f"Booked with {assignment.contractor.name}."
         if action == "reschedule":
-            start = parse_datetime(data.get("start", ""))
-            contractor_id = data.get("contractor", "")
-            if start is None or start.tzinfo is None or not contractor_id.isdigit():
-                raise DomainError("Pick one of the offered slots to move the job to.")
+            start, contractor = self._offered_slot(
+                data, "Pick one of the offered slots to move the job to."
+            )
             assignment = services.reschedule_job(
-                job_id=job.pk, start=start, contractor_id=int(contractor_id)
+                job_id=job.pk, start=start, contractor_id=contractor
             )
             return f"Moved to {assignment.contractor.name}, {slot_label(assignment)}."
         if action == "start":
             services.start_job(job_id=job.pk)
             return "Started."
         if action == "complete":
-            form = CompleteForm(data)
-            if not form.is_valid():
-                raise DomainError(f"Notes: at most {MAX_NOTES_LENGTH} characters.")
-            services.complete_job(job_id=job.pk, notes=form.cleaned_data["notes"])
+            notes = _cleaned(CompleteForm, data, f"Notes: at most {MAX_NOTES_LENGTH} characters.")
+            services.complete_job(job_id=job.pk, notes=notes["notes"])
             return "Completed."
         if action == "cancel":
-            form = ReasonForm(data)
-            if not form.is_valid():
-                raise DomainError("Reason: at most 500 characters.")
-            services.cancel_job(job_id=job.pk, reason=form.cleaned_data["reason"])
+            reason = _cleaned(ReasonForm, data, "Reason: at most 500 characters.")
+            services.cancel_job(job_id=job.pk, reason=reason["reason"])
             return "Cancelled."
         if action == "rate":
-            form = RateForm(data)
-            if not form.is_valid():
-                raise DomainError("Rating: pick 1 to 5 stars.")
-            rated = services.rate_job(job_id=job.pk, stars=form.cleaned_data["rating"])
+            stars = _cleaned(RateForm, data, "Rating: pick 1 to 5 stars.")
+            rated = services.rate_job(job_id=job.pk, stars=stars["rating"])
             return "Rated." if rated.result.changed else "That is already the rating."
         raise DomainError(f"Unknown action '{action}'.")
 

@@ -10,9 +10,10 @@ slots booked depend on the time of day the seed runs.
 
 import random
 import time as clock
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -102,9 +103,18 @@ class SeedReport:
         return lines
 
 
-def _batches(items: Sequence, size: int = BATCH) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _in_batches(
+    kind: str, specs: Sequence, write: Callable[[Any], int], progress: ProgressFn
+) -> list[int]:
+    """`write(spec)` for every spec, a transaction per BATCH of them, with progress after each
+    batch; returns the ids `write` returned."""
+    ids: list[int] = []
+    progress(kind, 0, len(specs))
+    for start in range(0, len(specs), BATCH):
+        with transaction.atomic():
+            ids.extend(write(spec) for spec in specs[start : start + BATCH])
+        progress(kind, len(ids), len(specs))
+    return ids
 
 
 def _write_regions() -> int:
@@ -126,48 +136,41 @@ def _write_regions() -> int:
 def _write_contractors(
     specs: Sequence[ContractorSpec], report: SeedReport, progress: ProgressFn
 ) -> list[int]:
-    ids: list[int] = []
-    progress("contractors", 0, len(specs))
-    for batch in _batches(specs):
-        with transaction.atomic():
-            for spec in batch:
-                contractor = create_contractor(
-                    name=spec.name,
-                    type=spec.type,
-                    location=spec.place.location,
-                    timezone_name=spec.place.timezone,
-                    skills=list(spec.skills),
-                    status=spec.status,
-                    working_hours=list(spec.hours),
-                )
-                for off in spec.time_off:
-                    add_time_off(
-                        contractor_id=contractor.pk, start=off.start, end=off.end, reason=off.reason
-                    )
-                ids.append(contractor.pk)
-        report.contractors = len(ids)
-        report.time_off += sum(len(spec.time_off) for spec in batch)
-        progress("contractors", len(ids), len(specs))
+    def write(spec: ContractorSpec) -> int:
+        contractor = create_contractor(
+            name=spec.name,
+            type=spec.type,
+            location=spec.place.location,
+            timezone_name=spec.place.timezone,
+            skills=list(spec.skills),
+            status=spec.status,
+            working_hours=list(spec.hours),
+        )
+        for off in spec.time_off:
+            add_time_off(
+                contractor_id=contractor.pk, start=off.start, end=off.end, reason=off.reason
+            )
+        return contractor.pk
+
+    ids = _in_batches("contractors", specs, write, progress)
+    report.contractors = len(ids)
+    report.time_off += sum(len(spec.time_off) for spec in specs)
     return ids
 
 
 def _write_jobs(specs: Sequence[JobSpec], report: SeedReport, progress: ProgressFn) -> list[int]:
-    ids: list[int] = []
-    progress("jobs", 0, len(specs))
-    for batch in _batches(specs):
-        with transaction.atomic():
-            for spec in batch:
-                job = create_job(
-                    type=spec.type,
-                    location=spec.place.location,
-                    desired_date=spec.desired_date,
-                    duration_minutes=spec.duration_minutes,
-                    required_skills=list(spec.required_skills),
-                    priority=spec.priority,
-                )
-                ids.append(job.pk)
-        report.jobs = len(ids)
-        progress("jobs", len(ids), len(specs))
+    def write(spec: JobSpec) -> int:
+        return create_job(
+            type=spec.type,
+            location=spec.place.location,
+            desired_date=spec.desired_date,
+            duration_minutes=spec.duration_minutes,
+            required_skills=list(spec.required_skills),
+            priority=spec.priority,
+        ).pk
+
+    ids = _in_batches("jobs", specs, write, progress)
+    report.jobs = len(ids)
     return ids
 
 

@@ -61,6 +61,23 @@ def contractor_form(**overrides) -> dict:
     return data
 
 
+def change_form(contractor: Contractor, **overrides) -> dict:
+    """contractor_form for the change page of `contractor`, whose one working-hours row (Monday
+    08:00-17:00) it keeps as it is."""
+    form = contractor_form(
+        **management("hours", 1, initial=1),
+        **{
+            "hours-0-id": str(contractor.hours.get().pk),
+            "hours-0-contractor": str(contractor.pk),
+            "hours-0-weekday": "0",
+            "hours-0-start": "08:00",
+            "hours-0-end": "17:00",
+        },
+        **overrides,
+    )
+    return {k: v for k, v in form.items() if not k.startswith("hours-1-")}
+
+
 def test_adding_a_contractor_records_its_schedule_and_time_off(admin_client):
     response = admin_client.post("/admin/contractors/contractor/add/", contractor_form())
 
@@ -96,19 +113,8 @@ def test_overlapping_hours_in_the_admin_are_a_form_error_and_write_nothing(admin
 
 def test_changing_a_contractor_status_records_schedule_updated(admin_client):
     contractor = ContractorFactory(hours=[(0, time(8), time(17))])
-    form = contractor_form(
-        status="on_leave",
-        **management("hours", 1, initial=1),
-        **{
-            "hours-0-id": str(contractor.hours.get().pk),
-            "hours-0-contractor": str(contractor.pk),
-            "hours-0-weekday": "0",
-            "hours-0-start": "08:00",
-            "hours-0-end": "17:00",
-        },
-        **management("time_off", 0),
-    )
-    form = {k: v for k, v in form.items() if not k.startswith(("hours-1-", "time_off-0-"))}
+    form = change_form(contractor, status="on_leave", **management("time_off", 0))
+    form = {k: v for k, v in form.items() if not k.startswith("time_off-0-")}
 
     response = admin_client.post(f"/admin/contractors/contractor/{contractor.pk}/change/", form)
 
@@ -139,23 +145,35 @@ def test_deleting_a_busy_contractor_in_the_admin_is_refused(admin_client):
     assert events_of() == []
 
 
-def test_assigning_in_the_admin_books_through_the_service(admin_client):
+def utc_parts(moment) -> tuple[str, str]:
+    moment = moment.astimezone(ZoneInfo("UTC"))
+    return moment.date().isoformat(), moment.strftime("%H:%M")
+
+
+def assignment_form(job, contractor, start, end=None) -> dict:
+    data = {"job": str(job.pk), "contractor": str(contractor.pk)}
+    data["start_0"], data["start_1"] = utc_parts(start)
+    data["end_0"], data["end_1"] = utc_parts(end) if end is not None else ("", "")
+    return data
+
+
+def book_in_the_admin(admin_client, hour: int, hours: int):
+    """Posts the admin's add-assignment form: a new contractor for a new job on a Wednesday,
+    from `hour` New York time for `hours` (negative: ending before it starts). Returns the
+    job, the contractor, the start and the response."""
     day = next_weekday(2)
     contractor = ContractorFactory()
     job = JobFactory(desired_date=day)
-    start = at(day, 9, tz=NY)
-
+    start = at(day, hour, tz=NY)
     response = admin_client.post(
         "/admin/scheduling/assignment/add/",
-        {
-            "job": str(job.pk),
-            "contractor": str(contractor.pk),
-            "start_0": start.astimezone(ZoneInfo("UTC")).date().isoformat(),
-            "start_1": start.astimezone(ZoneInfo("UTC")).strftime("%H:%M"),
-            "end_0": start.astimezone(ZoneInfo("UTC")).date().isoformat(),
-            "end_1": (start.astimezone(ZoneInfo("UTC")).hour + 2).__format__("02d") + ":00",
-        },
+        assignment_form(job, contractor, start, start + timedelta(hours=hours)),
     )
+    return job, contractor, start, response
+
+
+def test_assigning_in_the_admin_books_through_the_service(admin_client):
+    job, contractor, start, response = book_in_the_admin(admin_client, 9, 2)
 
     assert response.status_code == 302, response.content.decode()[:2000]
     job.refresh_from_db()
@@ -299,28 +317,8 @@ def test_a_region_is_added_and_its_watchers_set_in_the_admin(admin_client):
 # --- the admin as a dispatcher's tool -------------------------------------------------------
 
 
-def utc_parts(moment) -> tuple[str, str]:
-    moment = moment.astimezone(ZoneInfo("UTC"))
-    return moment.date().isoformat(), moment.strftime("%H:%M")
-
-
-def assignment_form(job, contractor, start, end=None) -> dict:
-    data = {"job": str(job.pk), "contractor": str(contractor.pk)}
-    data["start_0"], data["start_1"] = utc_parts(start)
-    data["end_0"], data["end_1"] = utc_parts(end) if end is not None else ("", "")
-    return data
-
-
 def test_a_refused_booking_keeps_the_form_and_says_why_in_plain_words(admin_client):
-    day = next_weekday(2)
-    contractor = ContractorFactory()
-    job = JobFactory(desired_date=day)
-    start = at(day, 10, tz=NY)
-
-    response = admin_client.post(
-        "/admin/scheduling/assignment/add/",
-        assignment_form(job, contractor, start, start - timedelta(hours=1)),
-    )
+    _, contractor, start, response = book_in_the_admin(admin_client, 10, -1)
 
     assert response.status_code == 200  # the same form again, not a redirect to an empty one
     html = response.content.decode()
@@ -451,18 +449,7 @@ def test_a_zone_name_that_is_not_a_place_is_a_field_error(admin_client):
 
 def test_time_off_on_a_contractors_page_is_in_its_timezone(admin_client):
     contractor = ContractorFactory(timezone="America/Chicago", hours=[(0, time(8), time(17))])
-    form = contractor_form(
-        timezone="America/Chicago",
-        **management("hours", 1, initial=1),
-        **{
-            "hours-0-id": str(contractor.hours.get().pk),
-            "hours-0-contractor": str(contractor.pk),
-            "hours-0-weekday": "0",
-            "hours-0-start": "08:00",
-            "hours-0-end": "17:00",
-        },
-    )
-    form = {k: v for k, v in form.items() if not k.startswith("hours-1-")}
+    form = change_form(contractor, timezone="America/Chicago")
 
     response = admin_client.post(f"/admin/contractors/contractor/{contractor.pk}/change/", form)
 

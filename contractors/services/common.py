@@ -15,6 +15,7 @@ from contractors.models import (
     ContractorType,
     TimeOff,
 )
+from contractors.selectors import region_for
 from events.catalog import ScheduleUpdated
 from events.errors import Invalid, NotFound
 from events.recorder import record_event
@@ -43,6 +44,11 @@ class Location:
 
     def as_json(self) -> dict[str, Any]:
         return {"lat": self.lat, "lng": self.lng, "address": self.address}
+
+    def columns(self) -> dict[str, Any]:
+        """A contractor's or a job's columns for this place: as_json() and the region that
+        covers it."""
+        return {**self.as_json(), "region": region_for(self.lat, self.lng)}
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -61,10 +61,7 @@ def create_contractor(
         name=name,
         type=type,
         skills=normalise_skills(skills or []),
-        lat=location.lat,
-        lng=location.lng,
-        address=location.address,
-        region=region_for(location.lat, location.lng),
+        **location.columns(),
         timezone=timezone_name,
         status=status,
         user=user,
@@ -104,17 +101,17 @@ def update_contractor(
         if old != value:
             previous[field], new[field] = old, value
 
+    def assign(field: str, value: Any) -> None:
+        change(field, getattr(contractor, field), value)
+        setattr(contractor, field, value)
+
     if name is not None:
-        change("name", contractor.name, name)
-        contractor.name = name
+        assign("name", name)
     if type is not None:
         validate_type(type)
-        change("type", contractor.type, type)
-        contractor.type = type
+        assign("type", type)
     if skills is not None:
-        normalised = normalise_skills(skills)
-        change("skills", contractor.skills, normalised)
-        contractor.skills = normalised
+        assign("skills", normalise_skills(skills))
     if location is not None:
         change("location", location_json(contractor), location.as_json())
         contractor.lat, contractor.lng, contractor.address = (
@@ -122,17 +119,13 @@ def update_contractor(
             location.lng,
             location.address,
         )
-        region = region_for(location.lat, location.lng)
-        change("region", contractor.region, region)
-        contractor.region = region
+        assign("region", region_for(location.lat, location.lng))
     if timezone_name is not None:
         validate_timezone(timezone_name)
-        change("timezone", contractor.timezone, timezone_name)
-        contractor.timezone = timezone_name
+        assign("timezone", timezone_name)
     if status is not None:
         validate_status(status)
-        change("status", contractor.status, status)
-        contractor.status = status
+        assign("status", status)
     if not new:
         return contractor
     contractor.save()

@@ -65,23 +65,17 @@ def record_rating(*, contractor: Contractor, job_id: int, stars: int) -> RatingR
                 fresh.average_rating,
                 fresh.rating_count,
             )
-    record_event(
-        ContractorRated(
-            contractor_id=contractor.pk,
-            region=contractor.region,
-            job_id=job_id,
-            rating=stars,
-            previous_rating=previous_average,
-        )
-    )
-    if left is not None:
+    rated = [(contractor, stars, previous_average)]
+    if left is not None:  # the job's rating moved to another contractor: `left` lost it
+        rated.append((left, None, left_previous))
+    for whom, given, previous in rated:
         record_event(
             ContractorRated(
-                contractor_id=left.pk,
-                region=left.region,
+                contractor_id=whom.pk,
+                region=whom.region,
                 job_id=job_id,
-                rating=None,
-                previous_rating=left_previous,
+                rating=given,
+                previous_rating=previous,
             )
         )
     return RatingResult(rating=rating, created=created, changed=True)

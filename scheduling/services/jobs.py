@@ -41,10 +41,7 @@ def create_job(
     job = Job.objects.create(
         type=type,
         required_skills=normalise_skills(required_skills or []),
-        lat=location.lat,
-        lng=location.lng,
-        address=location.address,
-        region=region_for(location.lat, location.lng),
+        **location.columns(),
         desired_date=desired_date,
         duration_minutes=duration_minutes,
         priority=priority,

@@ -7,6 +7,8 @@ only up to the completion (plus the buffer and travel), so an early completion f
 of the slot (`scheduling.models.occupied`).
 """
 
+from typing import NamedTuple
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,37 +41,69 @@ def _lock_assignment(job: Job, *, wanted: AssignmentStatus, acting_contractor_id
     return assignment
 
 
-@transaction.atomic
-def start_job(*, job_id: int, acting_contractor_id: int | None = None) -> Assignment:
-    """assigned -> in_progress. `acting_contractor_id`: a contractor's own login, which may
-    start only its own job (None: a dispatcher)."""
+class Step(NamedTuple):
+    """One step of a booked job: from which states, refused how, recorded as what."""
+
+    job_from: JobStatus
+    assignment_from: AssignmentStatus
+    refusal: str
+    code: str
+    event: type[JobStarted | JobCompleted]
+    stamp: str  # the assignment's (and the event's) moment of the step
+
+
+STEPS = {
+    JobStatus.IN_PROGRESS: Step(
+        JobStatus.ASSIGNED, AssignmentStatus.SCHEDULED, "only assigned jobs can be started",
+        "job_not_assigned", JobStarted, "started_at",
+    ),
+    JobStatus.COMPLETED: Step(
+        JobStatus.IN_PROGRESS, AssignmentStatus.IN_PROGRESS,
+        "only jobs in progress can be completed", "job_not_in_progress", JobCompleted,
+        "completed_at",
+    ),
+}  # fmt: skip
+
+
+def _advance(job_id: int, to: JobStatus, acting_contractor_id: int | None, **fields) -> Assignment:
+    """Moves the job and its assignment to `to` (STEPS), stamps the moment, sets `fields` on
+    the assignment and records the step's event with the same values. Either way the
+    contractor's schedule changes: work started ahead of the slot keeps the contractor from
+    now on, a completion frees the rest of the slot."""
+    step = STEPS[to]
     job = lock_job(job_id)
     assignment = _lock_assignment(
-        job, wanted=AssignmentStatus.SCHEDULED, acting_contractor_id=acting_contractor_id
+        job, wanted=step.assignment_from, acting_contractor_id=acting_contractor_id
     )
-    if job.status != JobStatus.ASSIGNED or assignment is None:
-        raise Conflict(
-            f"Job {job_id} is {job.status}; only assigned jobs can be started.",
-            code="job_not_assigned",
-        )
+    if job.status != step.job_from or assignment is None:
+        raise Conflict(f"Job {job_id} is {job.status}; {step.refusal}.", code=step.code)
     now = timezone.now()
-    assignment.status = AssignmentStatus.IN_PROGRESS
-    assignment.started_at = now
-    assignment.save(update_fields=["status", "started_at", "updated_at"])
-    # Work started ahead of the slot keeps the contractor from now on.
+    assignment.status = to
+    setattr(assignment, step.stamp, now)
+    for name, value in fields.items():
+        setattr(assignment, name, value)
+    assignment.save(update_fields=["status", step.stamp, *fields, "updated_at"])
     touch_schedules(assignment.contractor_id)
-    job.status = JobStatus.IN_PROGRESS
+    job.status = to
     job.save(update_fields=["status", "updated_at"])
     record_event(
-        JobStarted(
+        step.event(
             job_id=job.pk,
             region=job.region,
             assignment_id=assignment.pk,
             contractor_id=assignment.contractor_id,
-            started_at=iso_utc(now),
+            **{step.stamp: iso_utc(now)},
+            **fields,
         )
     )
     return assignment
+
+
+@transaction.atomic
+def start_job(*, job_id: int, acting_contractor_id: int | None = None) -> Assignment:
+    """assigned -> in_progress. `acting_contractor_id`: a contractor's own login, which may
+    start only its own job (None: a dispatcher)."""
+    return _advance(job_id, JobStatus.IN_PROGRESS, acting_contractor_id)
 
 
 @transaction.atomic
@@ -79,31 +113,4 @@ def complete_job(
     """in_progress -> completed, with optional notes. The rest of the slot becomes free."""
     if len(notes) > MAX_NOTES_LENGTH:
         raise Invalid({"notes": f"at most {MAX_NOTES_LENGTH} characters."})
-    job = lock_job(job_id)
-    assignment = _lock_assignment(
-        job, wanted=AssignmentStatus.IN_PROGRESS, acting_contractor_id=acting_contractor_id
-    )
-    if job.status != JobStatus.IN_PROGRESS or assignment is None:
-        raise Conflict(
-            f"Job {job_id} is {job.status}; only jobs in progress can be completed.",
-            code="job_not_in_progress",
-        )
-    now = timezone.now()
-    assignment.status = AssignmentStatus.COMPLETED
-    assignment.completed_at = now
-    assignment.notes = notes
-    assignment.save(update_fields=["status", "completed_at", "notes", "updated_at"])
-    touch_schedules(assignment.contractor_id)
-    job.status = JobStatus.COMPLETED
-    job.save(update_fields=["status", "updated_at"])
-    record_event(
-        JobCompleted(
-            job_id=job.pk,
-            region=job.region,
-            assignment_id=assignment.pk,
-            contractor_id=assignment.contractor_id,
-            completed_at=iso_utc(now),
-            notes=notes,
-        )
-    )
-    return assignment
+    return _advance(job_id, JobStatus.COMPLETED, acting_contractor_id, notes=notes)

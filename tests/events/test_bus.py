@@ -417,6 +417,18 @@ def test_a_relay_process_keeps_every_other_subscriber_going_while_the_broker_is_
 # --- replay -----------------------------------------------------------------------------------
 
 
+def replay_to_the_bus(events: list[Event], option: str) -> None:
+    """`events_replay` of `events` (first to last) for the bus, named by `option`
+    (--subscriber or --handler), then a drain that delivers them."""
+    call_command(
+        "events_replay",
+        "--from", str(events[0].sequence),
+        "--to", str(events[-1].sequence),
+        option, HANDLER_NAME,
+    )  # fmt: skip
+    Relay().drain()
+
+
 def test_a_replay_to_the_bus_publishes_the_same_messages_again_and_nothing_else_reruns(bus):
     inbox = bus.bind()
     create_jobs(2)
@@ -425,13 +437,7 @@ def test_a_replay_to_the_bus_publishes_the_same_messages_again_and_nothing_else_
     events = events_of()
     others_before = {name: at for name, at in positions().items() if name != HANDLER_NAME}
 
-    call_command(
-        "events_replay",
-        "--from", str(events[0].sequence),
-        "--to", str(events[-1].sequence),
-        "--subscriber", HANDLER_NAME,
-    )  # fmt: skip
-    Relay().drain()
+    replay_to_the_bus(events, "--subscriber")
 
     again = inbox.take(2)
     assert [m.properties["message_id"] for m in again] == [
@@ -472,13 +478,7 @@ def test_bus_tail_prints_the_chosen_types_once_each_as_json_lines(bus, tmp_path)
         Relay().drain()
         created = events_of("JobCreated")
         # The same two again (a redelivery), which bus_tail must drop...
-        call_command(
-            "events_replay",
-            "--from", str(created[0].sequence),
-            "--to", str(created[-1].sequence),
-            "--handler", HANDLER_NAME,
-        )  # fmt: skip
-        Relay().drain()
+        replay_to_the_bus(created, "--handler")
         # ...then a booking: the third distinct event of the chosen types.
         start = at(monday, 10, tz=NY)
         contractor = ContractorFactory()

@@ -591,22 +591,33 @@ async def receive_event(layer, channel: str, event_id: str, first=None, timeout=
             return message
 
 
-@pytest.mark.django_db
-def test_an_event_reaches_a_channels_group_member_through_channels_redis(private_channel_layer):
-    layer = get_channel_layer()
-    assert isinstance(layer, RedisChannelLayer)
+def one_event_to_a_group_member(layer, idle_seconds: float = 0) -> tuple[dict, dict]:
+    """A member of `dispatch.default`, its receive waiting `idle_seconds` first (it must not
+    fail meanwhile), gets the event of one job recorded and delivered: (message, envelope)."""
 
     async def scenario() -> tuple[dict, dict]:
         channel = await layer.new_channel()
         await layer.group_add("dispatch.default", channel)
         try:
+            waiting = asyncio.ensure_future(layer.receive(channel))
+            await asyncio.sleep(idle_seconds)
+            if waiting.done() and waiting.exception() is not None:
+                raise AssertionError(f"the idle receive failed: {waiting.exception()!r}")
             expected = await sync_to_async(record_and_deliver_one_job)()
-            message = await receive_event(layer, channel, expected["id"])
+            message = await receive_event(layer, channel, expected["id"], first=waiting)
             return message, expected
         finally:
             await layer.group_discard("dispatch.default", channel)
 
-    message, expected = async_to_sync(scenario)()
+    return async_to_sync(scenario)()
+
+
+@pytest.mark.django_db
+def test_an_event_reaches_a_channels_group_member_through_channels_redis(private_channel_layer):
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisChannelLayer)
+
+    message, expected = one_event_to_a_group_member(layer)
     assert message == {"type": "event.message", "event": expected}
     assert uuid.UUID(message["event"]["id"])
 
@@ -619,21 +630,7 @@ def test_a_channels_consumer_idle_longer_than_five_seconds_still_receives(privat
     layer = get_channel_layer()
     assert isinstance(layer, RedisChannelLayer)
 
-    async def scenario() -> tuple[dict, dict]:
-        channel = await layer.new_channel()
-        await layer.group_add("dispatch.default", channel)
-        try:
-            waiting = asyncio.ensure_future(layer.receive(channel))
-            await asyncio.sleep(6)
-            if waiting.done() and waiting.exception() is not None:
-                raise AssertionError(f"the idle receive failed: {waiting.exception()!r}")
-            expected = await sync_to_async(record_and_deliver_one_job)()
-            message = await receive_event(layer, channel, expected["id"], first=waiting)
-            return message, expected
-        finally:
-            await layer.group_discard("dispatch.default", channel)
-
-    message, expected = async_to_sync(scenario)()
+    message, expected = one_event_to_a_group_member(layer, idle_seconds=6)
     assert message == {"type": "event.message", "event": expected}
 
 

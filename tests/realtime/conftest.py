@@ -20,12 +20,23 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
+from django.contrib.auth.models import User
 from django.db import connections
 
 from smartscheduler.asgi import application
+from tests.conftest import make_user
+from tests.contractors.factories import ContractorFactory
 from tests.support import Process, free_port, subprocess_env, wait_until
 
 WAIT = 5.0  # seconds: bound on every wait for a frame that must arrive
+
+
+@pytest.fixture
+def contractor_users(db) -> list[User]:
+    """Two contractors' logins."""
+    return [
+        make_user(f"worker{n}", role="contractor", contractor=ContractorFactory()) for n in (1, 2)
+    ]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from events.timefmt import iso_utc
 from scheduling.models import Job
 from scheduling.services import assign_job, create_job
 from tests.conftest import at, make_user, next_weekday, token_for
-from tests.contractors.factories import ContractorFactory, RegionFactory
+from tests.contractors.factories import RegionFactory
 from tests.realtime.conftest import assert_error
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -59,13 +59,6 @@ def north_watcher(regions) -> User:
 def any_watcher(regions) -> User:
     """A dispatcher linked to no region: watches every region."""
     return make_user("ada", role="dispatcher")
-
-
-@pytest.fixture
-def contractor_users(regions) -> list[User]:
-    return [
-        make_user(f"worker{n}", role="contractor", contractor=ContractorFactory()) for n in (1, 2)
-    ]
 
 
 def dispatch_path(user: User, query: str = "") -> str:
@@ -131,13 +124,14 @@ def sequences(envelopes: list[dict]) -> list[int]:
     return [e["sequence"] for e in envelopes]
 
 
-async def next_is_a_new_event(stream, where: Location = NORTH) -> None:
+async def next_is_a_new_event(stream, where: Location = NORTH) -> Event:
     """Nothing else was on its way to `stream`, without waiting to see: a job recorded now in
     a group the stream is in, broadcast after everything before it, must be its very next
-    frame (a channel's messages arrive in the order they were sent)."""
+    frame (a channel's messages arrive in the order they were sent). Returns its event."""
     sentinel = await record_job(where)
     await drain()
     assert sequences([await stream.event()]) == [sentinel.sequence]
+    return sentinel
 
 
 async def replay_of(stream) -> tuple[list[dict], dict]:
@@ -468,18 +462,18 @@ async def test_resume_replays_what_was_missed_in_order_then_goes_live(streams, n
     # Live events of one batch go out concurrently (broadcast gathers its group_sends), so
     # their order is not promised; a replay's is.
     assert sorted(sequences(seen)) == [before[0].sequence, before[2].sequence]
-    assert await stream.nothing()
+    await next_is_a_new_event(stream)
     await stream.disconnect()
 
     missed_north = [await record_job(NORTH), await record_job(SOUTH), await record_job(NORTH)]
     missed = [missed_north[0], missed_north[2]]
     await drain()
 
-    again = await streams.open(path + f"&after={max(sequences(seen))}")
+    again = await streams.open(path + f"&after={max(sequences(stream.seen))}")
     replayed, done = await replay_of(again)
 
     assert sequences(replayed) == sorted(set(sequences(replayed)))  # in order, no repeats
-    seen_ids = {e["id"] for e in seen}
+    seen_ids = {e["id"] for e in stream.seen}
     assert [e["id"] for e in replayed if e["id"] not in seen_ids] == [
         str(e.event_id) for e in missed
     ]
@@ -535,7 +529,8 @@ async def test_resume_from_zero_replays_every_event_of_the_groups(streams, north
 
     assert [e["id"] for e in replayed] == [str(e.event_id) for e in north]
     assert done == {"kind": "replayed", "through": pending.sequence}
-    assert await stream.nothing()
+    # The replay is sent by the handshake, before the socket reads anything: the next frame.
+    assert await stream.ping() == {"kind": "pong"}
 
 
 async def test_resume_with_nothing_missed_says_replayed_through_the_same_sequence(
@@ -613,7 +608,7 @@ async def test_event_committed_late_is_replayed_after_the_sequence_seen(streams,
 
         await drain()  # T1's row is invisible until it commits
         assert sequences([await stream.event()]) == [early_commit.sequence]
-        assert await stream.nothing()
+        seen = await next_is_a_new_event(stream)  # T1's event was not sent before it
         await stream.disconnect()
 
         commit.set()
@@ -623,9 +618,9 @@ async def test_event_committed_late_is_replayed_after_the_sequence_seen(streams,
         late_event = await database_sync_to_async(Event.objects.get)(
             type="JobCreated", aggregate_id=str(late["job"])
         )
-        assert late_event.sequence == early_commit.sequence + 1
+        assert late_event.sequence == seen.sequence + 1
 
-        again = await streams.open(path + f"&after={early_commit.sequence}")
+        again = await streams.open(path + f"&after={seen.sequence}")
         replayed, done = await replay_of(again)
 
         assert [e["id"] for e in replayed] == [str(late_event.event_id)]

@@ -18,8 +18,7 @@ from events.models import Event
 from events.publisher import publish_all
 from events.relay import Outage, Relay
 from scheduling.services import create_job
-from tests.conftest import make_user, next_weekday, token_for
-from tests.contractors.factories import ContractorFactory
+from tests.conftest import next_weekday, token_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -28,18 +27,6 @@ GROUP_EXPIRY = 2  # seconds; the consumers re-join every third of it
 # redis-py 8's default socket_timeout (5 s) would break an idle consumer's blocking receive
 # (docs/realtime.md): the idle test outlasts it.
 IDLE = 6.0
-
-
-@pytest.fixture
-def dispatcher(transactional_db) -> User:
-    return make_user("ada", role="dispatcher")
-
-
-@pytest.fixture
-def contractors(transactional_db) -> list[User]:
-    return [
-        make_user(f"worker{n}", role="contractor", contractor=ContractorFactory()) for n in (1, 2)
-    ]
 
 
 @database_sync_to_async
@@ -102,14 +89,14 @@ async def frames_until(stream, kind: str, limit: int = 50) -> list[dict]:
 
 
 async def test_a_dead_consumer_leaves_its_group_and_a_live_idle_one_keeps_receiving(
-    streams, private_layer, contractors
+    streams, private_layer, contractor_users
 ):
     config = private_layer(group_expiry=GROUP_EXPIRY)
     assert config["hosts"][0]["socket_timeout"] is None  # as settings configure it
     layer = get_channel_layer()
-    live_group, dead_group = [await group_of(user) for user in contractors]
-    live = await streams.open(await path_for(contractors[0], "contractor"))
-    dead = await streams.open(await path_for(contractors[1], "contractor"))
+    live_group, dead_group = [await group_of(user) for user in contractor_users]
+    live = await streams.open(await path_for(contractor_users[0], "contractor"))
+    dead = await streams.open(await path_for(contractor_users[1], "contractor"))
     assert await listened(layer, [live_group, dead_group]) == {live_group, dead_group}
 
     # As a killed server: the application stops, its disconnect never runs.
@@ -192,13 +179,13 @@ async def test_a_handshake_while_redis_is_down_succeeds_and_gets_its_events_once
 
 
 async def test_every_consumer_of_the_server_is_degraded_and_rejoins_after_a_restart(
-    streams, private_layer, own_redis, contractors
+    streams, private_layer, own_redis, contractor_users
 ):
     """A restarted Redis has lost every membership: each consumer, not only the one whose
     receive saw the error, re-joins its groups."""
     private_layer()
-    first = await streams.open(await path_for(contractors[0], "contractor"))
-    second = await streams.open(await path_for(contractors[1], "contractor"))
+    first = await streams.open(await path_for(contractor_users[0], "contractor"))
+    second = await streams.open(await path_for(contractor_users[1], "contractor"))
     own_redis.stop()
     assert (await first.frame())["kind"] == "degraded"
     assert (await second.frame())["kind"] == "degraded"
@@ -206,5 +193,5 @@ async def test_every_consumer_of_the_server_is_degraded_and_rejoins_after_a_rest
     assert (await frames_until(first, "recovered"))[-1]["kind"] == "recovered"
     assert (await frames_until(second, "recovered"))[-1]["kind"] == "recovered"
     layer = get_channel_layer()
-    groups = [await group_of(user) for user in contractors]
+    groups = [await group_of(user) for user in contractor_users]
     assert await listened(layer, groups) == set(groups)

@@ -1,9 +1,19 @@
+import math
 from datetime import timedelta
 
 import factory
 
+from contractors.geo import EARTH_RADIUS_MILES
 from scheduling.models import Assignment, Job
 from tests.contractors.factories import ContractorFactory
+
+JOB_LAT, JOB_LNG = 40.72, -73.99  # JobFactory's site
+
+
+def north_of_job(miles: float) -> float:
+    """The latitude `miles` due north of JobFactory's site: along a meridian the haversine
+    distance is R x delta-latitude in radians."""
+    return JOB_LAT + math.degrees(miles / EARTH_RADIUS_MILES)
 
 
 class JobFactory(factory.django.DjangoModelFactory):
@@ -14,8 +24,8 @@ class JobFactory(factory.django.DjangoModelFactory):
 
     type = "tile"
     required_skills = factory.LazyFunction(lambda: ["tile"])
-    lat = 40.72
-    lng = -73.99
+    lat = JOB_LAT
+    lng = JOB_LNG
     address = "2 Broadway, New York"
     region = "default"
     desired_date = factory.Faker("future_date", end_date="+30d")

@@ -5,14 +5,13 @@ tile job about 0.87 miles from it. Bookings are made on future weekdays (next_we
 """
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 
 from contractors.models import Rating
 from scheduling.models import Assignment, Job
-from tests.conftest import at, client_for, events_of, make_user, next_weekday
+from tests.conftest import client_for, events_of, make_user, next_weekday
 from tests.contractors.factories import (
     ContractorFactory,
     RatingFactory,
@@ -20,8 +19,7 @@ from tests.contractors.factories import (
     TimeOffFactory,
 )
 from tests.scheduling.factories import AssignmentFactory, JobFactory
-
-NY = ZoneInfo("America/New_York")
+from tests.scheduling.support import WRONG_STATES, ny
 
 JOB_FIELDS = {
     "id", "type", "requiredSkills", "location", "region", "desiredDate", "durationMinutes",
@@ -40,10 +38,6 @@ BREAKDOWN = {"availability": 1.0, "rating": 0.5, "distance": 0.9827}
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def ny(day: date, hour: int, minute: int = 0) -> datetime:
-    return at(day, hour, minute, tz=NY)
 
 
 def slot_body(day: date, hour: int, minute: int = 0, *, minutes: int = 120, **extra) -> dict:
@@ -1056,19 +1050,7 @@ def test_a_contractor_cannot_start_an_open_job(db):
     assert events_of() == []
 
 
-@pytest.mark.parametrize(
-    ("action", "status", "code"),
-    [
-        ("start", "open", "job_not_assigned"),
-        ("start", "in_progress", "job_not_assigned"),
-        ("start", "completed", "job_not_assigned"),
-        ("start", "cancelled", "job_not_assigned"),
-        ("complete", "open", "job_not_in_progress"),
-        ("complete", "assigned", "job_not_in_progress"),
-        ("complete", "completed", "job_not_in_progress"),
-        ("complete", "cancelled", "job_not_in_progress"),
-    ],
-)
+@pytest.mark.parametrize(("action", "status", "code"), WRONG_STATES)
 def test_start_and_complete_are_409_from_any_other_state(api, action, status, code):
     job = JobFactory(status=status)
     if status != "open":

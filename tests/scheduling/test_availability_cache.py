@@ -45,7 +45,7 @@ from tests.conftest import at, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_cache")]
+pytestmark = pytest.mark.django_db
 
 NY = ZoneInfo("America/New_York")
 TWO_HOURS = timedelta(hours=2)

@@ -8,7 +8,6 @@ contractor from the database through the pure engine (`load_schedule`, `free_win
 `slot_starts`), with no cache, bound or batching.
 """
 
-import math
 import random
 from collections.abc import Iterator
 from datetime import date, time, timedelta
@@ -22,7 +21,7 @@ from django_redis import get_redis_connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contractors.geo import EARTH_RADIUS_MILES, haversine_miles
+from contractors.geo import haversine_miles
 from contractors.models import Contractor, ContractorStatus
 from scheduling.availability import Rules, free_windows, slot_starts
 from scheduling.models import Job
@@ -37,18 +36,13 @@ from scheduling.scoring import best_total, best_total_sql, score, weights
 from scheduling.selectors import job_site, load_schedule, local_period
 from tests.conftest import at, next_weekday
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
-from tests.scheduling.factories import AssignmentFactory, JobFactory
+from tests.scheduling.factories import JOB_LAT, JOB_LNG, AssignmentFactory, JobFactory, north_of_job
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_cache")]
+pytestmark = pytest.mark.django_db
 
 NY = ZoneInfo("America/New_York")
 CHICAGO = ZoneInfo("America/Chicago")
-JOB_LAT, JOB_LNG = 40.72, -73.99  # JobFactory's site
 FIRST = first_look(5)  # for the default limit
-
-
-def north_of_job(miles: float) -> float:
-    return JOB_LAT + math.degrees(miles / EARTH_RADIUS_MILES)
 
 
 def every_candidate_ranked(job: Job) -> list[Recommendation]:

@@ -9,7 +9,6 @@ R x delta-latitude (in radians), so `north_of_job(miles)` is exactly `miles` awa
 69.09 miles with R = 3958.8).
 """
 
-import math
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from contractors.geo import EARTH_RADIUS_MILES, haversine_miles
+from contractors.geo import haversine_miles
 from contractors.models import Contractor
 from scheduling.availability import Rules, check_slot
 from scheduling.models import ActiveRecommendationList, Job
@@ -27,18 +26,13 @@ from scheduling.recommendations import first_look
 from scheduling.selectors import job_site, load_schedule
 from tests.conftest import at, client_for, make_user, next_weekday
 from tests.contractors.factories import ContractorFactory, TimeOffFactory
-from tests.scheduling.factories import AssignmentFactory, JobFactory
+from tests.scheduling.factories import JOB_LNG, AssignmentFactory, JobFactory, north_of_job
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_cache")]
+pytestmark = pytest.mark.django_db
 
 NY = ZoneInfo("America/New_York")
-JOB_LAT, JOB_LNG = 40.72, -73.99  # JobFactory's site
 WEEKDAYS = [(day, time(8), time(17)) for day in range(5)]
 EVERY_DAY = [(day, time(8), time(17)) for day in range(7)]
-
-
-def north_of_job(miles: float) -> float:
-    return JOB_LAT + math.degrees(miles / EARTH_RADIUS_MILES)
 
 
 def contractor(name: str = "", *, miles: float = 0.0, average=None, count=None, **fields):

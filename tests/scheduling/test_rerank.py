@@ -14,7 +14,6 @@ The world: an open two-hour tile job on a Monday at 40.72, -73.99 and, working M
 B (two), E and C (one each) have completed jobs in the past, to be rated.
 """
 
-import math
 from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -22,7 +21,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from contractors.geo import EARTH_RADIUS_MILES
 from contractors.models import Contractor
 from contractors.services import (
     Location,
@@ -45,17 +43,11 @@ from scheduling.services import (
 )
 from tests.conftest import at, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, RatingFactory
-from tests.scheduling.factories import AssignmentFactory, JobFactory
+from tests.scheduling.factories import JOB_LAT, JOB_LNG, AssignmentFactory, JobFactory, north_of_job
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_cache")]
+pytestmark = pytest.mark.django_db
 
 NY = ZoneInfo("America/New_York")
-JOB_LAT, JOB_LNG = 40.72, -73.99  # JobFactory's site
-
-
-def north_of_job(miles: float) -> float:
-    # along a meridian the haversine distance is R x delta-latitude in radians
-    return JOB_LAT + math.degrees(miles / EARTH_RADIUS_MILES)
 
 
 def completed_job(who: Contractor, hour: int) -> Job:

@@ -8,7 +8,6 @@ one, two carpet ones, and W, a tile contractor 45 miles away who makes no list. 
 stopped, so a recomputation at any moment ranks as at any other.
 """
 
-import math
 from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -16,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from contractors.geo import EARTH_RADIUS_MILES
 from contractors.models import Contractor
 from contractors.services import (
     Location,
@@ -42,18 +40,13 @@ from scheduling.services import (
 from scheduling.services.active_lists import ranking_of
 from tests.conftest import at, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, RatingFactory
-from tests.scheduling.factories import AssignmentFactory, JobFactory
+from tests.scheduling.factories import JOB_LAT, JOB_LNG, AssignmentFactory, JobFactory, north_of_job
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_cache")]
+pytestmark = pytest.mark.django_db
 
 NY = ZoneInfo("America/New_York")
-JOB_LAT, JOB_LNG = 40.72, -73.99  # JobFactory's site
 DAYS = 30
 LIMIT = 3
-
-
-def north_of_job(miles: float) -> float:
-    return JOB_LAT + math.degrees(miles / EARTH_RADIUS_MILES)
 
 
 def completed_job(who: Contractor) -> Job:

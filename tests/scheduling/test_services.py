@@ -7,7 +7,6 @@ between two bookings is exactly the 30-minute buffer.
 """
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -28,13 +27,13 @@ from scheduling.services import (
     start_job,
     update_job,
 )
-from tests.conftest import assert_one_event, at, db_state, events_of, next_weekday
+from tests.conftest import assert_one_event, db_state, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, RatingFactory, RegionFactory
 from tests.scheduling.factories import AssignmentFactory, JobFactory
+from tests.scheduling.support import WRONG_STATES, ny
 
 pytestmark = pytest.mark.django_db
 
-NY = ZoneInfo("America/New_York")
 MISSING_ID = 987_654_321
 HOME = {"lat": 40.71, "lng": -74.0}  # the factory contractor's base
 FAR = {"lat": 40.91, "lng": -74.0}  # 13.8 miles north: 27.6 minutes of travel at 30 mph
@@ -50,10 +49,6 @@ def z(moment: datetime) -> str:
 
 def slot(start: datetime, end: datetime) -> dict[str, str]:
     return {"start": z(start), "end": z(end)}
-
-
-def ny(day: date, hour: int, minute: int = 0) -> datetime:
-    return at(day, hour, minute, tz=NY)
 
 
 # Every row the scheduling services may touch (db_state: a rejected call wrote nothing).
@@ -1028,18 +1023,6 @@ def test_work_started_ahead_of_the_slot_keeps_the_contractor(contractor, monday,
 
     free = availability(contractor, monday, monday, timedelta(minutes=60))
     assert free.windows == [(ny(monday, 16, 30), ny(monday, 17))]
-
-
-WRONG_STATES = [
-    ("start", "open", "job_not_assigned"),
-    ("start", "in_progress", "job_not_assigned"),
-    ("start", "completed", "job_not_assigned"),
-    ("start", "cancelled", "job_not_assigned"),
-    ("complete", "open", "job_not_in_progress"),
-    ("complete", "assigned", "job_not_in_progress"),
-    ("complete", "completed", "job_not_in_progress"),
-    ("complete", "cancelled", "job_not_in_progress"),
-]
 
 
 @pytest.mark.parametrize(
