@@ -531,7 +531,7 @@ def test_the_bus_handler_is_subscribed_only_when_event_bus_url_is_set(tmp_path):
     names = {}
     for key, process in processes.items():
         try:
-            process.proc.wait(timeout=20)
+            process.proc.wait(timeout=60)  # two Django start-ups on a loaded machine
         finally:
             process.close()
         assert process.proc.returncode == 0, process.describe()

@@ -331,13 +331,13 @@ def test_sigterm_stops_a_running_relay_cleanly(relays):
     create_jobs(2)
     wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
 
-    stopped = time.monotonic()
     relay.signal(signal.SIGTERM)
     try:
-        relay.proc.wait(timeout=3)
+        # Its threads finish their waits (at most a poll interval) and exit: a relay that
+        # hung would join its threads for 10 s each. The margin is for a loaded machine.
+        relay.proc.wait(timeout=8)
     except subprocess.TimeoutExpired:
-        pytest.fail("relay still running 3 s after SIGTERM\n" + relay.describe())
-    assert time.monotonic() - stopped < 3
+        pytest.fail("relay still running 8 s after SIGTERM\n" + relay.describe())
     assert relay.proc.returncode == 0, relay.describe()
     assert "relay stopping (signal 15)" in relay.output()
     assert "relay stopped name=graceful" in relay.output()
