@@ -38,6 +38,7 @@ SECONDARY = min(REPEATS, 2)  # repeats of the variants (--once, 2 relays, listen
 DRAIN_TIMEOUT = 600.0
 POLL = 0.05  # seconds between two looks at the positions
 BROADCAST = "realtime.broadcast"
+BUS = "events.bus"
 STEP_LINE = re.compile(r"relay step subscriber=(\S+) handled=(\d+) .* ms=([\d.]+)")
 
 RESET_SQL = [
@@ -98,25 +99,25 @@ def relay_argv(name: str, *, once: bool = False) -> list[str]:
 
 def drain(
     cluster: BenchCluster, names: list[str], bus: dict[str, str], *, events: int, last_id: int,
-    relays: int = 1, once: bool = False, label: str, broadcast_relay: bool = False,
+    relays: int = 1, once: bool = False, label: str, dedicated: tuple[str, ...] = (),
 ) -> dict:  # fmt: skip
-    """Start `relays` relay processes on the reset log (with `broadcast_relay`, one more,
-    dedicated to the broadcast: the production shape) and wait until every subscriber is at
+    """Start `relays` relay processes on the reset log, and one more dedicated to each of
+    `dedicated` (the production shape: the broadcast), and wait until every subscriber is at
     the head; returns seconds (by the database's stamps), wall seconds and peak RSS."""
     started = time.perf_counter()
     processes: list[Process] = []
-    if broadcast_relay:
-        name = f"bench-{label}-broadcast"
-        # As in a deployment that runs on: the broadcast's relay is live when the others
-        # start (its first heartbeat, which the others read before taking subscribers).
+    for subscriber in dedicated:
+        name = f"bench-{label}-{subscriber}"
+        # As in a deployment that runs on: a dedicated relay is live when the others start
+        # (its first heartbeat, which the others read before taking subscribers).
         with cluster.sql() as conn:
             conn.execute(
                 "INSERT INTO events_relayinstance (name, heartbeat_at, started_at, serves) "
                 "VALUES (%s, now(), now(), %s)",
-                (name, json.dumps([BROADCAST])),
+                (name, json.dumps([subscriber])),
             )
-        argv = [*relay_argv(name), "--subscribers", BROADCAST]
-        processes.append(cluster.spawn(f"{label}-broadcast", argv, **bus))
+        argv = [*relay_argv(name), "--subscribers", subscriber]
+        processes.append(cluster.spawn(f"{label}-{subscriber}", argv, **bus))
     processes += [
         cluster.spawn(f"{label}-{i}", relay_argv(f"bench-{label}-{i}", once=once), **bus)
         for i in range(relays)
@@ -254,7 +255,8 @@ def measure(cluster: BenchCluster, result: ScenarioResult, bus: dict[str, str]) 
     progress(f"relay: mix {mix}")
 
     runs: dict[str, list[dict]] = {
-        "threads": [], "shape": [], "nobus": [], "once": [], "two": [], "listened": [],
+        "threads": [], "shape": [], "shape_bus": [], "nobus": [], "once": [], "two": [],
+        "listened": [],
     }  # fmt: skip
     without_bus = [name for name in names if name != "events.bus"]
 
@@ -276,7 +278,11 @@ def measure(cluster: BenchCluster, result: ScenarioResult, bus: dict[str, str]) 
     threads = repeat(REPEATS, "1 relay (thread per subscriber)", lambda i: sample("threads"))
     shape = repeat(
         REPEATS, "broadcast relay + 1 relay (the production shape)",
-        lambda i: sample("shape", broadcast_relay=True),
+        lambda i: sample("shape", dedicated=(BROADCAST,)),
+    )  # fmt: skip
+    shape_bus = repeat(
+        SECONDARY, "broadcast relay + bus relay + 1 relay",
+        lambda i: sample("shape_bus", dedicated=(BROADCAST, BUS)),
     )  # fmt: skip
     nobus = repeat(REPEATS, "1 relay, no bus", lambda i: sample("nobus"))
     loads.append(os.getloadavg()[0])
@@ -317,6 +323,11 @@ def measure(cluster: BenchCluster, result: ScenarioResult, bus: dict[str, str]) 
         "events/s",
         shape,
         budget=">= 5,000 events/s",
+    )
+    result.add(
+        "a relay each for the broadcast and the bus + 1 relay, every subscriber",
+        "events/s",
+        shape_bus,
     )
     result.add(
         "1 relay, a listener in every group",
@@ -382,7 +393,8 @@ def measure(cluster: BenchCluster, result: ScenarioResult, bus: dict[str, str]) 
         "excluded; the wall-clock figure includes it. The production shape adds "
         "`manage.py relay --subscribers realtime.broadcast` beside it; its heartbeat row is "
         "written before both start (as in a deployment that runs on), so the other relay "
-        "leaves the broadcast to it from its first step.",
+        "leaves the broadcast to it from its first step; likewise with a relay of its own for "
+        "the bus too (`--subscribers events.bus`).",
         "Events the re-ranking records (RecommendationsUpdated) are published and delivered "
         f"too and not counted in events/s: median {handler_events:,.0f} per drain.",
         "Nobody listens during the drains except the one marked 'a listener in every group': "
