@@ -195,6 +195,9 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
             await self.send_error("bad_after", "after must be a sequence number (0 or more).")
             return
         after = int(raw_after)
+        if self.client_gone:  # e.g. daphne gave up the handshake while its reads queued
+            metrics.REPLAYS_ABANDONED.inc()
+            return
         try:
             sequences = await with_db_retries(lambda: _missed(groups, after))
         except ResumeError as exc:
@@ -207,16 +210,28 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
 
     async def send_replay(self, sequences: array, *, retried: bool) -> bool:
         """Sends the events of `sequences` a page at a time, each page read once the previous
-        one is out; False if the socket closed meanwhile (a client too slow). `retried`: read
-        through realtime.dbretry (a handshake) or let a database error propagate (a
-        recovery, which the link retries)."""
+        one is out; False if the socket closed meanwhile (a client too slow) or its client
+        went away (no further page is read for it). `retried`: read through realtime.dbretry
+        (a handshake) or let a database error propagate (a recovery, which the link
+        retries)."""
         for start in range(0, len(sequences), REPLAY_PAGE):
+            if self.closing or self.client_gone:
+                break
             page = list(sequences[start : start + REPLAY_PAGE])
             for sequence, text in await _event_frames(page, retried=retried):
                 if not await self.send_text(text):
-                    return False
+                    break
                 self.last_sequence = max(self.last_sequence or 0, sequence)
-        return not self.closing
+        if self.client_gone:
+            metrics.REPLAYS_ABANDONED.inc()
+        return not (self.closing or self.client_gone)
+
+    @property
+    def client_gone(self) -> bool:
+        """The client's connection is lost (under daphne; elsewhere this is not known before
+        the disconnect message, which waits until the handshake's replay has ended)."""
+        watch = self.scope.get(TRANSPORT_WATCH)
+        return watch is not None and watch.gone
 
     async def disconnect(self, code):
         self.stop_following()
@@ -317,7 +332,7 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
     async def send_text(self, text: str, *, wait: bool = True) -> bool:
         """False, sending nothing, once the socket is closing; closes it (4408) when the
         client has taken nothing for WEBSOCKET_SEND_TIMEOUT_SECONDS."""
-        if self.closing:
+        if self.closing or self.client_gone:
             return False
         watch = self.scope.get(TRANSPORT_WATCH)
         if wait and watch is not None and watch.paused:
