@@ -16,9 +16,9 @@ account checks, so a storm of replays, or one slowed down by the database, does 
 new handshakes, whose clients would otherwise give up (daphne drops a handshake that is not
 accepted within its timeout). And while any of those short reads is in flight, replay reads
 run one at a time: in a storm of a thousand reconnects at once, the handshakes'
-reads (a token, the groups) queued for the one thread the replays left, and behind each other,
-until daphne gave up hundreds of handshakes after 5 s; each retry came back into the same
-queue. With the handshakes first, every socket is accepted, then the replays widen again.
+reads (a token, the groups) otherwise queue for the one thread the replays leave, and behind
+each other, while daphne gives up a handshake not accepted within 5 s (each retry comes back
+into the same queue). With the handshakes first, the replays widen again once they are in.
 
 Each call is Channels' `DatabaseSyncToAsync` on this pool: `close_old_connections()` before
 and after it, so a pooled connection goes back to the process's pool (DB_POOL_MAX_SIZE) as

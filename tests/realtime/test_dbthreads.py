@@ -1,7 +1,7 @@
 """Replays give way to the short reads of handshakes (realtime/dbthreads.py): while one is in
 flight, replay reads run one at a time; otherwise on all threads but one. In a storm of a
-thousand reconnects the handshakes' reads otherwise queued behind each other for the one thread
-the replays left, until daphne gave up hundreds of handshakes."""
+thousand reconnects the handshakes' reads otherwise queue behind each other for the one thread
+the replays leave, while daphne gives up a handshake not accepted within 5 s."""
 
 import asyncio
 import threading
