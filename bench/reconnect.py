@@ -19,12 +19,13 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 
 from bench import alternatives
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, load_note, percentile, progress
 from bench.latency import run_worker
-from bench.wsclients import ClientGroup, start_daphne
+from bench.wsclients import ClientGroup, cpu_seconds, start_daphne
 
 CONTRACTORS = 900
 DISPATCHERS = 100
@@ -147,7 +148,8 @@ def summary(samples: list[tuple[float, float, int | str]]) -> dict:
     }
 
 
-def one_run(cluster, clients: list[dict], base: str, load: HttpLoad, label: str) -> dict:
+def one_run(cluster, clients: list[dict], servers, load: HttpLoad, label: str) -> dict:
+    base = servers[0][1]
     per_process = -(-len(clients) // CLIENT_PROCESSES)
     group = ClientGroup(
         cluster, f"clients-{label}", base, clients, processes=CLIENT_PROCESSES, after=0,
@@ -160,8 +162,10 @@ def one_run(cluster, clients: list[dict], base: str, load: HttpLoad, label: str)
     started = time.perf_counter()
     time.sleep(BASELINE_SECONDS)
     storm = time.perf_counter()
+    cpu_before = [cpu_seconds(daphne.pid) for daphne, _ in servers]
     reports = group.finish()
     ended = time.perf_counter()
+    server_cpu = sum(cpu_seconds(d.pid) for d, _ in servers) - sum(cpu_before)
     logs = [log for report in reports for log in report["clients"]]
     replayed = [len(log["resumed"]) for log in logs]
     # Every first connection succeeded (checked above): a "connect: gave up" is the reconnect's.
@@ -173,6 +177,9 @@ def one_run(cluster, clients: list[dict], base: str, load: HttpLoad, label: str)
         ready["retries"] for ready in group.ready
     )
     why = sorted({w for log in logs for w in log["connect_retries"]})
+    # How every replay ended, counted: "replayed", "gave up" (the handshakes), or the error
+    # frame and close code of a server that ended it (4408 slow_consumer, 4429, ...).
+    ends = Counter(log["resume_end"] for log in logs)
     out = {
         "clients": len(logs),
         "seconds": max(report["resume_seconds"] for report in reports),
@@ -182,13 +189,17 @@ def one_run(cluster, clients: list[dict], base: str, load: HttpLoad, label: str)
         "errors": errors,
         "retries": retries,
         "retry_reasons": why[:3],
+        "ends": dict(ends.most_common()),
+        "server_cpu_seconds": server_cpu,
+        "client_cpu_seconds": sum(report["resume_cpu_seconds"] for report in reports),
         "baseline": summary(load.between(started, storm)),
         "during": summary(load.between(storm, ended)),
     }
     progress(
         f"reconnect {label}: last replayed after {out['seconds']:.1f} s, "
         f"{out['complete']}/{out['clients']} replayed all {BEHIND}, {retries} handshakes "
-        f"retried; HTTP p95 "
+        f"retried; ends {dict(ends.most_common())}; CPU s daphne {server_cpu:.0f}, clients "
+        f"{out['client_cpu_seconds']:.0f}; HTTP p95 "
         f"{out['baseline']['p95']:.0f} ms before, {out['during']['p95']:.0f} ms during"
         + (f"; errors {errors[:3]}" if errors else "")
     )
@@ -222,7 +233,7 @@ def run(cluster: BenchCluster) -> ScenarioResult:
     runs = []
     try:
         for repeat in range(REPEATS):
-            runs.append(one_run(cluster, clients, servers[0][1], load, f"run-{repeat}"))
+            runs.append(one_run(cluster, clients, servers, load, f"run-{repeat}"))
     finally:
         load.close()
         relay.close()
@@ -277,6 +288,13 @@ def run(cluster: BenchCluster) -> ScenarioResult:
         "the sockets' close to the last replay. Requests before/during per run: "
         + "; ".join(f"{r['baseline']['requests']}/{r['during']['requests']}" for r in runs)
         + ".",
+        "How the replays ended, per run (`replayed`; `gave up`: its handshakes; else the "
+        "error frame and close code the server ended it with): "
+        + "; ".join(", ".join(f"{n} {end}" for end, n in r["ends"].items()) for r in runs)
+        + ". CPU seconds during the reconnect, daphne processes / client processes, per run: "
+        + "; ".join(f"{r['server_cpu_seconds']:.0f} / {r['client_cpu_seconds']:.0f}" for r in runs)
+        + f" (the reconnect's wall time times the machine's {os.cpu_count()} cores is what "
+        "there was).",
         "Reconnect errors (a client that gave up its handshakes, or an error frame or failure "
         "in its replay): "
         + ("; ".join(sorted({e for r in runs for e in r["errors"]})[:5]) or "none")

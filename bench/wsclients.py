@@ -14,7 +14,9 @@ on the side neither inflate nor hide a client's losses.
 """
 
 import asyncio
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,6 +51,9 @@ class ClientLog:
     frames: int = 0  # event frames, duplicates included
     errors: list[str] = field(default_factory=list)
     connect_retries: list[str] = field(default_factory=list)  # why a handshake was retried
+    # How its resume ended: "replayed", "gave up" (its handshakes), "error <code>" (an error
+    # frame), "closed <close code>" (the server closed it before `replayed`) or the exception.
+    resume_end: str = ""
 
     def as_json(self) -> dict:
         return {
@@ -59,6 +64,7 @@ class ClientLog:
             "frames": self.frames,
             "errors": self.errors,
             "connect_retries": self.connect_retries,
+            "resume_end": self.resume_end,
         }
 
 
@@ -143,24 +149,48 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
 
 
 async def resume(base: str, spec: ClientSpec, log: ClientLog, after: int, gate) -> None:
+    """Reconnect with `?after=` and read the replay up to `replayed`; `log.resume_end` says
+    how it ended, with the server's close code when it closed the socket."""
+    from websockets.exceptions import ConnectionClosed
+
     separator = "&" if "?" in spec.path else "?"
     url = f"{spec.base or base}{spec.path}{separator}after={after}"
     ws = await open_with_retries(url, log, gate)
     if ws is None:
+        log.resume_end = "gave up"
         return
     try:
         async with ws:
-            while True:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
-                if frame.get("kind") == "event":
-                    log.resumed.add(frame["event"]["id"])
-                elif frame.get("kind") == "replayed":
-                    return
-                elif frame.get("kind") == "error":
-                    log.errors.append(f"resume: {frame.get('code')}")
-                    return
+            # 60 s without a frame is a failure: one timer, pushed back per frame
+            # (asyncio.wait_for would start a task per frame, on the clients' CPU).
+            async with asyncio.timeout(60) as deadline:
+                async for raw in ws:
+                    deadline.reschedule(asyncio.get_running_loop().time() + 60)
+                    frame = json.loads(raw)
+                    if frame.get("kind") == "event":
+                        log.resumed.add(frame["event"]["id"])
+                    elif frame.get("kind") == "replayed":
+                        log.resume_end = "replayed"
+                        return
+                    elif frame.get("kind") == "error":
+                        log.errors.append(f"resume: {frame.get('code')}")
+                        log.resume_end = f"error {frame.get('code')}"
+                        # A server that closes after its error (4408, 4429) does so at once.
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(5):
+                                await ws.wait_closed()
+                        if ws.close_code is not None:
+                            log.resume_end += f", closed {ws.close_code}"
+                        return
+    except ConnectionClosed as exc:
+        log.resume_end = f"closed {exc.rcvd.code if exc.rcvd else 'without a close frame'}"
+        log.errors.append(f"resume: {log.resume_end}")
     except Exception as exc:
+        log.resume_end = type(exc).__name__
         log.errors.append(f"resume: {type(exc).__name__}: {exc}")
+    if not log.resume_end:  # the server closed with 1000 before `replayed`
+        log.resume_end = "closed 1000"
+        log.errors.append("resume: closed 1000 before replayed")
 
 
 async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
@@ -205,6 +235,7 @@ async def run_clients(spec: dict) -> dict:
     await asyncio.gather(*(ws.close() for ws in connected))
     await asyncio.gather(*tasks, lag_task)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if spec.get("after") is not None:
         # The reconnect may have a gate of its own (scenario `reconnect`: none to speak of).
         concurrency = spec.get("resume_concurrency") or spec.get("connect_concurrency", 50)
@@ -220,6 +251,8 @@ async def run_clients(spec: dict) -> dict:
         "connected": still_open,
         "connect_seconds": connect_seconds,
         "resume_seconds": time.perf_counter() - started,
+        # This process's CPU during the resume: near its wall time, the clients were the limit.
+        "resume_cpu_seconds": time.process_time() - cpu_started,
         "loop_lag_ms": live_lag,
     }
 
@@ -234,6 +267,13 @@ def peak_rss_mib(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a live process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Process", str]:

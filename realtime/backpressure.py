@@ -38,8 +38,9 @@ class TransportWatch:
     """The push producer of one websocket's transport: knows whether the transport takes more
     bytes now. Twisted calls it on the event loop's thread (daphne runs Twisted on asyncio)."""
 
-    def __init__(self, inner=None, *, paused: bool = False) -> None:
+    def __init__(self, inner=None, *, paused: bool = False, transport=None) -> None:
         self.inner = inner
+        self.transport = transport
         self._writable = asyncio.Event()
         if not paused:
             self._writable.set()
@@ -62,6 +63,13 @@ class TransportWatch:
             self.inner.stopProducing()
 
     # --- the consumer's side ------------------------------------------------------------
+
+    @property
+    def gone(self) -> bool:
+        """The connection is lost: the client reads nothing more, and daphne drops whatever
+        is sent. (Twisted's `disconnected`: by then the watch has been unregistered, so its
+        stopProducing is not called.)"""
+        return bool(getattr(self.transport, "disconnected", False))
 
     @property
     def paused(self) -> bool:
@@ -94,7 +102,8 @@ def install(transport) -> TransportWatch | None:
     inner = transport.producer
     if inner is not None and not transport.streamingProducer:
         return None  # a pull producer is never paused: nothing to stand in front of
-    watch = TransportWatch(inner, paused=bool(getattr(transport, "producerPaused", False)))
+    paused = bool(getattr(transport, "producerPaused", False))
+    watch = TransportWatch(inner, paused=paused, transport=transport)
     if inner is not None:
         transport.unregisterProducer()
     transport.registerProducer(watch, True)

@@ -14,7 +14,11 @@ Replays take at most WEBSOCKET_DB_THREADS - 1 of the threads at a time (`for_rep
 of them when there is only one): the last is kept for the short reads of handshakes and
 account checks, so a storm of replays, or one slowed down by the database, does not hold up
 new handshakes, whose clients would otherwise give up (daphne drops a handshake that is not
-accepted within its timeout).
+accepted within its timeout). And while any of those short reads is in flight, replay reads
+run one at a time: in a storm of a thousand reconnects at once, the handshakes'
+reads (a token, the groups) otherwise queue for the one thread the replays leave, and behind
+each other, while daphne gives up a handshake not accepted within 5 s (each retry comes back
+into the same queue). With the handshakes first, the replays widen again once they are in.
 
 Each call is Channels' `DatabaseSyncToAsync` on this pool: `close_old_connections()` before
 and after it, so a pooled connection goes back to the process's pool (DB_POOL_MAX_SIZE) as
@@ -40,9 +44,6 @@ R = TypeVar("R")
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
-_replay_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def executor() -> ThreadPoolExecutor:
@@ -57,35 +58,71 @@ def executor() -> ThreadPoolExecutor:
         return _executor
 
 
+class _Loop:
+    """This event loop's (this process's) share of the threads: the replays' slots, and how
+    many replay reads and short reads are on the threads (`changed` when either falls)."""
+
+    def __init__(self) -> None:
+        self.replay_slots = asyncio.Semaphore(max(1, settings.WEBSOCKET_DB_THREADS - 1))
+        self.changed = asyncio.Condition()
+        self.replays = 0
+        self.short_reads = 0
+
+    async def fell(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+
+_loops: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop]" = weakref.WeakKeyDictionary()
+
+
+def _this_loop() -> _Loop:
+    loop = asyncio.get_running_loop()
+    with _lock:
+        if loop not in _loops:
+            _loops[loop] = _Loop()
+        return _loops[loop]
+
+
+async def _on_threads(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    run = DatabaseSyncToAsync(func, thread_sensitive=False, executor=executor())
+    return await run(*args, **kwargs)
+
+
 def on_websocket_threads(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`database_sync_to_async`, on the websocket database threads instead of the sync views'
-    thread."""
+    thread; a short read, ahead of the replays (see the module)."""
 
     @functools.wraps(func)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        run = DatabaseSyncToAsync(func, thread_sensitive=False, executor=executor())
-        return await run(*args, **kwargs)
+        shared = _this_loop()
+        shared.short_reads += 1
+        try:
+            return await _on_threads(func, *args, **kwargs)
+        finally:
+            shared.short_reads -= 1
+            if not shared.short_reads:
+                await shared.fell()
 
     return call
 
 
-def replay_slots() -> asyncio.Semaphore:
-    """The threads replays may take at once, on this event loop (this process)."""
-    loop = asyncio.get_running_loop()
-    with _lock:
-        if loop not in _replay_slots:
-            _replay_slots[loop] = asyncio.Semaphore(max(1, settings.WEBSOCKET_DB_THREADS - 1))
-        return _replay_slots[loop]
-
-
 def for_replays(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """`on_websocket_threads`, on at most all but one of the threads (see the module)."""
-    threaded = on_websocket_threads(func)
+    """On the websocket threads, at most all but one of them, and one at a time while short
+    reads are in flight (see the module)."""
 
     @functools.wraps(func)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        async with replay_slots():
-            return await threaded(*args, **kwargs)
+        shared = _this_loop()
+        async with shared.replay_slots:
+            async with shared.changed:
+                await shared.changed.wait_for(lambda: not shared.short_reads or not shared.replays)
+                shared.replays += 1
+            try:
+                return await _on_threads(func, *args, **kwargs)
+            finally:
+                shared.replays -= 1
+                await shared.fell()
 
     return call
 

@@ -14,3 +14,7 @@ OVER_LIMIT = Counter(
     "smartscheduler_websocket_too_many_connections",
     "Handshakes closed with 4429: the user held its limit of open sockets on this process",
 )
+REPLAYS_ABANDONED = Counter(
+    "smartscheduler_websocket_replays_abandoned",
+    "Replays stopped, their remaining pages not read, because the client's connection was lost",
+)

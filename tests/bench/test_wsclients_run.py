@@ -112,3 +112,47 @@ def test_a_client_resumes_from_its_own_point_when_it_has_one(tmp_path):
     report = asyncio.run(main())
     assert resumed_from == {"own": "7", "spec": "3"}
     assert all(log["errors"] == [] for log in report["clients"])
+
+
+def test_how_each_resume_ended_is_kept_with_the_close_code(tmp_path):
+    """Scenario `reconnect` counts these: a client closed as a slow consumer shows as such, not
+    as a short replay."""
+
+    async def handler(ws):
+        path = ws.request.path
+        if "after=" in path:
+            await ws.send(event("e1"))
+            if path.startswith("/slow"):
+                await ws.send(json.dumps({"kind": "error", "code": "slow_consumer"}))
+                await ws.close(code=4408)
+                return
+            if path.startswith("/cut"):
+                await ws.close(code=4403)
+                return
+            await ws.send(json.dumps({"kind": "replayed", "through": 1}))
+        await ws.wait_closed()
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            spec = {
+                "base": f"ws://127.0.0.1:{port}",
+                "clients": [
+                    {"name": name, "path": f"/{name}/?token={name}", "groups": ["g"]}
+                    for name in ("ok", "slow", "cut")
+                ],
+                "ready": str(tmp_path / "ready"),
+                "stop": str(tmp_path / "stop"),
+                "after": 0,
+            }
+            (tmp_path / "stop").write_text("")
+            return await wsclients.run_clients(spec)
+
+    report = asyncio.run(main())
+    ends = {log["name"]: log["resume_end"] for log in report["clients"]}
+    assert ends == {
+        "ok": "replayed",
+        "slow": "error slow_consumer, closed 4408",
+        "cut": "closed 4403",
+    }
+    assert report["resume_cpu_seconds"] > 0
