@@ -25,7 +25,7 @@ from tests.support import wait_until
 
 NY = ZoneInfo("America/New_York")
 DASH = "\N{EN DASH}"  # between the start and end of a slot on screen
-WAIT = 10_000  # ms: a change reaching the page over the relay and the socket
+WAIT = 20_000  # ms: a change reaching the page over the relay and the socket, on a busy CI machine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
