@@ -6,6 +6,7 @@ if either is down the session stops at once with the reason, rather than skippin
 test needs the real stores, so each kind of session collects only its own tests."""
 
 import copy
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -180,6 +181,22 @@ def db_state(*models) -> dict[str, list[dict]]:
     return {
         model._meta.label: list(model.objects.order_by("pk").values()) for model in (*models, Event)
     }
+
+
+@contextmanager
+def refused(error: type[Exception], touched, *, code: str | None = None, field: str | None = None):
+    """The block raises exactly `error` (with `code`, or naming only `field`) and writes nothing:
+    the rows of the `touched` models and the EventLog stay as they were, and it holds no event."""
+    before = db_state(*touched)
+    with pytest.raises(error) as raised:
+        yield raised
+    assert type(raised.value) is error
+    if code is not None:
+        assert raised.value.code == code
+    if field is not None:
+        assert list(raised.value.errors) == [field]
+    assert db_state(*touched) == before
+    assert events_of() == []
 
 
 def assert_events(*expected: tuple[str, str, list[str], dict]) -> list[Event]:
