@@ -29,6 +29,7 @@ from scheduling.services import (
 )
 from tests.conftest import assert_one_event, db_state, events_of, next_weekday, refused
 from tests.contractors.factories import ContractorFactory, RatingFactory, RegionFactory
+from tests.contractors.support import assert_contractor_rated
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 from tests.scheduling.support import WRONG_STATES, ny
 
@@ -1030,18 +1031,7 @@ def test_rate_job_rates_its_contractor(contractor, monday):
     # The average is current in the rating's own transaction, before any handler runs.
     fresh = Contractor.objects.get(pk=contractor.pk)
     assert (fresh.average_rating, fresh.rating_count) == (4.0, 1)
-    assert_one_event(
-        "ContractorRated",
-        aggregate=f"contractor:{contractor.pk}",
-        groups=["dispatch/default", f"contractor/{contractor.pk}"],
-        payload={
-            "contractorId": contractor.pk,
-            "jobId": job.pk,
-            "rating": 4,
-            "previousRating": None,
-            "region": "default",
-        },
-    )
+    assert_contractor_rated(contractor, job, 4, None)
 
 
 def test_rating_a_job_again_with_the_same_value_changes_nothing(contractor, monday):
@@ -1085,18 +1075,7 @@ def test_replacing_a_rating_reports_the_average_before_it(
     fresh = Contractor.objects.get(pk=contractor.pk)
     expected = round((sum(other_stars) + new) / (len(other_stars) + 1), 3)
     assert (fresh.average_rating, fresh.rating_count) == (expected, len(other_stars) + 1)
-    assert_one_event(
-        "ContractorRated",
-        aggregate=f"contractor:{contractor.pk}",
-        groups=["dispatch/default", f"contractor/{contractor.pk}"],
-        payload={
-            "contractorId": contractor.pk,
-            "jobId": job.pk,
-            "rating": new,
-            "previousRating": previous_rating,
-            "region": "default",
-        },
-    )
+    assert_contractor_rated(contractor, job, new, previous_rating)
 
 
 @pytest.mark.parametrize("state", ["open", "assigned", "in_progress", "cancelled"])
