@@ -31,7 +31,7 @@ from tests.conftest import assert_one_event, db_state, events_of, next_weekday, 
 from tests.contractors.factories import ContractorFactory, RatingFactory, RegionFactory
 from tests.contractors.support import assert_contractor_rated
 from tests.scheduling.factories import AssignmentFactory, JobFactory
-from tests.scheduling.support import WRONG_STATES, ny
+from tests.scheduling.support import WRONG_STATES, assert_job_event, ny
 
 pytestmark = pytest.mark.django_db
 
@@ -58,17 +58,6 @@ TOUCHED = (Contractor, Job, Assignment, Rating)
 
 # On the contractor's doorstep, unrated, on the desired day: 0.40 + 0.35 x 0.5 + 0.25 x 1.
 DOORSTEP_SCORE = 0.825
-
-
-def assert_job_event(type_: str, job: Job, *contractors: Contractor, region="default", **payload):
-    """The one event recorded: `type_` of `job`, to `region`'s dispatchers and the streams of
-    `contractors`, its payload `payload` with the job's id and region."""
-    assert_one_event(
-        type_,
-        aggregate=f"job:{job.pk}",
-        groups=[f"dispatch/{region}", *(f"contractor/{c.pk}" for c in contractors)],
-        payload={"jobId": job.pk, **payload, "region": region},
-    )
 
 
 def assert_booked(
