@@ -34,3 +34,17 @@ def assert_job_event(type_: str, job, *contractors, region="default", **payload)
         groups=[f"dispatch/{region}", *(f"contractor/{c.pk}" for c in contractors)],
         payload={"jobId": job.pk, **payload, "region": region},
     )
+
+
+def assert_booking_event(type_: str, job, contractor, assignment_id: int, *also, **payload):
+    """The one event recorded about a booking of `job`: it names the assignment and
+    `contractor`, and travels to that contractor's stream (and to those of `also`)."""
+    assert_job_event(
+        type_,
+        job,
+        contractor,
+        *also,
+        assignmentId=assignment_id,
+        contractorId=contractor.pk,
+        **payload,
+    )

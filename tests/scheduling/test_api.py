@@ -20,7 +20,7 @@ from tests.contractors.factories import (
 )
 from tests.contractors.support import assert_contractor_rated
 from tests.scheduling.factories import AssignmentFactory, JobFactory
-from tests.scheduling.support import WRONG_STATES, assert_job_event, ny
+from tests.scheduling.support import WRONG_STATES, assert_booking_event, assert_job_event, ny
 
 JOB_FIELDS = {
     "id", "type", "requiredSkills", "location", "region", "desiredDate", "durationMinutes",
@@ -411,14 +411,8 @@ def test_assign_answers_201_with_the_assignment_and_records_job_assigned(api):
     job.refresh_from_db()
     assert job.status == "assigned"
     assert (assignment.start, assignment.end) == (ny(day, 10), ny(day, 12))
-    assert_job_event(
-        "JobAssigned",
-        job,
-        contractor,
-        contractorId=contractor.pk,
-        assignmentId=assignment.pk,
-        scheduledTimeSlot=slot,
-        score=SCORE,
+    assert_booking_event(
+        "JobAssigned", job, contractor, assignment.pk, scheduledTimeSlot=slot, score=SCORE
     )
     shown = api.get(f"/api/jobs/{job.pk}").json()
     assert shown["status"] == "assigned"
@@ -660,12 +654,11 @@ def test_reschedule_same_contractor_answers_200_and_records_job_rescheduled(api)
     assert response.json()["status"] == "scheduled"
     assignment.refresh_from_db()
     assert (assignment.start, assignment.end) == (ny(day, 14), ny(day, 16))
-    assert_job_event(
+    assert_booking_event(
         "JobRescheduled",
         assignment.job,
         contractor,
-        assignmentId=assignment.pk,
-        contractorId=contractor.pk,
+        assignment.pk,
         previousContractorId=contractor.pk,
         previousTimeSlot={"start": iso(ny(day, 10)), "end": iso(ny(day, 12))},
         scheduledTimeSlot=new_slot,
@@ -828,13 +821,8 @@ def test_cancel_assigned_job_frees_the_slot_and_records_job_cancelled(api):
     assert body["assignment"] is None
     assignment.refresh_from_db()
     assert assignment.status == "cancelled"
-    assert_job_event(
-        "JobCancelled",
-        assignment.job,
-        contractor,
-        assignmentId=assignment.pk,
-        contractorId=contractor.pk,
-        reason="customer moved",
+    assert_booking_event(
+        "JobCancelled", assignment.job, contractor, assignment.pk, reason="customer moved"
     )
     other_job = JobFactory(desired_date=day)
     rebooked = api.post(

@@ -31,7 +31,7 @@ from tests.conftest import assert_one_event, db_state, events_of, next_weekday, 
 from tests.contractors.factories import ContractorFactory, RatingFactory, RegionFactory
 from tests.contractors.support import assert_contractor_rated
 from tests.scheduling.factories import AssignmentFactory, JobFactory
-from tests.scheduling.support import WRONG_STATES, assert_job_event, ny
+from tests.scheduling.support import WRONG_STATES, assert_booking_event, assert_job_event, ny
 
 pytestmark = pytest.mark.django_db
 
@@ -73,14 +73,8 @@ def assert_booked(
         score,
     )
     assert Job.objects.get(pk=job.pk).status == "assigned"
-    assert_job_event(
-        "JobAssigned",
-        job,
-        contractor,
-        contractorId=contractor.pk,
-        assignmentId=saved.pk,
-        scheduledTimeSlot=slot(start, end),
-        score=score,
+    assert_booking_event(
+        "JobAssigned", job, contractor, saved.pk, scheduledTimeSlot=slot(start, end), score=score
     )
     return saved
 
@@ -615,12 +609,11 @@ def test_reschedule_job_with_the_same_contractor(contractor, monday, day_offset,
     assert saved.score == score
     assert Assignment.objects.count() == 1
     assert Job.objects.get(pk=job.pk).status == "assigned"
-    assert_job_event(
+    assert_booking_event(
         "JobRescheduled",
         job,
         contractor,
-        assignmentId=assignment.pk,
-        contractorId=contractor.pk,
+        assignment.pk,
         previousContractorId=contractor.pk,
         previousTimeSlot=slot(old_start, old_end),
         scheduledTimeSlot=slot(start, end),
@@ -644,13 +637,12 @@ def test_reschedule_job_to_another_contractor(contractor, monday):
     )
     assert saved.score == 1.0  # rescored for the new contractor, rated 5.0
     assert Job.objects.get(pk=job.pk).status == "assigned"
-    assert_job_event(
+    assert_booking_event(
         "JobRescheduled",
         job,
         other,
+        assignment.pk,
         contractor,
-        assignmentId=assignment.pk,
-        contractorId=other.pk,
         previousContractorId=contractor.pk,
         previousTimeSlot=slot(start, end),
         scheduledTimeSlot=slot(start, end),
@@ -790,13 +782,8 @@ def test_start_job_puts_the_job_in_progress(contractor, monday, monkeypatch, act
     assert Contractor.objects.get(pk=contractor.pk).schedule_version == (
         contractor.schedule_version + 1
     )
-    assert_job_event(
-        "JobStarted",
-        job,
-        contractor,
-        assignmentId=assignment.pk,
-        contractorId=contractor.pk,
-        startedAt=z(ny(monday, 9, 50)),
+    assert_booking_event(
+        "JobStarted", job, contractor, assignment.pk, startedAt=z(ny(monday, 9, 50))
     )
 
 
@@ -820,12 +807,11 @@ def test_complete_job_closes_the_job_and_its_assignment(contractor, monday, monk
     assert Contractor.objects.get(pk=contractor.pk).schedule_version == (
         contractor.schedule_version + 1
     )
-    assert_job_event(
+    assert_booking_event(
         "JobCompleted",
         job,
         contractor,
-        assignmentId=assignment.pk,
-        contractorId=contractor.pk,
+        assignment.pk,
         completedAt=z(ny(monday, 11, 40)),
         notes=notes,
     )
@@ -972,14 +958,7 @@ def test_cancel_a_booked_job_frees_the_slot(contractor, monday):
     assert Job.objects.get(pk=job.pk).status == "cancelled"
     assert Job.objects.get(pk=job.pk).cancel_reason == ""
     assert Assignment.objects.get(pk=assignment.pk).status == "cancelled"
-    assert_job_event(
-        "JobCancelled",
-        job,
-        contractor,
-        assignmentId=assignment.pk,
-        contractorId=contractor.pk,
-        reason="",
-    )
+    assert_booking_event("JobCancelled", job, contractor, assignment.pk, reason="")
 
     # The slot is free for another job now.
     other_job = open_job(monday)
