@@ -60,10 +60,10 @@ TOUCHED = (Contractor, Job, Assignment, Rating)
 DOORSTEP_SCORE = 0.825
 
 
-def assert_booked(
+def assert_scheduled(
     job: Job, contractor: Contractor, start: datetime, end: datetime, score=DOORSTEP_SCORE
 ) -> Assignment:
-    """`job` is now booked with `contractor` for [start, end), announced by one JobAssigned."""
+    """`job` is assigned, its one assignment `contractor`'s for [start, end), scored `score`."""
     (saved,) = Assignment.objects.filter(job=job)
     assert (saved.contractor_id, saved.start, saved.end, saved.status, saved.score) == (
         contractor.pk,
@@ -73,6 +73,14 @@ def assert_booked(
         score,
     )
     assert Job.objects.get(pk=job.pk).status == "assigned"
+    return saved
+
+
+def assert_booked(
+    job: Job, contractor: Contractor, start: datetime, end: datetime, score=DOORSTEP_SCORE
+) -> Assignment:
+    """`job` is now booked with `contractor` for [start, end), announced by one JobAssigned."""
+    saved = assert_scheduled(job, contractor, start, end, score)
     assert_booking_event(
         "JobAssigned", job, contractor, saved.pk, scheduledTimeSlot=slot(start, end), score=score
     )
@@ -386,14 +394,10 @@ def test_assign_job_into_a_taken_slot_is_a_conflict(contractor, monday, site, st
     booking(contractor, ny(monday, 10))
     job = open_job(monday, duration_minutes=duration, **site)
     start = ny(monday, *start_hm)
+    end = start + timedelta(minutes=duration)
 
     with refused(Conflict, TOUCHED, code="slot_taken"):
-        assign_job(
-            job_id=job.pk,
-            contractor_id=contractor.pk,
-            start=start,
-            end=start + timedelta(minutes=duration),
-        )
+        assign_job(job_id=job.pk, contractor_id=contractor.pk, start=start, end=end)
 
     assert Job.objects.get(pk=job.pk).status == "open"
 
@@ -427,14 +431,10 @@ def test_assign_job_outside_working_hours_is_invalid(
     contractor = ContractorFactory(timezone=timezone)
     job = open_job(monday, duration_minutes=duration)
     start = ny(monday + timedelta(days=day_offset), *start_hm)
+    end = start + timedelta(minutes=duration)
 
     with refused(Invalid, TOUCHED, field="start"):
-        assign_job(
-            job_id=job.pk,
-            contractor_id=contractor.pk,
-            start=start,
-            end=start + timedelta(minutes=duration),
-        )
+        assign_job(job_id=job.pk, contractor_id=contractor.pk, start=start, end=end)
 
 
 def test_assign_job_in_the_contractors_own_timezone(monday):
@@ -598,17 +598,9 @@ def test_reschedule_job_with_the_same_contractor(contractor, monday, day_offset,
 
     rescheduled = reschedule_job(job_id=job.pk, start=start, end=end)
 
-    assert rescheduled.pk == assignment.pk
-    saved = Assignment.objects.get(pk=assignment.pk)
-    assert (saved.contractor_id, saved.start, saved.end, saved.status) == (
-        contractor.pk,
-        start,
-        end,
-        "scheduled",
-    )
-    assert saved.score == score
+    saved = assert_scheduled(job, contractor, start, end, score)
+    assert saved.pk == rescheduled.pk == assignment.pk
     assert Assignment.objects.count() == 1
-    assert Job.objects.get(pk=job.pk).status == "assigned"
     assert_booking_event(
         "JobRescheduled",
         job,
@@ -628,15 +620,8 @@ def test_reschedule_job_to_another_contractor(contractor, monday):
 
     reschedule_job(job_id=job.pk, start=start, end=end, contractor_id=other.pk)
 
-    saved = Assignment.objects.get(pk=assignment.pk)
-    assert (saved.contractor_id, saved.start, saved.end, saved.status) == (
-        other.pk,
-        start,
-        end,
-        "scheduled",
-    )
-    assert saved.score == 1.0  # rescored for the new contractor, rated 5.0
-    assert Job.objects.get(pk=job.pk).status == "assigned"
+    # Rescored for the new contractor, rated 5.0.
+    assert assert_scheduled(job, other, start, end, score=1.0).pk == assignment.pk
     assert_booking_event(
         "JobRescheduled",
         job,
