@@ -199,6 +199,11 @@ def refused(error: type[Exception], touched, *, code: str | None = None, field: 
     assert events_of() == []
 
 
+def place(row) -> dict:
+    """A contractor's or a job's location, as payloads and request bodies spell it."""
+    return {"lat": row.lat, "lng": row.lng, "address": row.address}
+
+
 def assert_events(*expected: tuple[str, str, list[str], dict]) -> list[Event]:
     """Exactly these events were recorded, in order: (type, aggregate, groups, payload;
     the payload besides its `timestamp`)."""

@@ -29,6 +29,7 @@ from tests.conftest import (
     events_of,
     make_user,
     next_weekday,
+    place,
     refused,
 )
 from tests.contractors.factories import (
@@ -99,7 +100,7 @@ def test_create_contractor_saves_it_and_announces_its_schedule():
     saved = Contractor.objects.get(pk=contractor.pk)
     assert (saved.name, saved.type, saved.status) == ("Ana Ruiz", "tile", "active")
     assert saved.skills == ["grout", "tile"]
-    assert (saved.lat, saved.lng, saved.address) == (40.71, -74.0, "1 Main St, New York")
+    assert place(saved) == MAIN_ST
     assert saved.timezone == "America/New_York"
     assert saved.region == "default"
     assert (saved.average_rating, saved.rating_count, saved.deleted_at) == (None, 0, None)
@@ -313,7 +314,7 @@ def test_moving_a_contractor_re_derives_its_region():
     update_contractor(contractor_id=contractor.pk, location=Location(**far))
 
     saved = Contractor.objects.get(pk=contractor.pk)
-    assert (saved.lat, saved.lng, saved.address) == (40.85, -73.92, "9 Hill Rd, Yonkers")
+    assert place(saved) == far
     assert saved.region == "north"
     assert_schedule_updated(
         contractor,
@@ -331,12 +332,7 @@ def test_moving_a_contractor_within_its_region_reports_only_the_location():
     update_contractor(contractor_id=contractor.pk, location=Location(**nearby))
 
     saved = Contractor.objects.get(pk=contractor.pk)
-    assert (saved.lat, saved.lng, saved.address, saved.region) == (
-        40.72,
-        -74.01,
-        "3 Side St",
-        "default",
-    )
+    assert (place(saved), saved.region) == (nearby, "default")
     assert_schedule_updated(contractor, previous={"location": MAIN_ST}, new={"location": nearby})
 
 

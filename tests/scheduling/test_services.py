@@ -27,7 +27,7 @@ from scheduling.services import (
     start_job,
     update_job,
 )
-from tests.conftest import assert_one_event, db_state, events_of, next_weekday, refused
+from tests.conftest import assert_one_event, db_state, events_of, next_weekday, place, refused
 from tests.contractors.factories import ContractorFactory, RatingFactory, RegionFactory
 from tests.contractors.support import assert_contractor_rated
 from tests.scheduling.factories import AssignmentFactory, JobFactory
@@ -248,12 +248,7 @@ def test_moving_a_job_to_another_region_tells_both_regions(monday):
     update_job(job_id=job.pk, location=Location(**target))
 
     saved = Job.objects.get(pk=job.pk)
-    assert (saved.lat, saved.lng, saved.address, saved.region) == (
-        40.85,
-        -73.92,
-        "9 Hill Rd",
-        "north",
-    )
+    assert (place(saved), saved.region) == (target, "north")
     assert_one_event(
         "JobUpdated",
         aggregate=f"job:{job.pk}",
