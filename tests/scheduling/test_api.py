@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from contractors.models import Rating
 from scheduling.models import Assignment, Job
-from tests.conftest import client_for, events_of, make_user, next_weekday
+from tests.conftest import assert_events, client_for, events_of, make_user, next_weekday
 from tests.contractors.factories import (
     ContractorFactory,
     RatingFactory,
@@ -912,34 +912,16 @@ def test_a_dispatcher_starts_and_completes_a_job_and_then_rates_it(api, monkeypa
         "notes": "Grout sealed.",
     }
     assert rated.status_code == 201
-    begun, done, rating = events_of()
-    groups = ["dispatch/default", f"contractor/{contractor.pk}"]
-    assert (begun.type, begun.aggregate_id, begun.groups) == (
-        "JobStarted",
-        str(assignment.job_id),
-        groups,
+    job, groups = f"job:{assignment.job_id}", ["dispatch/default", f"contractor/{contractor.pk}"]
+    ids = {"jobId": assignment.job_id, "region": "default"}
+    booking = {**ids, "assignmentId": assignment.pk, "contractorId": contractor.pk}
+    done = {**booking, "completedAt": iso(ny(day, 11, 20)), "notes": "Grout sealed."}
+    rating = {**ids, "contractorId": contractor.pk, "rating": 5, "previousRating": None}
+    assert_events(
+        ("JobStarted", job, groups, {**booking, "startedAt": iso(ny(day, 10, 5))}),
+        ("JobCompleted", job, groups, done),
+        ("ContractorRated", f"contractor:{contractor.pk}", groups, rating),
     )
-    assert payload_of(begun) == {
-        "jobId": assignment.job_id,
-        "assignmentId": assignment.pk,
-        "contractorId": contractor.pk,
-        "startedAt": iso(ny(day, 10, 5)),
-        "region": "default",
-    }
-    assert (done.type, done.aggregate_id, done.groups) == (
-        "JobCompleted",
-        str(assignment.job_id),
-        groups,
-    )
-    assert payload_of(done) == {
-        "jobId": assignment.job_id,
-        "assignmentId": assignment.pk,
-        "contractorId": contractor.pk,
-        "completedAt": iso(ny(day, 11, 20)),
-        "notes": "Grout sealed.",
-        "region": "default",
-    }
-    assert rating.type == "ContractorRated"
 
 
 def test_the_assigned_contractor_starts_and_completes_its_own_job(db):
