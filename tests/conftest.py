@@ -223,6 +223,17 @@ def assert_one_event(type_: str, *, aggregate: str, groups: list[str], payload: 
     return assert_events((type_, aggregate, groups, payload))[0]
 
 
+def assert_first_page(response, *, count: int, next_url: str, fields: set[str]) -> dict:
+    """`response` is the first page of a list (200, no previous page) of `count` rows in all,
+    linking to `next_url`, its rows showing exactly `fields`."""
+    assert response.status_code == 200
+    page = response.json()
+    assert set(page) == {"count", "next", "previous", "results"}
+    assert (page["count"], page["next"], page["previous"]) == (count, next_url, None)
+    assert set(page["results"][0]) == fields
+    return page
+
+
 def make_user(username: str, *, role: str | None = None, contractor=None, regions=()) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username)
     if role == "dispatcher":

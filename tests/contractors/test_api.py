@@ -11,7 +11,15 @@ import pytest
 from knox.models import AuthToken
 
 from contractors.models import Contractor, Region, TimeOff, WorkingHours
-from tests.conftest import at, client_for, events_of, make_user, next_weekday, token_for
+from tests.conftest import (
+    assert_first_page,
+    at,
+    client_for,
+    events_of,
+    make_user,
+    next_weekday,
+    token_for,
+)
 from tests.contractors.factories import ContractorFactory, RegionFactory, TimeOffFactory
 from tests.contractors.support import assert_schedule_updated
 from tests.scheduling.factories import AssignmentFactory, JobFactory
@@ -272,14 +280,9 @@ def test_list_contractors_rejects_bad_filters(api, crew, query, field):
 def test_list_contractors_is_paginated_with_count_next_previous_results(api, crew):
     first = api.get("/api/contractors", {"limit": 2})
 
-    assert first.status_code == 200
-    page = first.json()
-    assert set(page) == {"count", "next", "previous", "results"}
-    assert page["count"] == 3
-    assert page["previous"] is None
-    assert page["next"] == "http://testserver/api/contractors?limit=2&offset=2"
+    next_url = "http://testserver/api/contractors?limit=2&offset=2"
+    page = assert_first_page(first, count=3, next_url=next_url, fields=CONTRACTOR_FIELDS)
     assert [c["name"] for c in page["results"]] == ["Ana", "Ben"]
-    assert set(page["results"][0]) == CONTRACTOR_FIELDS
 
     second = api.get(page["next"]).json()
 
