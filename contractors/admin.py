@@ -153,29 +153,22 @@ class ContractorAdmin(ServiceAdmin):
         location = Location(data["lat"], data["lng"], data.get("address", ""))
         hours = next(fs for fs in formsets if fs.model is WorkingHours)
         time_off = next(fs for fs in formsets if fs.model is TimeOff)
+        profile = {
+            "name": data["name"],
+            "type": data["type"],
+            "skills": data["skills"],
+            "location": location,
+            "timezone_name": data["timezone"],
+            "status": data["status"],
+        }
         if change:
-            contractor = services.update_contractor(
-                contractor_id=form.instance.pk,
-                name=data["name"],
-                type=data["type"],
-                skills=data["skills"],
-                location=location,
-                timezone_name=data["timezone"],
-                status=data["status"],
-            )
+            contractor = services.update_contractor(contractor_id=form.instance.pk, **profile)
             services.set_working_hours(contractor_id=contractor.pk, windows=windows_of(hours))
             if data.get("user") and data["user"] != contractor.user:
                 services.link_user(contractor_id=contractor.pk, user=data["user"])
         else:
             contractor = services.create_contractor(
-                name=data["name"],
-                type=data["type"],
-                skills=data["skills"],
-                location=location,
-                timezone_name=data["timezone"],
-                status=data["status"],
-                working_hours=windows_of(hours),
-                user=data.get("user"),
+                **profile, working_hours=windows_of(hours), user=data.get("user")
             )
         self._save_time_off(contractor, time_off)
         return contractor

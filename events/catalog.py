@@ -50,7 +50,12 @@ class JobEvent(DomainEvent):
         return str(self.job_id)
 
     def groups(self) -> list[str]:
-        return [dispatch_group(self.region)]
+        """The region's dispatchers, and the stream of the contractor the event names, if any."""
+        groups = [dispatch_group(self.region)]
+        contractor_id = getattr(self, "contractor_id", None)
+        if contractor_id is not None:
+            groups.append(contractor_group(contractor_id))
+        return groups
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,9 +100,6 @@ class JobAssigned(JobEvent):
     scheduled_time_slot: TimeSlot
     score: float | None
 
-    def groups(self) -> list[str]:
-        return [dispatch_group(self.region), contractor_group(self.contractor_id)]
-
 
 @dataclass(frozen=True, kw_only=True)
 class JobRescheduled(JobEvent):
@@ -125,12 +127,6 @@ class JobCancelled(JobEvent):
     contractor_id: int | None
     reason: str
 
-    def groups(self) -> list[str]:
-        groups = [dispatch_group(self.region)]
-        if self.contractor_id is not None:
-            groups.append(contractor_group(self.contractor_id))
-        return groups
-
 
 @dataclass(frozen=True, kw_only=True)
 class JobStarted(JobEvent):
@@ -140,9 +136,6 @@ class JobStarted(JobEvent):
     assignment_id: int
     contractor_id: int
     started_at: str
-
-    def groups(self) -> list[str]:
-        return [dispatch_group(self.region), contractor_group(self.contractor_id)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,9 +147,6 @@ class JobCompleted(JobEvent):
     contractor_id: int
     completed_at: str
     notes: str
-
-    def groups(self) -> list[str]:
-        return [dispatch_group(self.region), contractor_group(self.contractor_id)]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,7 @@ if either is down the session stops at once with the reason, rather than skippin
 test needs the real stores, so each kind of session collects only its own tests."""
 
 import copy
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -182,6 +183,27 @@ def db_state(*models) -> dict[str, list[dict]]:
     }
 
 
+@contextmanager
+def refused(error: type[Exception], touched, *, code: str | None = None, field: str | None = None):
+    """The block raises exactly `error` (with `code`, or naming only `field`) and writes nothing:
+    the rows of the `touched` models and the EventLog stay as they were, and it holds no event."""
+    before = db_state(*touched)
+    with pytest.raises(error) as raised:
+        yield raised
+    assert type(raised.value) is error
+    if code is not None:
+        assert raised.value.code == code
+    if field is not None:
+        assert list(raised.value.errors) == [field]
+    assert db_state(*touched) == before
+    assert events_of() == []
+
+
+def place(row) -> dict:
+    """A contractor's or a job's location, as payloads and request bodies spell it."""
+    return {"lat": row.lat, "lng": row.lng, "address": row.address}
+
+
 def assert_events(*expected: tuple[str, str, list[str], dict]) -> list[Event]:
     """Exactly these events were recorded, in order: (type, aggregate, groups, payload;
     the payload besides its `timestamp`)."""
@@ -199,6 +221,17 @@ def assert_events(*expected: tuple[str, str, list[str], dict]) -> list[Event]:
 
 def assert_one_event(type_: str, *, aggregate: str, groups: list[str], payload: dict) -> Event:
     return assert_events((type_, aggregate, groups, payload))[0]
+
+
+def assert_first_page(response, *, count: int, next_url: str, fields: set[str]) -> dict:
+    """`response` is the first page of a list (200, no previous page) of `count` rows in all,
+    linking to `next_url`, its rows showing exactly `fields`."""
+    assert response.status_code == 200
+    page = response.json()
+    assert set(page) == {"count", "next", "previous", "results"}
+    assert (page["count"], page["next"], page["previous"]) == (count, next_url, None)
+    assert set(page["results"][0]) == fields
+    return page
 
 
 def make_user(username: str, *, role: str | None = None, contractor=None, regions=()) -> User:

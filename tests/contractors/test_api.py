@@ -11,8 +11,17 @@ import pytest
 from knox.models import AuthToken
 
 from contractors.models import Contractor, Region, TimeOff, WorkingHours
-from tests.conftest import at, client_for, events_of, make_user, next_weekday, token_for
+from tests.conftest import (
+    assert_first_page,
+    at,
+    client_for,
+    events_of,
+    make_user,
+    next_weekday,
+    token_for,
+)
 from tests.contractors.factories import ContractorFactory, RegionFactory, TimeOffFactory
+from tests.contractors.support import assert_schedule_updated
 from tests.scheduling.factories import AssignmentFactory, JobFactory
 
 NY = ZoneInfo("America/New_York")
@@ -43,13 +52,6 @@ def contractor_body(**overrides) -> dict:
     }
     body.update(overrides)
     return body
-
-
-def payload_of(event) -> dict:
-    """The payload without its `timestamp`, which every payload carries."""
-    payload = dict(event.payload)
-    assert isinstance(payload.pop("timestamp"), str)
-    return payload
 
 
 def hours_of(contractor: Contractor) -> list[tuple[int, time, time]]:
@@ -86,20 +88,15 @@ def test_create_contractor_answers_201_with_spec_shape_and_records_schedule_upda
     assert body["ratingCount"] == 0
     assert body["userId"] is None
     assert body["createdAt"].endswith("Z")
-    [event] = events_of()
-    assert event.type == "ScheduleUpdated"
-    assert (event.aggregate_type, event.aggregate_id) == ("contractor", str(contractor.pk))
-    assert event.groups == ["dispatch/north", f"contractor/{contractor.pk}"]
-    assert payload_of(event) == {
-        "contractorId": contractor.pk,
-        "region": "north",
-        "updatedFields": ["status", "workingHours"],
-        "previousValues": {"status": None, "workingHours": None},
-        "newValues": {
+    assert_schedule_updated(
+        contractor,
+        previous={"status": None, "workingHours": None},
+        new={
             "status": "active",
             "workingHours": [{"weekday": 0, "start": "08:00", "end": "17:00"}],
         },
-    }
+        region="north",
+    )
 
 
 def test_create_contractor_without_hours_gets_monday_to_friday_eight_to_five(api):
@@ -283,14 +280,9 @@ def test_list_contractors_rejects_bad_filters(api, crew, query, field):
 def test_list_contractors_is_paginated_with_count_next_previous_results(api, crew):
     first = api.get("/api/contractors", {"limit": 2})
 
-    assert first.status_code == 200
-    page = first.json()
-    assert set(page) == {"count", "next", "previous", "results"}
-    assert page["count"] == 3
-    assert page["previous"] is None
-    assert page["next"] == "http://testserver/api/contractors?limit=2&offset=2"
+    next_url = "http://testserver/api/contractors?limit=2&offset=2"
+    page = assert_first_page(first, count=3, next_url=next_url, fields=CONTRACTOR_FIELDS)
     assert [c["name"] for c in page["results"]] == ["Ana", "Ben"]
-    assert set(page["results"][0]) == CONTRACTOR_FIELDS
 
     second = api.get(page["next"]).json()
 
@@ -353,16 +345,7 @@ def test_patch_status_records_schedule_updated_with_previous_and_new_values(api)
     assert set(response.json()) == CONTRACTOR_FIELDS
     contractor.refresh_from_db()
     assert contractor.status == "on_leave"
-    [event] = events_of()
-    assert event.type == "ScheduleUpdated"
-    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
-    assert payload_of(event) == {
-        "contractorId": contractor.pk,
-        "region": "default",
-        "updatedFields": ["status"],
-        "previousValues": {"status": "active"},
-        "newValues": {"status": "on_leave"},
-    }
+    assert_schedule_updated(contractor, previous={"status": "active"}, new={"status": "on_leave"})
 
 
 def test_patch_location_rederives_the_region(api):
@@ -378,22 +361,13 @@ def test_patch_location_rederives_the_region(api):
     assert response.status_code == 200
     assert response.json()["region"] == "north"
     assert response.json()["location"] == {"lat": 40.9, "lng": -73.9, "address": "Yonkers"}
-    [event] = events_of()
-    # The dispatchers of the region it left hear of it too.
-    assert event.groups == ["dispatch/north", f"contractor/{contractor.pk}", "dispatch/default"]
-    assert payload_of(event) == {
-        "contractorId": contractor.pk,
-        "region": "north",
-        "updatedFields": ["location", "region"],
-        "previousValues": {
-            "location": {"lat": 34.05, "lng": -118.24, "address": "LA"},
-            "region": "default",
-        },
-        "newValues": {
-            "location": {"lat": 40.9, "lng": -73.9, "address": "Yonkers"},
-            "region": "north",
-        },
-    }
+    assert_schedule_updated(
+        contractor,
+        previous={"location": {"lat": 34.05, "lng": -118.24, "address": "LA"}, "region": "default"},
+        new={"location": {"lat": 40.9, "lng": -73.9, "address": "Yonkers"}, "region": "north"},
+        region="north",
+        left="default",  # the dispatchers of the region it left hear of it too
+    )
 
 
 def test_patch_with_unchanged_values_records_nothing(api):
@@ -446,16 +420,11 @@ def test_delete_is_a_soft_delete_then_404(api):
     contractor.refresh_from_db()
     assert contractor.deleted_at is not None
     assert contractor.status == "inactive"
-    [event] = events_of()
-    assert event.type == "ScheduleUpdated"
-    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
-    assert payload_of(event) == {
-        "contractorId": contractor.pk,
-        "region": "default",
-        "updatedFields": ["status", "deleted"],
-        "previousValues": {"status": "active", "deleted": False},
-        "newValues": {"status": "inactive", "deleted": True},
-    }
+    assert_schedule_updated(
+        contractor,
+        previous={"status": "active", "deleted": False},
+        new={"status": "inactive", "deleted": True},
+    )
     assert api.get(f"/api/contractors/{contractor.pk}").status_code == 404
     assert api.delete(f"/api/contractors/{contractor.pk}").status_code == 404
     assert api.get("/api/contractors").json()["results"] == []
@@ -518,16 +487,9 @@ def test_put_working_hours_replaces_the_week_and_records_schedule_updated(api):
         (0, time(13), time(18)),
         (5, time(9), time(13)),
     ]
-    [event] = events_of()
-    assert event.type == "ScheduleUpdated"
-    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
-    assert payload_of(event) == {
-        "contractorId": contractor.pk,
-        "region": "default",
-        "updatedFields": ["workingHours"],
-        "previousValues": {"workingHours": DEFAULT_HOURS},
-        "newValues": {"workingHours": ordered},
-    }
+    assert_schedule_updated(
+        contractor, previous={"workingHours": DEFAULT_HOURS}, new={"workingHours": ordered}
+    )
 
 
 def test_put_the_same_working_hours_records_nothing(api):
@@ -686,16 +648,7 @@ def test_post_time_off_answers_201_and_records_schedule_updated(api):
     expected = {"id": entry.pk, "start": iso(start), "end": iso(end), "reason": "wedding"}
     assert response.json() == expected
     assert (entry.contractor_id, entry.start, entry.end) == (contractor.pk, start, end)
-    [event] = events_of()
-    assert event.type == "ScheduleUpdated"
-    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
-    assert payload_of(event) == {
-        "contractorId": contractor.pk,
-        "region": "default",
-        "updatedFields": ["timeOff"],
-        "previousValues": {"timeOff": None},
-        "newValues": {"timeOff": expected},
-    }
+    assert_schedule_updated(contractor, previous={"timeOff": None}, new={"timeOff": expected})
     assert api.get(f"/api/contractors/{contractor.pk}").json()["timeOff"] == [expected]
 
 
@@ -744,14 +697,9 @@ def test_delete_time_off_answers_204_and_records_schedule_updated(api):
 
     assert response.status_code == 204
     assert TimeOff.objects.count() == 0
-    [event] = events_of()
-    assert event.type == "ScheduleUpdated"
-    assert event.groups == ["dispatch/default", f"contractor/{contractor.pk}"]
-    assert payload_of(event) == {
-        "contractorId": contractor.pk,
-        "region": "default",
-        "updatedFields": ["timeOff"],
-        "previousValues": {
+    assert_schedule_updated(
+        contractor,
+        previous={
             "timeOff": {
                 "id": entry.pk,
                 "start": iso(at(day, 13)),
@@ -759,8 +707,8 @@ def test_delete_time_off_answers_204_and_records_schedule_updated(api):
                 "reason": "vacation",
             }
         },
-        "newValues": {"timeOff": None},
-    }
+        new={"timeOff": None},
+    )
     again = api.delete(f"/api/contractors/{contractor.pk}/time-off/{entry.pk}")
     assert again.status_code == 404
     assert len(events_of()) == 1
