@@ -62,8 +62,14 @@ class BenchCluster(OwnStores):
     def worker(self, *args: str, timeout: float = 900, env: dict[str, str] | None = None) -> dict:
         """Run `python -m bench.worker ARGS` (Django set up on our stores, plus `env`); its
         last stdout line is JSON. Its stderr (progress) passes through."""
+        return self.run_module("bench.worker", *args, timeout=timeout, env=env)
+
+    def run_module(
+        self, module: str, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+    ) -> dict:
+        """`python -m MODULE ARGS` on our stores (plus `env`); its last stdout line, as JSON."""
         done = subprocess.run(
-            [sys.executable, "-m", "bench.worker", *args],
+            [sys.executable, "-m", module, *args],
             cwd=ROOT,
             env=self.env(**(env or {})),
             stdout=subprocess.PIPE,
@@ -71,7 +77,7 @@ class BenchCluster(OwnStores):
             timeout=timeout,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"bench.worker {' '.join(args)} failed ({done.returncode})")
+            raise RuntimeError(f"{module} {' '.join(args)} failed ({done.returncode})")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def booking_plan(self, contractors: int, *plan_args: str) -> tuple[str, Path, dict]:

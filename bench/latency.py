@@ -22,15 +22,12 @@ import json
 import os
 import re
 import statistics
-import subprocess
-import sys
 import time
 
 from bench import alternatives, broker
 from bench.cluster import BenchCluster
 from bench.harness import ScenarioResult, percentile, progress
 from bench.wsclients import ClientGroup, latencies_ms, peak_rss_mib, start_daphne
-from devtools.processes import ROOT
 
 RATE = 200
 SECONDS = 30
@@ -60,17 +57,8 @@ def run_worker(
 ) -> dict:  # fmt: skip
     """`python -m bench.wsworker ARGS` with the mode's environment (bench.alternatives.env)
     plus `env`; its last stdout line."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.wsworker", *args],
-        cwd=ROOT,
-        env=cluster.env(**alternatives.env(mode), **(env or {})),
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.wsworker {' '.join(args)} failed ({done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    extra = {**alternatives.env(mode), **(env or {})}
+    return cluster.run_module("bench.wsworker", *args, timeout=timeout, env=extra)
 
 
 def backlog(cluster: BenchCluster) -> int:
@@ -123,6 +111,23 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured_latencies(events_path, report: dict) -> tuple[dict, dict, list[float]]:
+    """The recorder's commit times of the measured (not warm-up) events, the one client's
+    log, and commit-to-frame milliseconds of the events it received."""
+    rows = json.loads(events_path.read_text())
+    commits = {event_id: at for event_id, _, at, warm in rows if not warm}
+    (log,) = report["clients"]
+    return commits, log, latencies_ms(commits, log["received"])
+
+
+def per_mode(runs: dict[str, list[dict]], figure, unit: str = "", separator: str = "; ") -> str:
+    """`mode a/b/c unit` for each mode: `figure(run)` of each of its runs."""
+    return separator.join(
+        f"{mode} " + "/".join(figure(r) for r in mode_runs) + unit
+        for mode, mode_runs in runs.items()
+    )
 
 
 def relays_cpu(relays) -> float:
@@ -204,10 +209,7 @@ def one_run(cluster: BenchCluster, mode: str, client: dict, label: str, seconds:
         relay.close()
         broadcaster.close()
         daphne.close()
-    rows = json.loads(events_path.read_text())
-    commits = {event_id: at for event_id, _, at, warm in rows if not warm}
-    (log,) = report["clients"]
-    latencies = latencies_ms(commits, log["received"])
+    commits, log, latencies = measured_latencies(events_path, report)
     # Where the time went: commit -> publication (the relay's published_at, same clock) and
     # publication -> frame.
     with cluster.sql() as conn:
@@ -425,20 +427,11 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         "= from the burst's first publication to the re-ranking's last position move.",
         "Relay CPU (user + system, from the first recorded event to the end of the run, "
         "warm-up included) per run: "
-        + "; ".join(
-            f"{mode} " + "/".join(f"{r['cpu']['relay_s']:.1f}" for r in rs) + " s"
-            for mode, rs in runs.items()
-        )
+        + per_mode(runs, lambda r: f"{r['cpu']['relay_s']:.1f}", " s")
         + f" for {(WARMUP + seconds) * RATE:,} events ("
-        + "; ".join(
-            f"{mode} " + "/".join(f"{cpu_per_event_ms(r):.1f}" for r in rs)
-            for mode, rs in runs.items()
-        )
+        + per_mode(runs, lambda r: f"{cpu_per_event_ms(r):.1f}")
         + " ms of relay CPU per recorded event); daphne: "
-        + "; ".join(
-            f"{mode} " + "/".join(f"{r['cpu']['daphne_s']:.1f}" for r in rs) + " s"
-            for mode, rs in runs.items()
-        )
+        + per_mode(runs, lambda r: f"{r['cpu']['daphne_s']:.1f}", " s")
         + ". Relay steps per subscriber (first run of each mode): "
         + "; ".join(
             f"{mode} " + ", ".join(f"{name} {n}" for name, n in sorted(rs[0]["steps"].items()))
@@ -447,10 +440,7 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         )
         + ".",
         "Client event-loop lag, p99 per run: "
-        + ", ".join(
-            f"{mode} " + "/".join(f"{r['client_loop_lag_p99_ms']:.1f}" for r in mode_runs)
-            for mode, mode_runs in runs.items()
-        )
+        + per_mode(runs, lambda r: f"{r['client_loop_lag_p99_ms']:.1f}", separator=", ")
         + " ms (sampled every 50 ms).",
         "Machine load (1-minute load average before/after each run, 2 cores, shared with other "
         "work): "
@@ -459,10 +449,7 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
             for mode, rs in runs.items()
         )
         + ". The recorder's achieved rate per run: "
-        + "; ".join(
-            f"{mode} " + "/".join(f"{r['recorded']['rate']:.0f}" for r in rs) + " events/s"
-            for mode, rs in runs.items()
-        )
+        + per_mode(runs, lambda r: f"{r['recorded']['rate']:.0f}", " events/s")
         + f" (target {RATE}).",
     ]
     result.extra = {

@@ -11,7 +11,6 @@ bus up (the `normal` mode's conditions), delivered by each alternative instead o
 Each run waits until the alternative's queue is empty (no job to do or doing; no task waiting
 and every queued task finished), at most DRAIN_TIMEOUT, then SETTLE for the last frames."""
 
-import json
 import os
 import time
 
@@ -20,7 +19,7 @@ import redis
 from bench import alternatives, latency
 from bench.cluster import BenchCluster
 from bench.contenders import tree_pids, tree_rss_mib
-from bench.wsclients import ClientGroup, latencies_ms, peak_rss_mib, start_daphne
+from bench.wsclients import ClientGroup, peak_rss_mib, start_daphne
 
 DELIVERIES = ("on_commit", "procrastinate", "celery")
 
@@ -89,10 +88,7 @@ def one_run(cluster: BenchCluster, delivery: str, client: dict, label: str, seco
         if worker is not None:
             worker.close()
         daphne.close()
-    rows = json.loads(events_path.read_text())
-    commits = {event_id: at for event_id, _, at, warm in rows if not warm}
-    (log,) = report["clients"]
-    latencies = latencies_ms(commits, log["received"])
+    commits, log, latencies = latency.measured_latencies(events_path, report)
     return {
         "latencies": latencies,
         "measured": len(commits),
