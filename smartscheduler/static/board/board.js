@@ -430,13 +430,18 @@
       el("div", { class: "form-row" }, el("label", { class: "stack" }, "Contractor", who), el("label", { class: "stack" }, "From", from)),
       slots,
       el("button", { type: "button", class: "ghost", onclick: () => renderDetails() }, "Close"));
+    // Only the newest look-up's answer is shown: one for the contractor chosen before, answering
+    // late, must not put that contractor's times under this one's name.
+    let newest = 0;
     async function load() {
+      const lookup = ++newest;
       slots.replaceChildren(el("span", { class: "muted" }, "Looking up free times…"));
       const contractorId = Number(who.value);
       slots.dataset.contractorId = "";
       try {
         const query = new URLSearchParams({ from: from.value, to: L.addDays(from.value, 2), duration: job.durationMinutes });
         const data = await api(`/api/contractors/${contractorId}/availability?${query}`);
+        if (lookup !== newest) return;
         const choices = data.slots.filter((slot) => new Date(slot.start) > new Date()).slice(0, 24);
         slots.replaceChildren(...(choices.length
           ? choices.map((slot) => el("button", {
@@ -444,8 +449,9 @@
             onclick: () => move(job, contractorId, slot.start, slot.end),
           }, L.when(slot.start, state.zone)))
           : [el("span", { class: "muted" }, "No free time in these three days.")]));
-        if (Number(who.value) === contractorId) slots.dataset.contractorId = contractorId;
+        slots.dataset.contractorId = contractorId;
       } catch (error) {
+        if (lookup !== newest) return;
         slots.replaceChildren(el("span", { class: "error" }, `Could not read availability: ${error.message}`));
       }
     }
