@@ -238,7 +238,8 @@ class RelayLoop:
     def publisher(self) -> None:
         probing = Probing()
         listener = None
-        next_look = 0.0  # a relay that leaves publication to another still looks by then
+        looked = 0.0  # when a relay that leaves publication to another last looked itself
+        quiet = True  # the last wait for a notification timed out
         try:
             while not self.stop.is_set():
                 try:
@@ -252,12 +253,13 @@ class RelayLoop:
                         if probing.active:
                             log.warning("publisher recovered after %.1fs", probing.duration())
                             probing.reset()
-                    # After a (re)connect a whole look; else one at least once a second.
+                    # After a (re)connect a whole look; else on each notification, or (a relay
+                    # that leaves publication to another) when a look of its own is due.
                     eager = self._publishes_on_notice()
-                    if eager or reconnected or time.monotonic() >= next_look:
+                    if eager or reconnected or self._look_due(looked, quiet):
                         publish_all(everything=reconnected or not eager)
-                        next_look = time.monotonic() + self.config.poll_interval
-                    elsewhere = self._published_elsewhere(listener)
+                        looked = time.monotonic()
+                    quiet, elsewhere = self._published_elsewhere(listener)
                     if elsewhere != frozenset():
                         wakeups.bump(elsewhere)
                 except Exception as exc:  # the database is down or restarted
@@ -274,8 +276,17 @@ class RelayLoop:
         """Does this relay publish as soon as a commit is notified? A relay of every
         subscriber leaves that to a live dedicated relay (the broadcast's: a process that
         nothing else loads, so the publication lock is never held by a thread waiting for a
-        busy interpreter) and only looks once a poll interval, in case that relay stalls."""
+        busy interpreter) and only looks itself now and then, in case that relay stalls."""
         return bool(self.config.dedicated_to) or not self.dedicated_elsewhere
+
+    def _look_due(self, looked: float, quiet: bool) -> bool:
+        """A relay that leaves publication to another looks after a poll interval without
+        any notification, or two poll intervals after its last look however busy the log is;
+        never on a commit's notification, which the publishing relay answers within
+        milliseconds, so that the two rarely race for the lock."""
+        since = time.monotonic() - looked
+        interval = self.config.poll_interval
+        return since >= 2 * interval or (quiet and since >= interval)
 
     def _sleep_until_recorded(self) -> None:
         wakeups.wait(wakeups.generation, self.config.poll_interval)
@@ -290,21 +301,23 @@ class RelayLoop:
         listener.execute(f"LISTEN {PUBLISHED_CHANNEL}")
         return listener
 
-    def _published_elsewhere(self, listener) -> frozenset[str] | None:
-        """Wait for a NOTIFY (at most a poll interval); the types that other relays published
-        meanwhile (None: some, of types unknown). This relay's own publications are left out:
-        `publish` woke their subscribers already, and a wake-up of every subscriber for each
-        of them cost each handler a query per publication."""
+    def _published_elsewhere(self, listener) -> tuple[bool, frozenset[str] | None]:
+        """Wait for a NOTIFY (at most a poll interval); whether none came (the wait timed
+        out), and the types that other relays published meanwhile (None: some, of types
+        unknown). This relay's own publications are left out: `publish` woke their
+        subscribers already, and a wake-up of every subscriber for each of them cost each
+        handler a query per publication."""
         own = connection.connection.info.backend_pid if connection.connection else None
         types: set[str] = set()
-        unknown = False
+        unknown, quiet = False, True
         first = listener.notifies(timeout=self.config.poll_interval, stop_after=1)
         burst = listener.notifies(timeout=0)  # what came meanwhile
         for notice in itertools.chain(first, burst):
+            quiet = False
             if notice.channel == PUBLISHED_CHANNEL and notice.pid != own:
                 types.update(filter(None, notice.payload.split(",")))
                 unknown |= not notice.payload
-        return None if unknown else frozenset(types)
+        return quiet, None if unknown else frozenset(types)
 
     def _close_listener(self, listener) -> None:
         if listener is not None:

@@ -208,17 +208,45 @@ def test_a_relay_wakes_its_workers_for_what_other_relays_published_and_not_for_i
     try:
         create_jobs(1)
         assert publish_all() == 1  # on this thread's connection, as this relay's publisher
-        assert loop._published_elsewhere(listener) == frozenset()
+        assert loop._published_elsewhere(listener) == (False, frozenset())  # its own NOTIFYs
 
         elsewhere(lambda: (create_jobs(2), publish_all()))
-        assert loop._published_elsewhere(listener) == frozenset({"JobCreated"})
+        assert loop._published_elsewhere(listener) == (False, frozenset({"JobCreated"}))
 
         elsewhere(lambda: connection.cursor().execute(
             "SELECT pg_notify(%s, '')", [publisher.PUBLISHED_CHANNEL]
         ))  # fmt: skip
-        assert loop._published_elsewhere(listener) is None
+        assert loop._published_elsewhere(listener) == (False, None)
+        assert loop._published_elsewhere(listener) == (True, frozenset())  # nothing came
     finally:
         listener.close()
+
+
+def test_a_relay_of_every_subscriber_publishes_on_notice_only_without_a_live_dedicated_relay(
+    monkeypatch,
+):
+    """While a dedicated relay lives it publishes on each commit's notification; the others
+    look themselves after a quiet poll interval, or two intervals after their last look."""
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # the clock, and nothing else
+    general = RelayLoop(Relay(RelayConfig(poll_interval=1.0), name="general"), threading.Event())
+    dedicated = RelayLoop(
+        Relay(RelayConfig(dedicated_to=frozenset({"realtime.broadcast"})), name="broadcaster"),
+        threading.Event(),
+    )
+    assert general._publishes_on_notice() and dedicated._publishes_on_notice()
+    general.dedicated_elsewhere = frozenset({"realtime.broadcast"})
+    assert not general._publishes_on_notice()
+    assert dedicated._publishes_on_notice()
+
+    looked = now[0]
+    now[0] += 0.9
+    assert not general._look_due(looked, quiet=True)
+    now[0] += 0.2  # 1.1 s
+    assert general._look_due(looked, quiet=True)
+    assert not general._look_due(looked, quiet=False)  # a commit's notice: not a race
+    now[0] += 1.0  # 2.1 s: however busy the log, in case the dedicated relay stalled
+    assert general._look_due(looked, quiet=False)
 
 
 # --- independent subscribers --------------------------------------------------------------------
