@@ -81,6 +81,22 @@ def test_clients_record_live_frames_then_the_replay(tmp_path, monkeypatch):
     assert any("4403" in error for error in logs["c"]["errors"])
 
 
+def resume_against(handler, clients: list[dict], tmp_path, **spec) -> dict:
+    """run_clients' report for `clients` against a websocket server running `handler`, told
+    to resume (`spec`: the resume options) as soon as every client is connected."""
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            (tmp_path / "stop").write_text("")  # resume as soon as every client is connected
+            return await wsclients.run_clients({
+                "base": f"ws://127.0.0.1:{port}", "clients": clients,
+                "ready": str(tmp_path / "ready"), "stop": str(tmp_path / "stop"), **spec,
+            })  # fmt: skip
+
+    return asyncio.run(main())
+
+
 def test_a_client_resumes_from_its_own_point_when_it_has_one(tmp_path):
     """Scenario `reconnect` gives each client the sequence it is behind from."""
     resumed_from: dict[str, str] = {}
@@ -92,24 +108,11 @@ def test_a_client_resumes_from_its_own_point_when_it_has_one(tmp_path):
             await ws.send(json.dumps({"kind": "replayed", "through": 9}))
         await ws.wait_closed()
 
-    async def main():
-        async with serve(handler, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            spec = {
-                "base": f"ws://127.0.0.1:{port}",
-                "clients": [
-                    {"name": "own", "path": "/ws/?token=own", "groups": ["g"], "after": 7},
-                    {"name": "spec", "path": "/ws/?token=spec", "groups": ["g"]},
-                ],
-                "ready": str(tmp_path / "ready"),
-                "stop": str(tmp_path / "stop"),
-                "after": 3,
-                "resume_concurrency": 1,
-            }
-            (tmp_path / "stop").write_text("")  # resume as soon as both are connected
-            return await wsclients.run_clients(spec)
-
-    report = asyncio.run(main())
+    clients = [
+        {"name": "own", "path": "/ws/?token=own", "groups": ["g"], "after": 7},
+        {"name": "spec", "path": "/ws/?token=spec", "groups": ["g"]},
+    ]
+    report = resume_against(handler, clients, tmp_path, after=3, resume_concurrency=1)
     assert resumed_from == {"own": "7", "spec": "3"}
     assert all(log["errors"] == [] for log in report["clients"])
 
@@ -132,23 +135,11 @@ def test_how_each_resume_ended_is_kept_with_the_close_code(tmp_path):
             await ws.send(json.dumps({"kind": "replayed", "through": 1}))
         await ws.wait_closed()
 
-    async def main():
-        async with serve(handler, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            spec = {
-                "base": f"ws://127.0.0.1:{port}",
-                "clients": [
-                    {"name": name, "path": f"/{name}/?token={name}", "groups": ["g"]}
-                    for name in ("ok", "slow", "cut")
-                ],
-                "ready": str(tmp_path / "ready"),
-                "stop": str(tmp_path / "stop"),
-                "after": 0,
-            }
-            (tmp_path / "stop").write_text("")
-            return await wsclients.run_clients(spec)
-
-    report = asyncio.run(main())
+    clients = [
+        {"name": name, "path": f"/{name}/?token={name}", "groups": ["g"]}
+        for name in ("ok", "slow", "cut")
+    ]
+    report = resume_against(handler, clients, tmp_path, after=0)
     ends = {log["name"]: log["resume_end"] for log in report["clients"]}
     assert ends == {
         "ok": "replayed",
