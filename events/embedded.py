@@ -13,7 +13,7 @@ import threading
 from django.db import connection
 
 from events import asyncbridge
-from events.relay import Relay, RelayConfig
+from events.relay import DEFAULT_LINGER, Relay, RelayConfig
 
 log = logging.getLogger("events.relay")
 
@@ -21,7 +21,7 @@ log = logging.getLogger("events.relay")
 class EmbeddedRelay:
     def __init__(self, app, *, config: RelayConfig | None = None) -> None:
         self.app = app
-        self.config = config or RelayConfig(poll_interval=0.5)
+        self.config = config or RelayConfig(poll_interval=0.5, linger=DEFAULT_LINGER)
         self.stop = threading.Event()
         self._started = False
         self._lock = threading.Lock()

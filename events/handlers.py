@@ -52,6 +52,10 @@ class Subscription:
     # Where a subscriber seen for the first time starts: "start" (the whole log) or "end"
     # (only events published from then on, e.g. a webhook endpoint added later).
     starts_at: str = "start"
+    # How long after a step starts the next may start (None: the relay's `linger`), so that
+    # under a steady stream one step carries the events of that window instead of one each.
+    # A step after an idle spell, or after a full batch, starts at once either way.
+    linger: float | None = None
 
     def accepts(self, event_type: str) -> bool:
         return ALL_TYPES in self.types or event_type in self.types
@@ -78,12 +82,14 @@ def subscribe(
     probe: Probe | None = None,
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE,
     starts_at: str = "start",
+    linger: float | None = None,
 ) -> Subscription:
     if name in _registry:
         raise ValueError(f"handler {name!r} is already subscribed")
     subscription = Subscription(
-        name, wanted_types(types), func, transactional, probe, tuple(retry_schedule), starts_at
-    )
+        name, wanted_types(types), func, transactional, probe, tuple(retry_schedule), starts_at,
+        linger,
+    )  # fmt: skip
     _registry[name] = subscription
     return subscription
 

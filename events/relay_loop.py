@@ -140,8 +140,13 @@ class RelayLoop:
         probing = Probing()
         seen = wakeups.generation
         retries_at = 0.0  # when to look for failed deliveries whose retry is due
+        linger = self.config.linger if sub.linger is None else sub.linger
+        next_step_at = 0.0  # a step starts no sooner (the linger after the last one)
         try:
             while not (self.stop.is_set() or worker_stop.is_set()):
+                if time.monotonic() < next_step_at:
+                    self._wait(next_step_at - time.monotonic(), worker_stop)
+                    continue
                 if probing.active:
                     down = self._probe(sub)
                     if down is not None:
@@ -151,6 +156,7 @@ class RelayLoop:
                     seen = wakeups.wait(seen, self.config.poll_interval)
                     continue
                 retries = time.monotonic() >= retries_at
+                started = time.monotonic()
                 try:
                     result = self.relay.step(sub, retries=retries)
                 except (Outage, DatabaseError) as exc:
@@ -177,7 +183,11 @@ class RelayLoop:
                     log.warning("subscriber %s recovered after %.1fs", sub.name, probing.duration())
                     probing.reset()
                 if result.progressed:
-                    continue  # more may be waiting: no sleep while there is work
+                    # More may be waiting: a backlog is drained step after step; a stream
+                    # gathers for the linger first, so the next step carries more of it.
+                    if not result.full(self.config.batch_size):
+                        next_step_at = started + linger
+                    continue
                 # Until events of its types are published (or a poll interval, for retries
                 # due and to move its position past events of other types).
                 seen = wakeups.wait_relevant(seen, sub.types, self.config.poll_interval)

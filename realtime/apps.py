@@ -13,5 +13,5 @@ class RealtimeConfig(AppConfig):
         # Screens first: the broadcast is a subscriber of its own and waits for no handler.
         subscribe(
             "realtime.broadcast", ALL_TYPES, broadcast, transactional=False,
-            probe=probes.channel_layer,
+            probe=probes.channel_layer, linger=0.0,
         )  # fmt: skip

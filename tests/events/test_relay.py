@@ -773,6 +773,59 @@ def test_metrics_show_each_subscribers_pending_lag_and_failures(clock, test_hand
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_lingering_subscriber_gathers_a_stream_into_one_step_but_drains_a_backlog_at_once():
+    """After an idle spell a step starts at once; the next waits for the linger, then takes
+    what gathered; a full batch is followed at once. A subscriber with linger 0 (the
+    broadcast's way) takes each commit as it comes, meanwhile."""
+    steps: list[tuple[str, float, list[int]]] = []
+
+    def recorder(name: str):
+        return lambda events: steps.append((name, time.monotonic(), [e.sequence for e in events]))
+
+    def calls(name: str) -> list[tuple[float, list[int]]]:
+        return [(at, seqs) for who, at, seqs in steps if who == name]
+
+    def wait_for(name: str, count: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(calls(name)) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(calls(name)) >= count, steps
+
+    linger = 3.0
+    subscribe("tests.gathered", ["JobCreated"], recorder("tests.gathered"), transactional=False)
+    subscribe(
+        "tests.prompt", ["JobCreated"], recorder("tests.prompt"), transactional=False, linger=0
+    )
+    stop = threading.Event()
+    relay = Relay(RelayConfig(batch_size=2, linger=linger, poll_interval=0.2), name="linger")
+    runner = threading.Thread(target=relay.run_forever, args=(stop,))
+    try:
+        runner.start()
+        create_jobs(1)
+        wait_for("tests.gathered", 1)
+        for _ in range(4):  # four commits, well within the linger
+            create_jobs(1)
+        wait_for("tests.gathered", 3)
+        wait_for("tests.prompt", 5)
+    finally:
+        stop.set()
+        runner.join(timeout=20)
+        unsubscribe("tests.gathered")
+        unsubscribe("tests.prompt")
+    assert not runner.is_alive()
+
+    (first_at, first), (second_at, second), (third_at, third) = calls("tests.gathered")[:3]
+    assert (first, second, third) == ([1], [2, 3], [4, 5])
+    # The stream waited for the linger (counted from the first step's start, before its
+    # handler ran)...
+    assert second_at - first_at >= linger - 0.5
+    assert third_at - second_at < linger / 2  # ...the rest of a full batch's backlog did not
+    prompt = calls("tests.prompt")
+    assert [seq for _, seqs in prompt for seq in seqs] == [1, 2, 3, 4, 5]
+    assert prompt[-1][0] < second_at  # none of it waited for the lingering subscriber
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_batch_longer_than_the_lease_keeps_it_by_the_heartbeat():
     """The running relay renews the leases it holds (every third of the lease), so a slow
     batch is never taken over, and delivered twice, by another relay meanwhile."""

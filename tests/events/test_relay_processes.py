@@ -308,6 +308,7 @@ def test_notify_wakes_the_relay_long_before_its_poll_interval(relays):
         (["--batch-size", "0"], "--batch-size and --lease must be positive"),
         (["--poll-interval", "5"], "--poll-interval must be more than 0 and at most 1 second"),
         (["--lease", "-1"], "--batch-size and --lease must be positive"),
+        (["--linger", "2"], "--linger must be from 0 to 1 second"),
     ],
 )
 def test_the_relay_command_rejects_bad_options_with_a_one_line_reason(option, reason):

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from events import handlers
-from events.relay import Outage, Relay, RelayConfig
+from events.relay import DEFAULT_LINGER, Outage, Relay, RelayConfig
 
 SWITCH_INTERVAL = 0.001  # seconds
 
@@ -31,6 +31,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=500)
         parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds, max 1")
         parser.add_argument("--lease", type=float, default=30.0, help="subscriber lease, seconds")
+        parser.add_argument(
+            "--linger",
+            type=float,
+            default=DEFAULT_LINGER,
+            help="seconds from one step of a handler, the bus or a webhook to its next under a "
+            f"steady stream (max 1, default {DEFAULT_LINGER}); the broadcast never lingers",
+        )
         parser.add_argument("--once", action="store_true", help="deliver what is due and exit")
         parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here")
         parser.add_argument(
@@ -53,6 +60,8 @@ class Command(BaseCommand):
             raise CommandError("--batch-size and --lease must be positive")
         if not 0 < options["poll_interval"] <= 1.0:
             raise CommandError("--poll-interval must be more than 0 and at most 1 second")
+        if not 0 <= options["linger"] <= 1.0:
+            raise CommandError("--linger must be from 0 to 1 second")
         level = logging.getLevelName(options["log_level"].upper())
         if not isinstance(level, int):
             raise CommandError(f"unknown --log-level {options['log_level']!r}")
@@ -69,6 +78,7 @@ class Command(BaseCommand):
                 batch_size=options["batch_size"],
                 poll_interval=options["poll_interval"],
                 lease=timedelta(seconds=options["lease"]),
+                linger=options["linger"],
                 dedicated_to=dedicated_to,
             ),
             name=options["name"] or None,
