@@ -18,6 +18,11 @@ from devtools.stores import OwnStores, product_env
 
 # Our own sessions carry this name so a fault never terminates the observer's connections.
 OBSERVER_APP = "chaos-observer"
+# The production shape's relays, by the slot a relay's name starts with (`a.1`, `b.2`, and a
+# replacement after a SIGKILL, `a.4`, takes its slot's options): the broadcast's own, and two
+# of every subscriber, which split the handlers, take a dead one's share over, and take the
+# broadcast over while `a` is down.
+RELAY_SLOTS = {"a": ("--subscribers", "realtime.broadcast"), "b": (), "c": ()}
 
 
 class Cluster(OwnStores):
@@ -121,7 +126,7 @@ class Cluster(OwnStores):
             [
                 sys.executable, "-m", "chaos.relay", "--name", name,
                 "--lease", str(self.relay_lease), "--poll-interval", "0.5",
-                "--batch-size", "50",
+                "--batch-size", "50", *RELAY_SLOTS[name.split(".")[0]],
             ],
             log_path=self.workdir / f"{name}.log",
             env=self.env(),

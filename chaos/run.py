@@ -24,7 +24,7 @@ from pathlib import Path
 
 from chaos import invariants, measures
 from chaos.clients import ClientRecord, WebsocketClient
-from chaos.cluster import Cluster
+from chaos.cluster import RELAY_SLOTS, Cluster
 from chaos.faults import FaultInjector, Monitor
 from chaos.load import LoadGenerator, World
 from devtools.processes import Process, wait_until
@@ -92,7 +92,7 @@ def boot(cluster: Cluster, seed: int) -> Setup:
     token = cluster.create_token("chaos-dispatcher", "dispatcher")
     cluster.start_web()
     note(f"daphne on port {cluster.web_port}")
-    relays = [cluster.start_relay("a.1"), cluster.start_relay("b.2")]
+    relays = [cluster.start_relay(f"{slot}.{n}") for n, slot in enumerate(RELAY_SLOTS, 1)]
     for relay in relays:
         wait_until(
             lambda r=relay: "relay started" in r.output() or not r.alive(),
