@@ -174,6 +174,19 @@ def on_procrastinate_ready(app) -> None:
     install("procrastinate")
 
 
+def procrastinate_holds(cluster: "BenchCluster", *statuses: str) -> bool:
+    """Whether the procrastinate queue has a job in one of `statuses` ("todo", "doing", ...)."""
+    with cluster.sql() as conn:
+        return (
+            conn.execute(
+                "SELECT 1 FROM procrastinate_jobs"
+                " WHERE status = ANY(%s::procrastinate_job_status[]) LIMIT 1",
+                [list(statuses)],
+            ).fetchone()
+            is not None
+        )
+
+
 def worker_argv(mode: str, *, concurrency: int = 1, one_shot: bool = False) -> list[str]:
     """The command line of what delivers outside the recording process (see start_worker)."""
     _check(mode)

@@ -49,6 +49,11 @@ class BenchCluster(OwnStores):
     def redis_client(self) -> redis.Redis:
         return redis.Redis(port=self.redis_port)
 
+    def celery_redis(self) -> redis.Redis:
+        """Database 1 of the private redis-server: the Celery alternative's broker and its
+        counters (bench/celery_app.py)."""
+        return redis.Redis(port=self.redis_port, db=1)
+
     # --- set-up ----------------------------------------------------------------------------
 
     def start(self) -> None:

@@ -77,9 +77,7 @@ def procrastinate_state(cluster: BenchCluster) -> tuple[int, float | None]:
 
 def celery_state(cluster: BenchCluster) -> tuple[int, int, float | None]:
     """(tasks waiting in the broker's queue, tasks finished, seconds first start to last end)."""
-    import redis
-
-    client = redis.Redis(port=cluster.redis_port, db=1)
+    client = cluster.celery_redis()
     waiting = client.llen(alternatives.CELERY_QUEUE)
     done = int(client.get(alternatives.CELERY_DONE) or 0)
     first, last = client.get(alternatives.CELERY_FIRST), client.get(alternatives.CELERY_LAST)

@@ -34,8 +34,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import redis
-
 from bench import alternatives
 from bench.booking import _answers, _body, server_argv
 from bench.cluster import BenchCluster
@@ -136,12 +134,9 @@ def drained(cluster: BenchCluster, approach: str) -> bool:
     if approach == "relay":
         return backlog(cluster) == 0
     if approach == "procrastinate":
-        with cluster.sql() as conn:
-            return not conn.execute(
-                "SELECT 1 FROM procrastinate_jobs WHERE status = 'todo' LIMIT 1"
-            ).fetchone()
+        return not alternatives.procrastinate_holds(cluster, "todo")
     if approach == "celery":
-        return redis.Redis(port=cluster.redis_port, db=1).llen(alternatives.CELERY_QUEUE) == 0
+        return cluster.celery_redis().llen(alternatives.CELERY_QUEUE) == 0
     return True
 
 

@@ -122,10 +122,12 @@ def measured_latencies(events_path, report: dict) -> tuple[dict, dict, list[floa
     return commits, log, latencies_ms(commits, log["received"])
 
 
-def per_mode(runs: dict[str, list[dict]], figure, unit: str = "", separator: str = "; ") -> str:
-    """`mode a/b/c unit` for each mode: `figure(run)` of each of its runs."""
+def per_mode(
+    runs: dict[str, list[dict]], figure, unit: str = "", separator: str = "; ", between: str = "/"
+) -> str:
+    """`mode a/b/c unit` for each mode: `figure(run)` of each of its runs, `between` them."""
     return separator.join(
-        f"{mode} " + "/".join(figure(r) for r in mode_runs) + unit
+        f"{mode} " + between.join(figure(r) for r in mode_runs) + unit
         for mode, mode_runs in runs.items()
     )
 
@@ -328,19 +330,7 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
     progress(f"latency: re-ranking burst of {burst_changes} schedule changes, 400 lists active")
     burst = rerank_burst(cluster, burst_changes)
 
-    budgets = {50: "< 10 ms", 99: "< 50 ms"}
-    for mode, mode_runs in runs.items():
-        measured_runs = [r for r in mode_runs if r["latencies"]]
-        if not measured_runs:
-            result.not_measured.append(f"{mode}: no event reached the client in any run.")
-            continue
-        for pct in (50, 95, 99):
-            result.add(
-                f"{mode}: commit to frame p{pct}",
-                "ms",
-                [percentile(r["latencies"], pct) for r in measured_runs],
-                budget=budgets.get(pct, ""),
-            )
+    add_commit_to_frame(result, runs, budgets={50: "< 10 ms", 99: "< 50 ms"})
     add_alternatives(result, alt_runs)
     for mode, mode_runs in runs.items():
         split = [r for r in mode_runs if r["to_publish"] and r["to_frame"]]
@@ -402,10 +392,7 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         "(`bench.wsworker settle`), so a run measures its own events only. After the last "
         f"commit each run waits (at most {DRAIN_TIMEOUT} s) until the broadcast is at the head, "
         f"then {SETTLE:.0f} s. Seconds waited per run: "
-        + "; ".join(
-            f"{mode} " + "/".join(f"{r['drain_seconds']:.0f}" for r in rs)
-            for mode, rs in runs.items()
-        )
+        + per_mode(runs, lambda r: f"{r['drain_seconds']:.0f}")
         + ". Measured events that never reached the client: "
         + ", ".join(f"{mode} {sum(r['missing'] for r in rs)}" for mode, rs in runs.items())
         + f" (of {measured:,} per mode).",
@@ -444,10 +431,7 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         + " ms (sampled every 50 ms).",
         "Machine load (1-minute load average before/after each run, 2 cores, shared with other "
         "work): "
-        + "; ".join(
-            f"{mode} " + ", ".join(f"{r['load_1min'][0]:.1f}/{r['load_1min'][1]:.1f}" for r in rs)
-            for mode, rs in runs.items()
-        )
+        + per_mode(runs, lambda r: f"{r['load_1min'][0]:.1f}/{r['load_1min'][1]:.1f}", between=", ")
         + ". The recorder's achieved rate per run: "
         + per_mode(runs, lambda r: f"{r['recorded']['rate']:.0f}", " events/s")
         + f" (target {RATE}).",
@@ -491,16 +475,29 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
     return result
 
 
-def add_alternatives(result: ScenarioResult, alt_runs: dict[str, list[dict]]) -> None:
-    """Commit-to-frame, peak RSS and CPU of each alternative, beside the relay's `normal`."""
-    for delivery, rs in alt_runs.items():
-        measured = [r for r in rs if r["latencies"]]
+def add_commit_to_frame(
+    result: ScenarioResult, runs: dict[str, list[dict]], budgets: dict[int, str] | None = None
+) -> None:
+    """Commit to frame p50, p95 and p99 of each mode (`budgets` by percentile), over the runs
+    in which an event reached the client."""
+    budgets = budgets or {}
+    for mode, mode_runs in runs.items():
+        measured = [r for r in mode_runs if r["latencies"]]
         if not measured:
-            result.not_measured.append(f"{delivery}: no event reached the client in any run.")
+            result.not_measured.append(f"{mode}: no event reached the client in any run.")
             continue
         for pct in (50, 95, 99):
-            result.add(f"{delivery}: commit to frame p{pct}", "ms",
-                       [percentile(r["latencies"], pct) for r in measured])  # fmt: skip
+            result.add(
+                f"{mode}: commit to frame p{pct}",
+                "ms",
+                [percentile(r["latencies"], pct) for r in measured],
+                budget=budgets.get(pct, ""),
+            )
+
+
+def add_alternatives(result: ScenarioResult, alt_runs: dict[str, list[dict]]) -> None:
+    """Commit-to-frame, peak RSS and CPU of each alternative, beside the relay's `normal`."""
+    add_commit_to_frame(result, alt_runs)
     for delivery, rs in alt_runs.items():
         where = "recording process" if delivery == "on_commit" else "worker and its pool"
         result.add(f"{delivery}: peak RSS (VmHWM, {where})", "MiB",
@@ -519,16 +516,10 @@ def add_alternatives(result: ScenarioResult, alt_runs: dict[str, list[dict]]) ->
         f"one worker, prefork {alternatives.QUEUE_CONCURRENCY} (the group sends from its pool "
         "processes), broker on the private redis-server, database 1. Waited for the queue to "
         "empty per run: "
-        + "; ".join(
-            f"{d} " + "/".join(f"{r['drain_seconds']:.0f} s" for r in rs)
-            for d, rs in alt_runs.items()
-        )
+        + per_mode(alt_runs, lambda r: f"{r['drain_seconds']:.0f} s")
         + ". Measured events that never reached the client: "
         + ", ".join(f"{d} {sum(r['missing'] for r in rs)}" for d, rs in alt_runs.items())
         + ". Achieved recording rate: "
-        + "; ".join(
-            f"{d} " + "/".join(f"{r['recorded']['rate']:.0f}" for r in rs)
-            for d, rs in alt_runs.items()
-        )
+        + per_mode(alt_runs, lambda r: f"{r['recorded']['rate']:.0f}")
         + " events/s. Peak RSS of a queue worker: VmHWM summed over its processes."
     )

@@ -14,8 +14,6 @@ and every queued task finished), at most DRAIN_TIMEOUT, then SETTLE for the last
 import os
 import time
 
-import redis
-
 from bench import alternatives, latency
 from bench.cluster import BenchCluster
 from bench.contenders import tree_pids, tree_rss_mib
@@ -36,12 +34,9 @@ def tree_cpu_seconds(pid: int) -> float:
 
 def queue_empty(cluster: BenchCluster, delivery: str, queued: int) -> bool:
     if delivery == "procrastinate":
-        with cluster.sql() as conn:
-            return not conn.execute(
-                "SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing') LIMIT 1"
-            ).fetchone()
+        return not alternatives.procrastinate_holds(cluster, "todo", "doing")
     if delivery == "celery":
-        broker = redis.Redis(port=cluster.redis_port, db=1)
+        broker = cluster.celery_redis()
         done = int(broker.get(alternatives.CELERY_DONE) or 0)
         return broker.llen(alternatives.CELERY_QUEUE) == 0 and done >= queued
     return True
@@ -60,7 +55,7 @@ def wait_empty(cluster: BenchCluster, delivery: str, queued: int) -> tuple[float
 def one_run(cluster: BenchCluster, delivery: str, client: dict, label: str, seconds: int) -> dict:
     bus = latency.bus_for("normal")
     latency.prepare_mode(cluster, "normal", bus)
-    redis.Redis(port=cluster.redis_port, db=1).flushdb()  # the Celery broker and its counters
+    cluster.celery_redis().flushdb()
     load_before = os.getloadavg()[0]
     daphne, base = start_daphne(cluster, f"daphne-{label}")
     worker = alternatives.start_worker(cluster, delivery, name=f"{delivery}-{label}", **bus)

@@ -12,13 +12,14 @@ long after its `occurredAt` it arrived."""
 
 import json
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import connect
+
+from chaos.background import Background
 
 REPLAY_TIMEOUT = 10.0  # seconds from the handshake to the `replayed` frame
 
@@ -72,23 +73,15 @@ def occurred(event: dict) -> float:
     return datetime.fromisoformat(event["occurredAt"]).timestamp()
 
 
-class WebsocketClient:
+class WebsocketClient(Background):
     def __init__(self, record: ClientRecord, *, ws_url: str, seed: int,
                  min_life: float = 1.0, max_life: float = 6.0) -> None:  # fmt: skip
+        super().__init__(name=record.name)
         self.record = record
         self.ws_url = ws_url
         self.rng = random.Random(seed)
         self.min_life, self.max_life = min_life, max_life
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=record.name, daemon=True)
         self.live = False
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=20)
 
     def _url(self) -> str:
         return f"{self.ws_url}{self.record.path}&after={self.record.last_sequence}"

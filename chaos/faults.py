@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from chaos.background import Background
 from chaos.cluster import OBSERVER_APP, Cluster
 from chaos.subscribers import POISON
 
@@ -108,23 +109,20 @@ class Sample:
         ))  # fmt: skip
 
 
-class Monitor:
+class Monitor(Background):
+    JOIN_TIMEOUT = 10.0
+
     def __init__(self, cluster: Cluster, interval: float = 0.25) -> None:
+        super().__init__(name="monitor")
         self.cluster = cluster
         self.interval = interval
         self.samples: list[Sample] = []
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="monitor", daemon=True)
         self.conn: psycopg.Connection | None = None
 
-    def start(self) -> None:
-        self.thread.start()
-
     def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=10)
+        super().stop()
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.close()
@@ -240,7 +238,7 @@ class Monitor:
 
 
 @dataclass
-class FaultInjector:
+class FaultInjector(Background):
     cluster: Cluster
     monitor: Monitor
     seed: int
@@ -253,23 +251,16 @@ class FaultInjector:
 
     KINDS = ("relay_sigkill", "redis_restart", "pg_terminate_backends", "bus_restart")
     RECOVERY_WAIT = 15.0
+    JOIN_TIMEOUT = 60.0
 
     def __post_init__(self) -> None:
+        super().__init__(name="faults")
         self.rng = random.Random(self.seed)
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="faults", daemon=True)
         if not self.kinds:
             self.kinds = tuple(
                 k for k in self.KINDS if k != "bus_restart" or self.cluster.broker is not None
             )
         self.counts = dict.fromkeys(self.kinds, 0)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=60)
 
     def _run(self) -> None:
         cycle: list[str] = []

@@ -24,6 +24,17 @@ class LocationSerializer(serializers.Serializer):
     address = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
+@extend_schema_field(LocationSerializer)
+class LocationField(serializers.Field):
+    """A model's `lat`, `lng` and `address` as one read-only `location` object."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value) -> dict:
+        return {"lat": value.lat, "lng": value.lng, "address": value.address}
+
+
 def location_of(data: dict | None) -> Location | None:
     if data is None:
         return None
@@ -113,7 +124,7 @@ class TimeOffSerializer(serializers.ModelSerializer):
 
 
 class ContractorSerializer(serializers.ModelSerializer):
-    location = serializers.SerializerMethodField()
+    location = LocationField()
     workingHours = serializers.SerializerMethodField()
     timeOff = serializers.SerializerMethodField()
     averageRating = serializers.FloatField(
@@ -131,10 +142,6 @@ class ContractorSerializer(serializers.ModelSerializer):
             "workingHours", "timeOff", "averageRating", "ratingCount", "userId",
             "createdAt", "updatedAt",
         ]  # fmt: skip
-
-    @extend_schema_field(LocationSerializer)
-    def get_location(self, obj: Contractor) -> dict:
-        return {"lat": obj.lat, "lng": obj.lng, "address": obj.address}
 
     @extend_schema_field(WorkingHoursSerializer(many=True))
     def get_workingHours(self, obj: Contractor) -> list:

@@ -30,20 +30,15 @@ class WebhookEndpointAdmin(ServiceAdmin):
 
     def save_through_service(self, request, form, formsets, change):
         data = form.cleaned_data
+        values = {
+            "url": data["url"],
+            "event_types": data["event_types"] or [],
+            "active": data["active"],
+            "description": data["description"],
+        }
         if change:
-            return services.update_endpoint(
-                endpoint_id=form.instance.pk,
-                url=data["url"],
-                event_types=data["event_types"] or [],
-                active=data["active"],
-                description=data["description"],
-            )
-        result = services.create_endpoint(
-            url=data["url"],
-            event_types=data["event_types"] or [],
-            active=data["active"],
-            description=data["description"],
-        )
+            return services.update_endpoint(endpoint_id=form.instance.pk, **values)
+        result = services.create_endpoint(**values)
         self.message_user(request, f"Secret (shown once): {result.secret}", messages.WARNING)
         return result.endpoint
 

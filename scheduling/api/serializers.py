@@ -7,7 +7,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from contractors.api.serializers import LocationSerializer, skill_list
+from contractors.api.serializers import LocationField, LocationSerializer, skill_list
 from scheduling.models import (
     MAX_DAYS_AHEAD,
     MAX_DURATION_MINUTES,
@@ -67,7 +67,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 class JobSerializer(serializers.ModelSerializer):
     requiredSkills = skill_list(source="required_skills")
-    location = serializers.SerializerMethodField()
+    location = LocationField()
     desiredDate = serializers.DateField(source="desired_date")
     durationMinutes = serializers.IntegerField(source="duration_minutes")
     cancelReason = serializers.CharField(source="cancel_reason")
@@ -82,10 +82,6 @@ class JobSerializer(serializers.ModelSerializer):
             "durationMinutes", "priority", "status", "assignment", "cancelReason",
             "createdAt", "updatedAt",
         ]  # fmt: skip
-
-    @extend_schema_field(LocationSerializer)
-    def get_location(self, obj: Job) -> dict:
-        return {"lat": obj.lat, "lng": obj.lng, "address": obj.address}
 
     @extend_schema_field(AssignmentSerializer(allow_null=True))
     def get_assignment(self, obj: Job) -> dict | None:
