@@ -34,13 +34,7 @@ from contractors.services import (
 from events.models import Subscriber
 from events.relay import Relay
 from scheduling.models import ActiveRecommendationList, Job
-from scheduling.services import (
-    assign_job,
-    cancel_job,
-    rate_job,
-    recommend_for_job,
-    update_job,
-)
+from scheduling.services import assign_job, cancel_job, rate_job, recommend_for_job, update_job
 from tests.conftest import at, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, RatingFactory
 from tests.scheduling.factories import JOB_LAT, JOB_LNG, AssignmentFactory, JobFactory, north_of_job
