@@ -107,6 +107,16 @@ def delivery_summary() -> str:
     )
 
 
+def wait_delivered(*relays: Process, timeout: float) -> None:
+    """Wait until nothing is pending (nothing_pending); past `timeout` s, fail with the delivery
+    summary and the logs of `relays`."""
+    wait_until(
+        nothing_pending,
+        timeout=timeout,
+        message=lambda: delivery_summary() + "".join(relay.describe() for relay in relays),
+    )
+
+
 def handlers_for(event_type: str) -> list[str]:
     """Names of the subscribed handlers that take `event_type`, sorted (the relay processes
     run the same apps, so the same registry)."""

@@ -41,8 +41,8 @@ from tests.events.support import (
     delivery_summary,
     failures,
     handlers_for,
-    nothing_pending,
     positions,
+    wait_delivered,
 )
 from tests.support import Process, free_port, subprocess_env, wait_until
 
@@ -404,7 +404,7 @@ def test_a_relay_process_keeps_every_other_subscriber_going_while_the_broker_is_
     assert failures() == []
 
     proxies(listen_port=port)  # the broker is back
-    wait_until(nothing_pending, timeout=30, message=lambda: delivery_summary() + relay.describe())
+    wait_delivered(relay, timeout=30)
 
     got = inbox.take(head(), timeout=10)
     assert [m.properties["message_id"] for m in got] == [

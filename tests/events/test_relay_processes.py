@@ -30,6 +30,7 @@ from tests.events.support import (
     nothing_pending,
     positions,
     rate_rounds,
+    wait_delivered,
     wait_until,
 )
 from tests.support import ROOT
@@ -74,9 +75,7 @@ def test_a_relay_killed_mid_delivery_loses_nothing(relays):
     assert Subscriber.objects.filter(owner="doomed").exists()  # its leases outlive it
 
     survivor = relays("survivor", "--lease", "2", "--batch-size", "10", "--poll-interval", "0.25")
-    wait_until(
-        nothing_pending, timeout=30, message=lambda: delivery_summary() + survivor.describe()
-    )
+    wait_delivered(survivor, timeout=30)
 
     assert failures() == []
     # The survivor waited for the dead relay's leases, then took every subscriber over.
@@ -107,11 +106,7 @@ def test_two_relays_split_the_subscribers_and_never_deliver_the_same_batch(relay
     booked = booked_jobs(contractors=4, jobs_each=5)
     total = rate_rounds(booked.jobs, rounds=5)  # ContractorRated: every subscriber takes it
 
-    wait_until(
-        nothing_pending,
-        timeout=30,
-        message=lambda: delivery_summary() + first.describe() + second.describe(),
-    )
+    wait_delivered(first, second, timeout=30)
     wait_until(
         lambda: first.handled("realtime.broadcast") + second.handled("realtime.broadcast") >= total,
         timeout=5,
@@ -149,7 +144,7 @@ def test_a_relay_dedicated_to_the_broadcast_serves_it_alone_and_others_take_over
 
     booked = booked_jobs(contractors=2, jobs_each=3)
     total = rate_rounds(booked.jobs, rounds=2)
-    wait_until(nothing_pending, timeout=30, message=lambda: delivery_summary() + general.describe())
+    wait_delivered(general, timeout=30)
     assert dedicated.handled("realtime.broadcast") >= total
     assert general.handled("realtime.broadcast") == 0
     assert {s["subscriber"] for s in dedicated.steps()} == {"realtime.broadcast"}
@@ -181,7 +176,7 @@ def test_a_relay_of_every_subscriber_leaves_publication_to_a_live_dedicated_rela
     dedicated.wait_started()
     general = relays("general", *options)
     general.wait_started()
-    wait_until(nothing_pending, timeout=15, message=delivery_summary)  # both are up
+    wait_delivered(timeout=15)  # both are up
     for _ in range(10):
         create_jobs(1)
         wait_until(published, timeout=15, message=lambda: general.describe() + dedicated.describe())
@@ -204,7 +199,7 @@ def test_while_redis_is_down_ratings_stay_current_and_screens_catch_up_after(rel
     relay = relays("redis-outage", "--poll-interval", "0.2", redis_url=own_redis.url)
     booked = booked_jobs(contractors=2, jobs_each=3)
     rate_rounds(booked.jobs, rounds=1)
-    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
+    wait_delivered(relay, timeout=15)
 
     own_redis.stop()
     rate_rounds(booked.jobs, rounds=2)
@@ -227,7 +222,7 @@ def test_while_redis_is_down_ratings_stay_current_and_screens_catch_up_after(rel
 
     own_redis.start()
     restarted = time.monotonic()
-    wait_until(nothing_pending, timeout=20, message=lambda: delivery_summary() + relay.describe())
+    wait_delivered(relay, timeout=20)
     assert time.monotonic() - restarted < 5  # probed every second at most, with jitter
     assert failures() == []
     assert "subscriber realtime.broadcast recovered" in relay.output()
@@ -240,7 +235,7 @@ def test_a_relay_whose_postgres_backends_are_terminated_ten_times_keeps_deliveri
     termination never runs a pool dry (with a pool of 4, the fifth reconnect used to wedge)."""
     relay = relays("pg-outage", "--poll-interval", "0.5")
     create_jobs(1)
-    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
+    wait_delivered(relay, timeout=15)
     for round_ in range(10):
         backends = wait_until(
             lambda: (rows := relay_backends()) and any("LISTEN" in q for _, q in rows) and rows,
@@ -272,7 +267,7 @@ def test_a_relay_whose_postgres_backends_are_terminated_ten_times_keeps_deliveri
 def test_notify_wakes_the_relay_long_before_its_poll_interval(relays):
     relay = relays("listener", "--poll-interval", "1")
     create_jobs(1)
-    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
+    wait_delivered(relay, timeout=15)
     time.sleep(0.3)  # idle: blocked on its LISTEN connection
 
     latencies = []
@@ -333,7 +328,7 @@ def test_sigterm_stops_a_running_relay_cleanly(relays):
     relay = relays("graceful", "--poll-interval", "1")
     relay.wait_started()
     create_jobs(2)
-    wait_until(nothing_pending, timeout=15, message=lambda: delivery_summary() + relay.describe())
+    wait_delivered(relay, timeout=15)
 
     relay.signal(signal.SIGTERM)
     try:

@@ -1,11 +1,14 @@
-"""What several scheduling test modules share: New York wall-clock time, the states from which
-starting or completing a job is refused (with the Conflict's code), and the one event a job
-write records."""
+"""What several scheduling test modules share: New York wall-clock time, a job completed in the
+past, the states from which starting or completing a job is refused (with the Conflict's code),
+and the one event a job write records."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from contractors.models import Contractor
+from scheduling.models import Job
 from tests.conftest import assert_one_event, at
+from tests.scheduling.factories import AssignmentFactory, JobFactory
 
 NY = ZoneInfo("America/New_York")
 
@@ -23,6 +26,18 @@ WRONG_STATES = [
 
 def ny(day: date, hour: int, minute: int = 0) -> datetime:
     return at(day, hour, minute, tz=NY)
+
+
+def completed_job(who: Contractor, hour: int = 9) -> Job:
+    """Set-up: a job `who` completed two weeks ago, from `hour` New York time (rows written
+    directly, no events): one to rate."""
+    past = datetime.now(UTC).date() - timedelta(days=14)
+    return AssignmentFactory(
+        job=JobFactory(desired_date=past, status="completed"),
+        contractor=who,
+        start=ny(past, hour),
+        status="completed",
+    ).job
 
 
 def assert_job_event(type_: str, job, *contractors, region="default", **payload) -> None:

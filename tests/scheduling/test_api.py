@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from contractors.models import Rating
+from contractors.models import Contractor, Rating
 from scheduling.models import Assignment, Job
 from tests.conftest import (
     assert_events,
@@ -76,6 +76,28 @@ def book(contractor, day: date, hour: int, minute: int = 0, **job_fields) -> Ass
     """Set-up: an assigned job with a live assignment (rows written directly, no events)."""
     job = JobFactory(desired_date=day, status="assigned", **job_fields)
     return AssignmentFactory(job=job, contractor=contractor, start=ny(day, hour, minute))
+
+
+def booking_at_ten() -> tuple[Contractor, date, Assignment]:
+    """Set-up: a factory contractor and its job booked for 10:00-12:00 New York time on a
+    Tuesday a week or more away (book)."""
+    contractor, day = ContractorFactory(), next_weekday(1)
+    return contractor, day, book(contractor, day, 10)
+
+
+def post_assign(client, job, contractor, day: date, hour: int, minute: int = 0):
+    """POST /assign of `job` to `contractor`, for the two-hour slot at `hour`:`minute` New York
+    time on `day`."""
+    return client.post(
+        f"/api/jobs/{job.pk}/assign",
+        {"contractorId": contractor.pk, **slot_body(day, hour, minute)},
+        format="json",
+    )
+
+
+def post_reschedule(client, assignment: Assignment, body: dict):
+    """POST /reschedule of `assignment`'s job with `body`."""
+    return client.post(f"/api/jobs/{assignment.job_id}/reschedule", body, format="json")
 
 
 def lenient(client):
@@ -255,9 +277,7 @@ def test_contractor_lists_only_its_booked_and_completed_jobs(db):
 
 
 def test_get_job_embeds_its_live_assignment(api):
-    contractor = ContractorFactory()
-    day = next_weekday(1)
-    assignment = book(contractor, day, 10)
+    contractor, day, assignment = booking_at_ten()
 
     response = api.get(f"/api/jobs/{assignment.job_id}")
 
@@ -426,11 +446,7 @@ def test_assign_a_day_late_scores_lower_availability(api):
     day = next_weekday(1)
     job = JobFactory(desired_date=day)
 
-    response = api.post(
-        f"/api/jobs/{job.pk}/assign",
-        {"contractorId": contractor.pk, **slot_body(day + timedelta(days=1), 10)},
-        format="json",
-    )
+    response = post_assign(api, job, contractor, day + timedelta(days=1), 10)
 
     assert response.status_code == 201
     assert response.json()["scoreBreakdown"]["availability"] == 0.9
@@ -442,11 +458,7 @@ def test_assign_multi_contractor_to_any_job_type(api):
     day = next_weekday(1)
     job = JobFactory(desired_date=day, type="carpet", required_skills=["carpet"])
 
-    response = api.post(
-        f"/api/jobs/{job.pk}/assign",
-        {"contractorId": contractor.pk, **slot_body(day, 8)},
-        format="json",
-    )
+    response = post_assign(api, job, contractor, day, 8)
 
     assert response.status_code == 201
     assert [e.type for e in events_of()] == ["JobAssigned"]
@@ -469,11 +481,7 @@ def test_assign_next_to_another_booking(api, hour, minute, expected):
     book(contractor, day, 10)
     job = JobFactory(desired_date=day)
 
-    response = api.post(
-        f"/api/jobs/{job.pk}/assign",
-        {"contractorId": contractor.pk, **slot_body(day, hour, minute)},
-        format="json",
-    )
+    response = post_assign(api, job, contractor, day, hour, minute)
 
     assert response.status_code == expected
     if expected == 409:
@@ -488,16 +496,8 @@ def test_assign_keeps_travel_time_between_distant_sites(api):
     book(contractor, day, 8, lat=40.71 + 30 / 69.05, lng=-74.0)
     job = JobFactory(desired_date=day)
 
-    too_soon = api.post(
-        f"/api/jobs/{job.pk}/assign",
-        {"contractorId": contractor.pk, **slot_body(day, 11, 15)},
-        format="json",
-    )
-    in_time = api.post(
-        f"/api/jobs/{job.pk}/assign",
-        {"contractorId": contractor.pk, **slot_body(day, 11, 45)},
-        format="json",
-    )
+    too_soon = post_assign(api, job, contractor, day, 11, 15)
+    in_time = post_assign(api, job, contractor, day, 11, 45)
 
     assert too_soon.status_code == 409
     assert in_time.status_code == 201
@@ -509,11 +509,7 @@ def test_assign_is_409_when_the_job_is_not_open(api, status):
     day = next_weekday(1)
     job = JobFactory(desired_date=day, status=status)
 
-    response = api.post(
-        f"/api/jobs/{job.pk}/assign",
-        {"contractorId": contractor.pk, **slot_body(day, 10)},
-        format="json",
-    )
+    response = post_assign(api, job, contractor, day, 10)
 
     assert response.status_code == 409
     assert response.json()["code"] == "job_not_open"
@@ -525,13 +521,9 @@ def test_assign_twice_is_409_the_second_time(api):
     first, second = ContractorFactory(), ContractorFactory()
     day = next_weekday(1)
     job = JobFactory(desired_date=day)
-    url = f"/api/jobs/{job.pk}/assign"
 
-    assert (
-        api.post(url, {"contractorId": first.pk, **slot_body(day, 10)}, format="json").status_code
-        == 201
-    )
-    again = api.post(url, {"contractorId": second.pk, **slot_body(day, 13)}, format="json")
+    assert post_assign(api, job, first, day, 10).status_code == 201
+    again = post_assign(api, job, second, day, 13)
 
     assert again.status_code == 409
     assert again.json()["code"] == "job_not_open"
@@ -639,13 +631,9 @@ def test_assign_or_reschedule_to_a_far_future_slot_is_400_not_500(api, action):
 
 
 def test_reschedule_same_contractor_answers_200_and_records_job_rescheduled(api):
-    contractor = ContractorFactory()
-    day = next_weekday(1)
-    assignment = book(contractor, day, 10)
+    contractor, day, assignment = booking_at_ten()
 
-    response = api.post(
-        f"/api/jobs/{assignment.job_id}/reschedule", slot_body(day, 14), format="json"
-    )
+    response = post_reschedule(api, assignment, slot_body(day, 14))
 
     assert response.status_code == 200
     new_slot = {"start": iso(ny(day, 14)), "end": iso(ny(day, 16))}
@@ -672,10 +660,8 @@ def test_reschedule_to_another_contractor_tells_both(api):
     day = next_weekday(1)
     assignment = book(before, day, 10)
 
-    response = api.post(
-        f"/api/jobs/{assignment.job_id}/reschedule",
-        slot_body(day + timedelta(days=1), 9, contractorId=after.pk),
-        format="json",
+    response = post_reschedule(
+        api, assignment, slot_body(day + timedelta(days=1), 9, contractorId=after.pk)
     )
 
     assert response.status_code == 200
@@ -703,11 +689,7 @@ def test_reschedule_or_cancel_of_a_started_or_completed_job_is_409(api, status):
     if status == "completed":
         RatingFactory(contractor=contractor, job_id=assignment.job_id, stars=4)
 
-    moved = api.post(
-        f"/api/jobs/{assignment.job_id}/reschedule",
-        slot_body(day, 13, contractorId=other.pk),
-        format="json",
-    )
+    moved = post_reschedule(api, assignment, slot_body(day, 13, contractorId=other.pk))
     cancelled = api.post(f"/api/jobs/{assignment.job_id}/cancel", {}, format="json")
 
     assert (moved.status_code, cancelled.status_code) == (409, 409)
@@ -721,13 +703,9 @@ def test_reschedule_or_cancel_of_a_started_or_completed_job_is_409(api, status):
 
 
 def test_reschedule_may_overlap_its_own_old_slot(api):
-    contractor = ContractorFactory()
-    day = next_weekday(1)
-    assignment = book(contractor, day, 10)
+    _, day, assignment = booking_at_ten()
 
-    response = api.post(
-        f"/api/jobs/{assignment.job_id}/reschedule", slot_body(day, 11), format="json"
-    )
+    response = post_reschedule(api, assignment, slot_body(day, 11))
 
     assert response.status_code == 200
     assert [e.type for e in events_of()] == ["JobRescheduled"]
@@ -744,9 +722,7 @@ def test_reschedule_may_overlap_its_own_old_slot(api):
     ],
 )
 def test_reschedule_conflicts_are_409(api, case, code):
-    contractor = ContractorFactory()
-    day = next_weekday(1)
-    assignment = book(contractor, day, 10)
+    contractor, day, assignment = booking_at_ten()
     book(contractor, day, 14)
     job_id = assignment.job_id
     body = slot_body(day, 14) if case == "slot taken" else slot_body(day, 10)
@@ -794,7 +770,7 @@ def test_reschedule_rejects_with_400(api, case, field):
         "wrong trade": slot_body(day, 13, contractorId=carpet.pk),
     }[case]
 
-    response = api.post(f"/api/jobs/{assignment.job_id}/reschedule", body, format="json")
+    response = post_reschedule(api, assignment, body)
 
     assert response.status_code == 400
     assert field in response.json()
@@ -807,9 +783,7 @@ def test_reschedule_rejects_with_400(api, case, field):
 
 
 def test_cancel_assigned_job_frees_the_slot_and_records_job_cancelled(api):
-    contractor = ContractorFactory()
-    day = next_weekday(1)
-    assignment = book(contractor, day, 10)
+    contractor, day, assignment = booking_at_ten()
 
     response = api.post(
         f"/api/jobs/{assignment.job_id}/cancel", {"reason": "customer moved"}, format="json"
@@ -827,11 +801,7 @@ def test_cancel_assigned_job_frees_the_slot_and_records_job_cancelled(api):
         "JobCancelled", assignment.job, contractor, assignment.pk, reason="customer moved"
     )
     other_job = JobFactory(desired_date=day)
-    rebooked = api.post(
-        f"/api/jobs/{other_job.pk}/assign",
-        {"contractorId": contractor.pk, **slot_body(day, 10)},
-        format="json",
-    )
+    rebooked = post_assign(api, other_job, contractor, day, 10)
     assert rebooked.status_code == 201
 
 
@@ -885,9 +855,7 @@ def test_cancel_reason_too_long_is_400(api):
 
 
 def test_a_dispatcher_starts_and_completes_a_job_and_then_rates_it(api, monkeypatch):
-    contractor = ContractorFactory()
-    day = next_weekday(1)
-    assignment = book(contractor, day, 10)
+    contractor, day, assignment = booking_at_ten()
     url = f"/api/jobs/{assignment.job_id}"
     monkeypatch.setattr(timezone, "now", lambda: ny(day, 10, 5))
 

@@ -269,21 +269,18 @@ def test_the_horizon_is_fourteen_days_from_the_desired_date(
         # both on Monday, on the doorstep, unrated (0.825); 08:00 beats 10:00
         pytest.param(
             [("from ten", 0.0, None, 10, False), ("from eight", 0.0, None, 8, False)],
-            ["from eight", "from ten"], 0.825,
-            id="earlier-first-slot-same-day",
+            ["from eight", "from ten"], 0.825, id="earlier-first-slot-same-day",
         ),
         # rated 5 at 14 miles: 0.40 + 0.35 + 0.25 x 0.72 = 0.93;
         # rated 4 on the doorstep: 0.40 + 0.28 + 0.25 = 0.93: both at Monday 08:00, nearer wins
         pytest.param(
             [("5 stars, 14 miles", 14.0, 5.0, 8, False), ("4 stars, doorstep", 0.0, 4.0, 8, False)],
-            ["4 stars, doorstep", "5 stars, 14 miles"], 0.93,
-            id="shorter-distance",
+            ["4 stars, doorstep", "5 stars, 14 miles"], 0.93, id="shorter-distance",
         ),
         # identical in everything: lower id first
         pytest.param(
             [("older", 0.0, None, 8, False), ("newer", 0.0, None, 8, False)],
-            ["older", "newer"], 0.825,
-            id="lower-id",
+            ["older", "newer"], 0.825, id="lower-id",
         ),
     ],
 )  # fmt: skip

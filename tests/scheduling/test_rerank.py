@@ -14,9 +14,8 @@ The world: an open two-hour tile job on a Monday at 40.72, -73.99 and, working M
 B (two), E and C (one each) have completed jobs in the past, to be rated.
 """
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import time, timedelta
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -34,30 +33,13 @@ from contractors.services import (
 from events.models import Subscriber
 from events.relay import Relay
 from scheduling.models import ActiveRecommendationList, Job
-from scheduling.services import (
-    assign_job,
-    cancel_job,
-    rate_job,
-    recommend_for_job,
-    update_job,
-)
+from scheduling.services import assign_job, cancel_job, rate_job, recommend_for_job, update_job
 from tests.conftest import at, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, RatingFactory
-from tests.scheduling.factories import JOB_LAT, JOB_LNG, AssignmentFactory, JobFactory, north_of_job
+from tests.scheduling.factories import JOB_LAT, JOB_LNG, JobFactory, north_of_job
+from tests.scheduling.support import NY, completed_job
 
 pytestmark = pytest.mark.django_db
-
-NY = ZoneInfo("America/New_York")
-
-
-def completed_job(who: Contractor, hour: int) -> Job:
-    past = datetime.now(UTC).date() - timedelta(days=14)
-    return AssignmentFactory(
-        job=JobFactory(desired_date=past, status="completed"),
-        contractor=who,
-        start=at(past, hour, tz=NY),
-        status="completed",
-    ).job
 
 
 @pytest.fixture

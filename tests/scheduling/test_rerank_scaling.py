@@ -8,9 +8,8 @@ one, two carpet ones, and W, a tile contractor 45 miles away who makes no list. 
 stopped, so a recomputation at any moment ranks as at any other.
 """
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -40,23 +39,13 @@ from scheduling.services import (
 from scheduling.services.active_lists import ranking_of
 from tests.conftest import at, events_of, next_weekday
 from tests.contractors.factories import ContractorFactory, RatingFactory
-from tests.scheduling.factories import JOB_LAT, JOB_LNG, AssignmentFactory, JobFactory, north_of_job
+from tests.scheduling.factories import JOB_LAT, JOB_LNG, JobFactory, north_of_job
+from tests.scheduling.support import NY, completed_job
 
 pytestmark = pytest.mark.django_db
 
-NY = ZoneInfo("America/New_York")
 DAYS = 30
 LIMIT = 3
-
-
-def completed_job(who: Contractor) -> Job:
-    past = datetime.now(UTC).date() - timedelta(days=14)
-    return AssignmentFactory(
-        job=JobFactory(desired_date=past, status="completed"),
-        contractor=who,
-        start=at(past, 9, tz=NY),
-        status="completed",
-    ).job
 
 
 @pytest.fixture
