@@ -153,7 +153,9 @@ class RelayLoop:
                         self._wait(probing.next_delay(), worker_stop)
                         continue
                 if not self._fair_to_own(sub.name):
-                    seen = wakeups.wait(seen, self.config.poll_interval)
+                    # Another relay delivers it: look again a poll interval later, not at
+                    # every publication (which would be hundreds of looks a second).
+                    self._wait(self.config.poll_interval, worker_stop)
                     continue
                 retries = time.monotonic() >= retries_at
                 started = time.monotonic()
@@ -224,16 +226,18 @@ class RelayLoop:
             return True
         dedicated = self.dedicated_elsewhere
         with relay.held_lock:
+            holds = name in relay.held
             if name not in dedicated:
                 shared = len(set(self.workers) - dedicated)
                 share = math.ceil(max(1, shared) / max(1, self.live_relays))
-                if name in relay.held:
+                if holds:
                     if name not in sorted(relay.held - dedicated)[share:]:
                         return True
                 elif len(relay.held - dedicated) < share:
                     return True
-        with contextlib.suppress(DatabaseError):
-            self.relay.release([name])
+        if holds:  # a lease it holds: give it back for the other relay to take at once
+            with contextlib.suppress(DatabaseError):
+                self.relay.release([name])
         return False
 
     def _note_outage(self, name: str, error: str) -> None:

@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from events import publisher
@@ -247,6 +248,25 @@ def test_a_relay_of_every_subscriber_publishes_on_notice_only_without_a_live_ded
     assert not general._look_due(looked, quiet=False)  # a commit's notice: not a race
     now[0] += 1.0  # 2.1 s: however busy the log, in case the dedicated relay stalled
     assert general._look_due(looked, quiet=False)
+
+
+@pytest.mark.django_db
+def test_a_relay_gives_back_a_subscriber_served_elsewhere_and_then_spends_no_statement_on_it():
+    """Beside a live relay dedicated to the broadcast, a relay of every subscriber gives the
+    broadcast's lease back if it holds it, and otherwise leaves it without a statement (its
+    worker looked at every publication, hundreds of times a second)."""
+    name = "realtime.broadcast"
+    general = RelayLoop(Relay(RelayConfig(), name="general"), threading.Event())
+    general.relay.ensure_subscribers([Subscription(name, frozenset({"*"}), lambda events: None)])
+    assert general.relay.acquire(name) is not None
+    general.dedicated_elsewhere = frozenset({name})
+
+    assert not general._fair_to_own(name)
+    assert Subscriber.objects.get(name=name).owner == ""  # given back
+
+    with CaptureQueriesContext(connection) as queries:
+        assert not general._fair_to_own(name)
+    assert len(queries) == 0
 
 
 # --- independent subscribers --------------------------------------------------------------------
