@@ -223,6 +223,24 @@ def test_a_relay_wakes_its_workers_for_what_other_relays_published_and_not_for_i
         listener.close()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_that_leaves_publication_to_another_stops_listening_to_commits():
+    """It needs only the other relays' publications; commits wake it again once it
+    publishes on notice itself (the dedicated relay gone)."""
+    loop = RelayLoop(Relay(RelayConfig(poll_interval=0.2), name="general"), threading.Event())
+    listener = loop._listen()
+    try:
+        assert loop._follow_commits(listener, False) is False
+        create_jobs(1)  # a commit, unpublished
+        assert loop._published_elsewhere(listener) == (True, frozenset())  # nothing came
+
+        assert loop._follow_commits(listener, True) is True
+        create_jobs(1)
+        assert loop._published_elsewhere(listener) == (False, frozenset())  # the commit's
+    finally:
+        listener.close()
+
+
 def test_a_relay_of_every_subscriber_publishes_on_notice_only_without_a_live_dedicated_relay(
     monkeypatch,
 ):
