@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import DatabaseError, connection, transaction
@@ -112,11 +112,9 @@ class StepResult:
     dead: int = 0
     position: int = 0
     seconds: float = 0.0
-    # Of the new events' part of the step, seconds spent reading the batch, in the handler,
-    # and moving the position (with a transactional handler's commit).
-    read: float = 0.0
-    deliver: float = 0.0
-    advance: float = 0.0
+    # Of the new events' part of the step, seconds spent on "read" (the batch), "deliver"
+    # (the handler) and "advance" (the position, with a transactional handler's commit).
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def progressed(self) -> bool:
@@ -304,10 +302,10 @@ class Relay:
             metrics.STEP_SECONDS.labels(subscriber=sub.name).observe(result.seconds)
             log.info(
                 "relay step subscriber=%s handled=%d failed=%d dead=%d position=%d ms=%.1f "
-                "relay=%s read=%.1f deliver=%.1f advance=%.1f",
+                "relay=%s %s",
                 sub.name, result.handled, result.failed, result.dead, result.position,
                 result.seconds * 1000, self.name,
-                result.read * 1000, result.deliver * 1000, result.advance * 1000,
+                " ".join(f"{phase}={s * 1000:.1f}" for phase, s in result.phases.items()),
             )  # fmt: skip
         return result
 
@@ -315,7 +313,7 @@ class Relay:
         started = time.perf_counter()
         batch, new_position = self._next_batch(sub, position)
         read = time.perf_counter()
-        result.read = read - started
+        result.phases["read"] = read - started
         if new_position <= position:
             return
         if sub.transactional:
@@ -333,7 +331,8 @@ class Relay:
                     self._advance(sub.name, position, new_position)
             else:
                 self._advance(sub.name, position, new_position)
-        result.deliver, result.advance = delivered - read, time.perf_counter() - delivered
+        result.phases["deliver"] = delivered - read
+        result.phases["advance"] = time.perf_counter() - delivered
         result.handled += len(batch) - len(failures)
         result.position = new_position
         if len(batch) > len(failures):
