@@ -153,9 +153,10 @@ class RelayLoop:
                         self._wait(probing.next_delay(), worker_stop)
                         continue
                 if not self._fair_to_own(sub.name):
-                    # Another relay delivers it: look again a poll interval later, not at
-                    # every publication (which would be hundreds of looks a second).
-                    self._wait(self.config.poll_interval, worker_stop)
+                    # Another relay delivers it: look again at the next publication (a look
+                    # costs no statement unless there is a lease to give back), so a dead
+                    # relay's share is taken over as soon as its lease has expired.
+                    seen = wakeups.wait(seen, self.config.poll_interval)
                     continue
                 retries = time.monotonic() >= retries_at
                 started = time.monotonic()
