@@ -121,7 +121,8 @@ class StepResult:
         return self.handled + self.failed > 0
 
     def full(self, batch_size: int) -> bool:
-        """Whether the step took a whole batch of new events (more are likely waiting)."""
+        """Whether the step handled or failed a batch's worth (new events and retries alike):
+        more are likely waiting."""
         return self.handled + self.failed >= batch_size
 
 

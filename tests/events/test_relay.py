@@ -21,7 +21,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
-from events import handlers, publisher
+from events import publisher
 from events.handlers import (
     Subscription,
     add_provider,
@@ -290,13 +290,15 @@ def test_a_relay_gives_back_a_subscriber_served_elsewhere_and_then_spends_no_sta
 @pytest.mark.django_db
 def test_a_step_line_says_where_its_time_went(caplog):
     """read (the batch), deliver (the handler) and advance (the position), in milliseconds."""
-    subscribe("tests.slow", ["JobCreated"], lambda events: time.sleep(0.2), transactional=False)
+    slow = subscribe(
+        "tests.slow", ["JobCreated"], lambda events: time.sleep(0.2), transactional=False
+    )
     try:
         create_jobs(1)
         publish_all()
         relay = Relay(name="phases")
         with caplog.at_level("INFO", logger="events.relay"):
-            relay.step(next(s for s in handlers.subscriptions() if s.name == "tests.slow"))
+            relay.step(slow)
     finally:
         unsubscribe("tests.slow")
     [line] = [r.getMessage() for r in caplog.records if "subscriber=tests.slow" in r.getMessage()]
