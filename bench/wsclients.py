@@ -277,7 +277,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Process", str]:
-    """daphne on a free port of the cluster's stores; returns it and its ws:// base address."""
+    """daphne on a free port of the cluster's stores; returns it and its ws:// base address.
+    BENCH_WS_CONNECT_TIMEOUT: its --websocket_connect_timeout (default daphne's 5 s)."""
     import urllib.error
     import urllib.request
 
@@ -287,6 +288,7 @@ def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Proce
     daphne = cluster.spawn(
         name,
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "--websocket_connect_timeout", os.environ.get("BENCH_WS_CONNECT_TIMEOUT", "5"),
          "smartscheduler.asgi:application"],
         **env,
     )  # fmt: skip
