@@ -41,9 +41,6 @@ REPEATS = int(os.environ.get("BENCH_RECONNECT_REPEATS", "3"))
 # Handshakes in flight per client process during the reconnect; 0: all at once (the budget's
 # case). A gate shows what the replays cost when the handshakes are not the bottleneck.
 RECONNECT_GATE = int(os.environ.get("BENCH_RECONNECT_GATE", "0"))
-# daphne's --websocket_connect_timeout for the scenario's servers (BENCH_WS_CONNECT_TIMEOUT,
-# default daphne's own 5 s, bench.wsclients.start_daphne): how long a handshake may wait for
-# its application's accept before daphne answers 403 and the client retries.
 
 
 def fill(cluster: BenchCluster, clients: list[dict]) -> int:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from bench.cluster import BenchCluster
     from devtools.processes import Process
 
+# daphne's --websocket_connect_timeout (s), daphne's own 5 by default: how long a handshake
+# may wait for its application's accept before daphne answers 403 and the client retries.
+WS_CONNECT_TIMEOUT = os.environ.get("BENCH_WS_CONNECT_TIMEOUT", "5")
+
 LAG_INTERVAL = 0.05
 CONNECT_ATTEMPTS = 5  # with backoff 1, 2, 4, 8 s, as a reconnecting board would
 
@@ -278,7 +282,7 @@ def cpu_seconds(pid: int) -> float:
 
 def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Process", str]:
     """daphne on a free port of the cluster's stores; returns it and its ws:// base address.
-    BENCH_WS_CONNECT_TIMEOUT: its --websocket_connect_timeout (default daphne's 5 s)."""
+    Every websocket scenario's daphne waits WS_CONNECT_TIMEOUT for a handshake's accept."""
     import urllib.error
     import urllib.request
 
@@ -288,7 +292,7 @@ def start_daphne(cluster: "BenchCluster", name: str, **env: str) -> tuple["Proce
     daphne = cluster.spawn(
         name,
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "--websocket_connect_timeout", os.environ.get("BENCH_WS_CONNECT_TIMEOUT", "5"),
+         "--websocket_connect_timeout", WS_CONNECT_TIMEOUT,
          "smartscheduler.asgi:application"],
         **env,
     )  # fmt: skip
