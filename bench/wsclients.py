@@ -136,6 +136,12 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
         open_.append(None)  # settled, not connected
         return
     try:
+        # The server accepts before it signs the client in and joins its groups; its pong
+        # comes after both, so the client counts as connected once it can receive.
+        await ws.send(json.dumps({"kind": "ping"}))
+        while (frame := json.loads(await ws.recv())).get("kind") != "pong":
+            if frame.get("kind") == "error":
+                log.errors.append(f"live: {frame.get('code')}")
         open_.append(ws)
         async for raw in ws:
             at = time.time()
@@ -150,6 +156,9 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
             log.errors.append(f"live: closed {exc}")
     except Exception as exc:  # reported per client, not fatal to the others
         log.errors.append(f"live: {type(exc).__name__}: {exc}")
+    finally:
+        if not any(ws is other for other in open_):  # closed before its pong: settled
+            open_.append(ws)
 
 
 async def resume(base: str, spec: ClientSpec, log: ClientLog, after: int, gate) -> None:

@@ -6,13 +6,16 @@ port as the handshake's Host header (a host in ALLOWED_HOSTS), or one listed in
 CSRF_TRUSTED_ORIGINS, the rule Django's CSRF check applies to forms. Clients that send no Origin
 (scripts, services) authenticate with a token anyway.
 
-Tokens are checked by the policy REALTIME_TOKEN_POLICY names (`key -> (user, token) | None`),
-the same check as the HTTP API; the token's id is kept in the scope (`auth_token_id`) so the
-socket closes when the token is revoked (realtime.revocation).
+The Origin check needs no database and refuses before the handshake is accepted. The sign-in
+itself is read after it (`handshake_user`, called by the consumer, realtime/consumers.py, in
+the one database read of its handshake): daphne drops a handshake its application has not
+accepted within its timeout (5 s by default), and in a reconnect storm the reads queue, so a
+handshake that waited for them was dropped and retried, and each retry queued again. A
+refusal reaches the client as an error frame and a close code either way.
 
-Both ways read PostgreSQL on the websockets' own database threads (realtime/dbthreads.py),
-not on the one thread database_sync_to_async uses, and retry briefly through a blip
-(realtime/dbretry.py).
+Tokens are checked by the policy REALTIME_TOKEN_POLICY names (`key -> (user, token) | None`),
+the same check as the HTTP API; the token's id is kept with the socket so it closes when the
+token is revoked (realtime.revocation).
 
 `authenticated()` is the whole websocket stack; its outermost layer finds daphne's transport
 for the consumers' flow control (realtime/backpressure.py).
@@ -21,7 +24,6 @@ for the consumers' flow control (realtime/backpressure.py).
 
 from urllib.parse import parse_qs, urlsplit
 
-from channels.auth import AuthMiddleware
 from channels.auth import get_user as channels_get_user
 from channels.security.websocket import WebsocketDenier
 from channels.sessions import CookieMiddleware, SessionMiddleware
@@ -31,8 +33,6 @@ from django.http.request import split_domain_port, validate_host
 from django.utils.module_loading import import_string
 
 from realtime.backpressure import WatchTransport
-from realtime.dbretry import with_db_retries
-from realtime.dbthreads import on_websocket_threads
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -41,27 +41,23 @@ def query_params(scope) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
 
-@on_websocket_threads
-def user_for_token(key: str):
-    """(user, token id) for a good key, else (AnonymousUser, None)."""
-    found = import_string(settings.REALTIME_TOKEN_POLICY)(key)
-    if found is None:
+def handshake_user(scope) -> tuple:
+    """(user, token id or None) for the handshake's credentials, AnonymousUser when they are
+    missing or wrong: a `?token=` decides when given (a wrong one is not helped by a session
+    beside it), else the session cookie. Synchronous: it reads the database, on a websocket
+    database thread."""
+    keys = query_params(scope).get("token")
+    if keys:
+        found = import_string(settings.REALTIME_TOKEN_POLICY)(keys[0][:256])
+        if found is None:
+            return AnonymousUser(), None
+        user, token = found
+        return user, token.pk
+    if "session" not in scope:
         return AnonymousUser(), None
-    user, token = found
-    return user, token.pk
-
-
-class TokenAuthMiddleware:
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        keys = query_params(scope).get("token")
-        if keys:
-            key = keys[0][:256]
-            user, token_id = await with_db_retries(lambda: user_for_token(key))
-            scope = dict(scope, user=user, auth_token_id=token_id)
-        return await self.app(scope, receive, send)
+    # Channels' look-up of a session's user (its checks of the session hash included),
+    # without the database_sync_to_async around it: the caller is on a thread already.
+    return channels_get_user.func(scope), None
 
 
 def _origin_tuple(origin: str) -> tuple[str, str, int] | None:
@@ -111,24 +107,8 @@ class OriginCheck:
         return await self.app(scope, receive, send)
 
 
-# Channels' look-up of a session's user (its checks of the session hash included), without the
-# database_sync_to_async around it, which would run it on asgiref's one shared thread.
-session_user = on_websocket_threads(channels_get_user.func)
-
-
-class SessionAuthMiddleware(AuthMiddleware):
-    """Channels' session authentication, on the websocket threads, retried through a
-    database blip."""
-
-    async def resolve_scope(self, scope):
-        scope["user"]._wrapped = await with_db_retries(lambda: session_user(scope))
-
-
 def authenticated(app):
-    """Session first (Channels' AuthMiddlewareStack, with retries), then a `?token=`
-    overrides it; outermost, where daphne's own `send` arrives, the transport watch."""
-    return WatchTransport(
-        OriginCheck(
-            CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(TokenAuthMiddleware(app))))
-        )
-    )
+    """The Origin check and the session (Channels' cookie and session middleware, which load
+    nothing until the consumer reads the session); outermost, where daphne's own `send`
+    arrives, the transport watch."""
+    return WatchTransport(OriginCheck(CookieMiddleware(SessionMiddleware(app))))

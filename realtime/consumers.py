@@ -1,10 +1,13 @@
 """Websocket streams of events: `ws/dispatch/` and `ws/contractor/` (docs/realtime.md).
 
-connect(): authenticate, check which groups the user may join, join them, accept; then, with
+connect(): accept; in one database read, authenticate, check which groups the user may join
+and take the account's baseline (realtime/revocation.py); join the groups; then, with
 `?after=<sequence>`, replay what the client missed from the EventLog (events.resume) and send
 `{"kind": "replayed", "through": N}`. Live events follow, possibly repeating replayed ones:
-clients drop duplicates by `id`. Closing with 4401/4403 happens after accept(), because a
-handshake refused before accept() reaches the client as HTTP 403 without the code.
+clients drop duplicates by `id`. A refusal (4401, 4403, 4429; 4503 when the database stays
+unreachable) is an error frame and a close after the accept, because a handshake refused before
+accept() reaches the client as HTTP 403 without the code, and because a handshake that waits
+for its reads is dropped by daphne in a reconnect storm (its timeout, 5 s by default).
 
 The channel layer is reached through a `LayerLink` (realtime/link.py): it keeps the
 memberships fresh and rides out a layer outage; the consumer tells the client
@@ -32,7 +35,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -41,7 +44,7 @@ from events.groups import channels_group_name
 from events.models import Event
 from events.resume import ResumeError, missed_sequences
 from realtime import framecache, limits, metrics
-from realtime.auth import query_params
+from realtime.auth import handshake_user, query_params
 from realtime.backpressure import SCOPE_KEY as TRANSPORT_WATCH
 from realtime.dbretry import with_db_retries
 from realtime.dbthreads import for_replays, on_websocket_threads
@@ -57,6 +60,8 @@ NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
 SLOW_CONSUMER = 4408  # the client took nothing for WEBSOCKET_SEND_TIMEOUT_SECONDS
 TOO_MANY_CONNECTIONS = 4429  # the user holds WEBSOCKET_MAX_CONNECTIONS_PER_USER already
+UNAVAILABLE = 4503  # the handshake's reads failed through their retries (as HTTP 503)
+DATABASE_DOWN = (OperationalError, InterfaceError)
 MAX_FRAME_BYTES = 4096
 # Events per read of a replay: what a socket holds of its replay while its client is slow.
 REPLAY_PAGE = 100
@@ -70,13 +75,24 @@ def frame_text(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
+# What a handshake's one database read finds: the user (AnonymousUser when the sign-in is
+# missing or wrong), and, for a signed-in one, the groups to join or the refusal message, and
+# what the socket holds with the account's verdict on it (realtime/revocation.py).
+SignIn = namedtuple("SignIn", "user groups held verdict")
+
+
 @on_websocket_threads
-def _groups_for(user, stream: str, regions: list[str] | None) -> set[str] | str:
-    """The groups to join, or the refusal message."""
+def _sign_in(consumer: "EventStream", regions: list[str] | None) -> SignIn:
+    """The handshake's reads, on one websocket database thread and one pooled connection:
+    the sign-in, the stream's groups and the account's baseline."""
+    user, token_id = handshake_user(consumer.scope)
+    if not user.is_authenticated:
+        return SignIn(user, None, None, None)
     try:
-        return stream_groups(user, stream, regions)
+        groups = stream_groups(user, consumer.stream, regions)
     except PermissionError as exc:
-        return str(exc) or "forbidden"
+        return SignIn(user, str(exc) or "forbidden", None, None)
+    return SignIn(user, groups, *consumer.account_baseline(user, token_id, groups, regions))
 
 
 @for_replays
@@ -188,8 +204,22 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
             self.slot_of = None
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        """Accepted at once, before any database read: daphne drops a handshake that its
+        application has not accepted within its timeout, and in a reconnect storm the reads
+        queue for the websocket database threads (the client then retried, into the same
+        queue). A refusal is an error frame and a close code, as it always was."""
+        await self.accept()
+        params = query_params(self.scope)
+        regions = None
+        if self.stream == "dispatch" and params.get("regions"):
+            regions = [r.strip() for r in params["regions"][0].split(",") if r.strip()]
+        try:
+            signed_in = await with_db_retries(lambda: _sign_in(self, regions))
+        except DATABASE_DOWN:
+            await self.database_down()
+            return
+        user = signed_in.user
+        if not user.is_authenticated:
             await self.refuse(NOT_AUTHENTICATED, "not_authenticated", "Sign in or pass ?token=.")
             return
         if not limits.take_slot(user.pk):
@@ -199,28 +229,33 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
             await self.refuse(TOO_MANY_CONNECTIONS, "too_many_connections", message)
             return
         self.slot_of = user.pk
-        params = query_params(self.scope)
-        regions = None
-        if self.stream == "dispatch" and params.get("regions"):
-            regions = [r.strip() for r in params["regions"][0].split(",") if r.strip()]
-        groups = await with_db_retries(lambda: _groups_for(user, self.stream, regions))
-        if isinstance(groups, str):
-            await self.refuse(FORBIDDEN, "forbidden", groups)
+        if isinstance(signed_in.groups, str):
+            await self.refuse(FORBIDDEN, "forbidden", signed_in.groups)
             return
-        self.joined = sorted(groups)
+        if signed_in.verdict is not None:  # access went between the sign-in and its check
+            await self.revoke(*signed_in.verdict)
+            return
+        self.joined = sorted(signed_in.groups)
         # During a layer outage the handshake still succeeds: the link joins when it answers.
         await self.link.join([channels_group_name(group) for group in self.joined])
-        await self.accept()
-        if not await self.follow_account(user, groups, regions):  # closes it when access goes
-            return
+        self.follow_account(signed_in.held)  # closes the socket when access goes
         if "after" in params:
-            await self.resume(params["after"][0], groups)
+            try:
+                await self.resume(params["after"][0], signed_in.groups)
+            except DATABASE_DOWN:
+                await self.database_down()
+                return
         self.link.start()
 
     async def refuse(self, code: int, error: str, message: str) -> None:
-        await self.accept()
         await self.send_frame({"kind": "error", "code": error, "message": message}, wait=False)
         await self.close(code=code)
+
+    async def database_down(self) -> None:
+        """The handshake's reads failed through every retry (realtime/dbretry.py)."""
+        log.warning("closing a websocket: the database was unavailable for its handshake")
+        message = "The server cannot reach its database; reconnect in a few seconds."
+        await self.refuse(UNAVAILABLE, "unavailable", message)
 
     async def resume(self, raw_after: str, groups: set[str]) -> None:
         # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.

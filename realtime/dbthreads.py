@@ -13,12 +13,12 @@ the pool of threads is small.)
 Replays take at most WEBSOCKET_DB_THREADS - 1 of the threads at a time (`for_replays`; all
 of them when there is only one): the last is kept for the short reads of handshakes and
 account checks, so a storm of replays, or one slowed down by the database, does not hold up
-new handshakes, whose clients would otherwise give up (daphne drops a handshake that is not
-accepted within its timeout). And while any of those short reads is in flight, replay reads
-run one at a time: in a storm of a thousand reconnects at once, the handshakes'
-reads (a token, the groups) otherwise queue for the one thread the replays leave, and behind
-each other, while daphne gives up a handshake not accepted within 5 s (each retry comes back
-into the same queue). With the handshakes first, the replays widen again once they are in.
+new sign-ins (a client waiting for its own would give up and come back). And while any of
+those short reads is in flight, replay reads run one at a time: in a storm of a thousand
+reconnects at once, the handshakes' reads otherwise queue for the one thread the replays
+leave, and behind each other. With the handshakes first, the replays widen again once they
+are in. (The handshake is accepted before its read, realtime/consumers.py: daphne drops one
+that is not accepted within its timeout, 5 s by default.)
 
 Each call is Channels' `DatabaseSyncToAsync` on this pool: `close_old_connections()` before
 and after it, so a pooled connection goes back to the process's pool (DB_POOL_MAX_SIZE) as

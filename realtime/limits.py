@@ -1,7 +1,8 @@
 """At most WEBSOCKET_MAX_CONNECTIONS_PER_USER open websockets per user, per server process.
 
-A socket takes a slot as soon as its user is known (before the stream's groups or any replay
-are read, so sockets over the limit cost the server one sign-in check each) and gives it back
+A socket takes a slot as soon as its user is known (after the handshake's one read of its
+sign-in, groups and account, before any replay, so a socket over the limit costs the server
+that one read) and gives it back
 when its application ends, however it ends. One more is accepted, told
 `{"kind": "error", "code": "too_many_connections"}` and closed with 4429.
 

@@ -15,8 +15,9 @@ stream policy again only for the users whose roles changed, on the websockets' o
 threads (realtime/dbthreads.py). A check that fails (the database is down) closes nothing; the
 next one tries again.
 
-`FollowsAccount` is the consumer's side: `follow_account()` after accept, `stop_following()`
-on disconnect, and `revoke()` sends the error frame and closes.
+`FollowsAccount` is the consumer's side: `account_baseline()` in the handshake's read,
+`follow_account()` once the socket has joined its groups, `stop_following()` on disconnect, and
+`revoke()` sends the error frame and closes.
 """
 
 import asyncio
@@ -169,10 +170,10 @@ def watch() -> AccessWatch:
 class FollowsAccount:
     """Consumer mixin: re-checked sign-in and permissions for as long as the socket is open."""
 
-    async def follow_account(self, user, groups, regions: list[str] | None) -> bool:
-        """Start following; False when access was already gone (the socket is closed)."""
+    def account_baseline(self, user, token_id, groups, regions) -> tuple[Held, tuple | None]:
+        """What this socket holds, checked once: the baseline later checks compare with, and
+        the verdict (None: fine). Synchronous, in the handshake's database read."""
         session = self.scope.get("session")
-        token_id = self.scope.get("auth_token_id")
         held = Held(
             consumer=self,
             user_id=user.pk,
@@ -182,13 +183,11 @@ class FollowsAccount:
             regions=regions,
             groups=frozenset(groups),
         )
-        # The baseline to compare later checks with; a revocation since the handshake shows.
-        verdict = (await on_websocket_threads(verdicts)([held]))[0]
-        if verdict is not None:
-            await self.revoke(*verdict)
-            return False
+        return held, verdicts([held])[0]
+
+    def follow_account(self, held: Held) -> None:
+        """Start following (closes the socket when access goes)."""
         watch().add(held)
-        return True
 
     def stop_following(self) -> None:
         watch().discard(self)

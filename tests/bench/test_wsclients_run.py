@@ -17,6 +17,13 @@ def event(event_id: str) -> str:
     return json.dumps({"kind": "event", "event": {"id": event_id}})
 
 
+async def pong(ws) -> None:
+    """A fresh client's ping, answered: bench.wsclients counts a client connected once the
+    server has answered (daphne's consumer answers after it has joined the groups)."""
+    assert json.loads(await ws.recv()) == {"kind": "ping"}
+    await ws.send(json.dumps({"kind": "pong"}))
+
+
 def test_clients_record_live_frames_then_the_replay(tmp_path, monkeypatch):
     monkeypatch.setattr(wsclients, "CONNECT_ATTEMPTS", 3)
     handshakes: list[str] = []
@@ -37,6 +44,7 @@ def test_clients_record_live_frames_then_the_replay(tmp_path, monkeypatch):
         if ws.request.path.startswith("/closed"):
             await ws.close(code=4403)
             return
+        await pong(ws)
         while not (tmp_path / "ready").exists():
             await asyncio.sleep(0.01)
         await ws.send(event("e1"))
@@ -106,6 +114,8 @@ def test_a_client_resumes_from_its_own_point_when_it_has_one(tmp_path):
         if "after=" in path:
             resumed_from[path.split("?token=")[1].split("&")[0]] = path.rsplit("after=", 1)[1]
             await ws.send(json.dumps({"kind": "replayed", "through": 9}))
+        else:
+            await pong(ws)
         await ws.wait_closed()
 
     clients = [
@@ -133,6 +143,8 @@ def test_how_each_resume_ended_is_kept_with_the_close_code(tmp_path):
                 await ws.close(code=4403)
                 return
             await ws.send(json.dumps({"kind": "replayed", "through": 1}))
+        else:
+            await pong(ws)
         await ws.wait_closed()
 
     clients = [

@@ -130,9 +130,13 @@ async def streams(channel_layer):
 
         @classmethod
         async def open(cls, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> Stream:
-            """A client whose handshake must be accepted."""
+            """A client whose handshake must be accepted and pass. Without `after=`, a ping
+            is answered once the consumer has signed in and joined its groups (the accept
+            comes before both); with it, the test reads the replay up to `replayed`."""
             stream = cls.client(path, headers)
             assert await stream.connect() == (True, None)
+            if "after=" not in path:
+                assert await stream.ping() == {"kind": "pong"}
             return stream
 
     try:

@@ -1,6 +1,6 @@
 """Websockets of a real daphne process through store faults: a Redis restart is a pause,
 not a disconnect (realtime/link.py), and a handshake through a short PostgreSQL blip waits and
-succeeds (realtime/dbretry.py).
+succeeds (realtime/dbretry.py), or, with PostgreSQL down for longer, is told to try again.
 
 daphne reaches a private redis-server and the test database through a TCP proxy the test
 controls; the proxy refusing connections (and cutting the open ones) is the PostgreSQL blip,
@@ -203,9 +203,34 @@ def test_a_handshake_during_a_database_blip_waits_and_succeeds(daphne, proxy):
     proxy.down()
     threading.Timer(1.0, proxy.up).start()  # PostgreSQL is back after a second
     with websockets.sync.client.connect(url, open_timeout=15) as ws:
+        # Accepted at once; the ping is answered once the handshake's reads are through.
+        ws.send(json.dumps({"kind": "ping"}))
+        assert json.loads(ws.recv(timeout=15)) == {"kind": "pong"}
         assert "database unavailable during a handshake" in daphne.process.output()
         event = record_job()
         drain()
         frame = json.loads(ws.recv(timeout=10))
     assert frame["kind"] == "event", frame
     assert frame["event"]["sequence"] == event.sequence
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_handshake_while_the_database_stays_down_is_told_to_try_again_later(daphne, proxy):
+    """Past the retries (about three seconds) the accepted socket gets `unavailable` and
+    4503, not a server error; the next handshake, with the database back, streams."""
+    url = dispatcher_url(daphne)
+
+    proxy.down()
+    try:
+        with websockets.sync.client.connect(url, open_timeout=15) as ws:
+            frame = json.loads(ws.recv(timeout=15))
+            with pytest.raises(websockets.ConnectionClosed):
+                ws.recv(timeout=5)
+    finally:
+        proxy.up()
+    assert (frame["kind"], frame["code"]) == ("error", "unavailable"), frame
+    assert ws.close_code == 4503
+    with websockets.sync.client.connect(url, open_timeout=15) as ws:
+        ws.send(json.dumps({"kind": "ping"}))
+        assert json.loads(ws.recv(timeout=15)) == {"kind": "pong"}
+    assert "Exception inside application" not in daphne.process.output()

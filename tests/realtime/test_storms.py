@@ -35,9 +35,9 @@ WAIT = 10.0
 
 
 @contextmanager
-def replays_held():
-    """While inside, every resume waits on a lock another PostgreSQL session holds; yields
-    that session, which counts the sessions waiting on it."""
+def replays_held(table: str = "events_eventgroup"):
+    """While inside, every resume (or every read of another `table`) waits on a lock another
+    PostgreSQL session holds; yields that session, which counts the sessions waiting on it."""
     settings = connection.settings_dict
     with psycopg.connect(
         host=settings["HOST"] or "127.0.0.1",
@@ -47,12 +47,15 @@ def replays_held():
         dbname=settings["NAME"],
         autocommit=False,
     ) as session:
-        session.execute("LOCK TABLE events_eventgroup IN ACCESS EXCLUSIVE MODE")
+        session.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         yield session
         session.rollback()
 
 
 def waiting_on_locks(session) -> int:
+    # The session is inside its transaction (it holds the lock), and PostgreSQL keeps one
+    # snapshot of pg_stat_activity per transaction: drop it, or every look sees the first.
+    session.execute("SELECT pg_stat_clear_snapshot()")
     return session.execute(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -91,6 +94,24 @@ async def replayed(stream) -> tuple[list[int], dict]:
     while (frame := await stream.frame(timeout=WAIT))["kind"] == "event":
         sequences.append(frame["event"]["sequence"])
     return sequences, frame
+
+
+# --- the accept first -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_handshake_is_accepted_before_its_sign_in_is_read(streams):
+    """daphne drops a handshake its application has not accepted within its timeout: the
+    sign-in is read after the accept, so a slow one costs no handshake (the client's ping is
+    answered once it is through)."""
+    path = await dispatcher_path(query="regions=default")
+    with replays_held(table="knox_authtoken") as session:
+        stream = streams.client(path)
+        assert await stream.connect() == (True, None)  # accepted while its sign-in waits
+        await until(lambda: waiting_on_locks(session) == 1)
+        await stream.send_json({"kind": "ping"})
+        assert await stream.nothing(0.5)
+    assert await stream.frame() == {"kind": "pong"}
 
 
 # --- replays on their own threads ------------------------------------------------------------
