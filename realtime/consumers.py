@@ -39,7 +39,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from events.envelope import envelope
+from events.envelope import FRAME_SQL, envelope
 from events.groups import channels_group_name
 from events.models import Event
 from events.resume import ResumeError, missed_sequences
@@ -109,35 +109,31 @@ FrameRow = namedtuple(
 
 
 def _frame_rows(sequences: list[int]) -> list[list | tuple]:
-    """envelope()'s columns (FrameRow) of these events. On PostgreSQL one query with the
-    sequences as one array parameter: Django's IN of a hundred placeholders took a quarter of
-    a page's time; elsewhere (the embedded SQLite) through the ORM."""
-    if connection.vendor != "postgresql":
-        return list(Event.objects.filter(sequence__in=sequences).values_list(*FrameRow._fields))
-    fields = [Event._meta.get_field(name) for name in FrameRow._fields]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns} FROM {Event._meta.db_table} WHERE sequence = ANY(%s)", [sequences]
-        )
-        rows = [list(row) for row in cursor.fetchall()]
-    # What the ORM would convert: the JSON fields arrive as text.
-    converters = [(i, field) for i, field in enumerate(fields) if hasattr(field, "from_db_value")]
-    for row in rows:
-        for index, field in converters:
-            row[index] = field.from_db_value(row[index], None, connection)
-    return rows
+    """envelope()'s columns (FrameRow) of these events, through the ORM (the embedded
+    SQLite)."""
+    return list(Event.objects.filter(sequence__in=sequences).values_list(*FrameRow._fields))
 
 
 @for_replays
 def _read_frames(sequences: list[int]) -> list[tuple[int, str]]:
-    """(sequence, frame text) of these events, serialised here rather than on the event loop,
-    and kept in the process's frame cache. Rows, not model instances: building the instances
-    was a large share of a page's time on these threads, in every replay of a storm."""
-    read = [
-        (row[0], frame_text({"kind": "event", "event": envelope(FrameRow(*row))}))
-        for row in _frame_rows(sequences)
-    ]
+    """(sequence, frame text) of these events, kept in the process's frame cache. On
+    PostgreSQL the text is written by the database (events.envelope.FRAME_SQL), in one query
+    with the sequences as one array parameter (Django's IN of a hundred placeholders took a
+    quarter of a page's time); elsewhere serialised here, from rows, not model instances.
+    Either way not on the event loop."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT sequence, {FRAME_SQL} FROM {Event._meta.db_table}"
+                " WHERE sequence = ANY(%s)",
+                [sequences],
+            )
+            read = cursor.fetchall()
+    else:
+        read = [
+            (row[0], frame_text({"kind": "event", "event": envelope(FrameRow(*row))}))
+            for row in _frame_rows(sequences)
+        ]
     framecache.frames.put_many(read)
     return read
 

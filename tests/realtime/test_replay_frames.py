@@ -1,8 +1,10 @@
-"""A replay page's frames are read as rows, not model instances (realtime/consumers.py): each
-must be the very text a frame of the event's envelope is, whatever its payload holds."""
+"""A replay page's frames are written by PostgreSQL (events.envelope.FRAME_SQL, read by
+realtime/consumers.py): each must be the JSON a frame of the event's envelope is, whatever its
+payload holds and whatever its timestamp's precision and zone."""
 
 import asyncio
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -19,6 +21,14 @@ PAYLOADS = [
     {"big": 12345678901234567890, "negative": -0.001, "unicode key é": "x"},
     {},
 ]
+# A whole second, milliseconds, a microsecond short of the next second, under a millisecond;
+# the last in another zone: each is written in UTC, to the millisecond, truncated.
+MOMENTS = [
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+    datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 6, 1, 8, 0, 0, 999, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+]
 
 
 def test_replayed_frames_are_the_envelopes_frames_in_sequence_order():
@@ -33,7 +43,7 @@ def test_replayed_frames_are_the_envelopes_frames_in_sequence_order():
             aggregate_id=str(index),
             payload=payload,
             groups=["dispatch/north", "contractor/7"][: 1 + index % 2],
-            occurred_at=datetime(2026, 1, 2, 3, 4, 5, 678901 * (index % 2), tzinfo=UTC),
+            occurred_at=MOMENTS[index],
         )
         for index, payload in enumerate(PAYLOADS)
     )
@@ -46,5 +56,10 @@ def test_replayed_frames_are_the_envelopes_frames_in_sequence_order():
         (event.sequence, frame_text({"kind": "event", "event": envelope(event)}))
         for event in sorted(Event.objects.all(), key=lambda event: event.sequence)
     ]
-    assert frames == expected
-    assert framecache.frames.get_many(sequences) == dict(expected)  # and kept for the next
+    assert [seq for seq, _ in frames] == [seq for seq, _ in expected]
+    assert [json.loads(text) for _, text in frames] == [json.loads(text) for _, text in expected]
+    # The same keys in the same order as envelope()'s (JSON objects read into dicts keep it).
+    assert [list(json.loads(text)["event"]) for _, text in frames] == [
+        list(json.loads(text)["event"]) for _, text in expected
+    ]
+    assert framecache.frames.get_many(sequences) == dict(frames)  # and kept for the next
