@@ -110,8 +110,9 @@ def latencies_ms(commits: dict[str, float], received: dict[str, float]) -> list[
 
 
 async def open_with_retries(url: str, log: ClientLog, gate: asyncio.Semaphore):
-    """A connection, at most `gate` handshakes at a time; a refused or timed-out handshake is
-    retried with backoff (1, 2, 4, 8 s), as a reconnecting board would. None if it gave up."""
+    """A connection, at most `gate` handshakes at a time (up to the server's accept, which
+    comes before its sign-in); a refused or timed-out handshake is retried with backoff (1,
+    2, 4, 8 s), as a reconnecting board would. None if it gave up."""
     from websockets.asyncio.client import connect
 
     for attempt in range(1, CONNECT_ATTEMPTS + 1):

@@ -23,8 +23,9 @@ def envelope(event: Event) -> dict[str, Any]:
 # writes it, for the websocket replays (realtime/consumers.py): one text column per row where
 # Python would decode two JSON columns, build the envelope and serialise it, and that was most
 # of a replay page's work on the server's threads. The same JSON as envelope()'s, keys in the
-# same order; only the whitespace inside `groups` and `payload` (jsonb's text) differs from
-# json.dumps', and strings carry UTF-8 where json.dumps writes \u escapes.
+# same order, the same values; the text differs from json.dumps' in the whitespace inside
+# `groups` and `payload` (jsonb's text), in UTF-8 where json.dumps writes \u escapes, and in
+# jsonb's spelling of numbers (0.0000001 for 1e-07).
 # tests/realtime/test_replay_frames.py holds the two to the same JSON.
 FRAME_SQL = """'{"kind":"event","event":{"id":"' || event_id::text
     || '","sequence":' || sequence::text

@@ -192,6 +192,7 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
             pass
         finally:
             self.give_back_slot()
+            self.stop_following()  # also when connect() was cut short after following
             await self.link.stop()
 
     def give_back_slot(self) -> None:

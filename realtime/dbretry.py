@@ -3,7 +3,7 @@
 A handshake reads PostgreSQL only (the session or token, the user's groups, a resume). During
 a short PostgreSQL blip (a restart, a failover, a terminated session) it waits a little and
 tries again instead of failing at once: a few attempts, about three seconds in all, after which
-the error stands and the handshake fails as before.
+the error stands and the consumer closes the socket with `unavailable` (4503).
 """
 
 import asyncio

@@ -52,10 +52,8 @@ const Live = (() => {
       onState("connecting");
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       socket = new WebSocket(`${scheme}://${location.host}${path}?after=${last}`);
-      socket.onopen = () => {
-        delay = 500;
-        onState("live");
-      };
+      // The server accepts before it signs the socket in: the stream is live, and the
+      // backoff starts over, once its replay is through (`replayed`), not at the open.
       socket.onmessage = (message) => {
         const frame = JSON.parse(message.data);
         if (frame.kind === "event") {
@@ -66,6 +64,8 @@ const Live = (() => {
           onEvent(event);
         } else if (frame.kind === "replayed") {
           last = Math.max(last, frame.through);
+          delay = 500;
+          onState("live");
         } else if (frame.kind === "degraded") {
           onState("paused"); // the server's channel layer is down; the socket stays open
         } else if (frame.kind === "recovered") {
