@@ -25,6 +25,7 @@ from events.models import Event
 from events.publisher import publish_all
 from realtime.consumers import REPLAY_PAGE
 from realtime.dbthreads import pool_fits_threads
+from realtime.revocation import watch
 from smartscheduler.asgi import application
 from tests.conftest import make_user, token_for
 from tests.events.support import create_jobs
@@ -112,6 +113,21 @@ async def test_a_handshake_is_accepted_before_its_sign_in_is_read(streams):
         await stream.send_json({"kind": "ping"})
         assert await stream.nothing(0.5)
     assert await stream.frame() == {"kind": "pong"}
+
+
+@pytest.mark.asyncio
+async def test_a_socket_cut_short_during_its_replay_is_no_longer_followed(streams):
+    """A connect() that never returns (the client left during a replay the database held
+    up, and its application was stopped) leaves the account watch."""
+    await published_jobs(1)
+    path = await dispatcher_path()
+    with replays_held() as session:
+        stream = streams.client(path)
+        assert await stream.connect() == (True, None)
+        await until(lambda: waiting_on_locks(session) == 1)  # followed, replaying
+        assert len(watch().held) == 1
+        await stream.disconnect()  # the communicator stops the application, as daphne does
+        assert watch().held == {}
 
 
 # --- replays on their own threads ------------------------------------------------------------
