@@ -136,6 +136,7 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
     if ws is None:
         open_.append(None)  # settled, not connected
         return
+    settled = False
     try:
         # The server accepts before it signs the client in and joins its groups; its pong
         # comes after both, so the client counts as connected once it can receive.
@@ -144,6 +145,7 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
             if frame.get("kind") == "error":
                 log.errors.append(f"live: {frame.get('code')}")
         open_.append(ws)
+        settled = True
         async for raw in ws:
             at = time.time()
             frame = json.loads(raw)
@@ -158,7 +160,7 @@ async def listen(base: str, spec: ClientSpec, log: ClientLog, gate: asyncio.Sema
     except Exception as exc:  # reported per client, not fatal to the others
         log.errors.append(f"live: {type(exc).__name__}: {exc}")
     finally:
-        if not any(ws is other for other in open_):  # closed before its pong: settled
+        if not settled:  # closed before its pong: settled all the same
             open_.append(ws)
 
 

@@ -108,12 +108,6 @@ FrameRow = namedtuple(
 )
 
 
-def _frame_rows(sequences: list[int]) -> list[list | tuple]:
-    """envelope()'s columns (FrameRow) of these events, through the ORM (the embedded
-    SQLite)."""
-    return list(Event.objects.filter(sequence__in=sequences).values_list(*FrameRow._fields))
-
-
 @for_replays
 def _read_frames(sequences: list[int]) -> list[tuple[int, str]]:
     """(sequence, frame text) of these events, kept in the process's frame cache. On
@@ -130,9 +124,10 @@ def _read_frames(sequences: list[int]) -> list[tuple[int, str]]:
             )
             read = cursor.fetchall()
     else:
+        rows = Event.objects.filter(sequence__in=sequences).values_list(*FrameRow._fields)
         read = [
             (row[0], frame_text({"kind": "event", "event": envelope(FrameRow(*row))}))
-            for row in _frame_rows(sequences)
+            for row in rows
         ]
     framecache.frames.put_many(read)
     return read
@@ -201,10 +196,7 @@ class EventStream(FollowsAccount, AsyncWebsocketConsumer):
             self.slot_of = None
 
     async def connect(self):
-        """Accepted at once, before any database read: daphne drops a handshake that its
-        application has not accepted within its timeout, and in a reconnect storm the reads
-        queue for the websocket database threads (the client then retried, into the same
-        queue). A refusal is an error frame and a close code, as it always was."""
+        """Accepted at once, before any database read (the module says why)."""
         await self.accept()
         params = query_params(self.scope)
         regions = None
