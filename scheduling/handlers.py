@@ -77,6 +77,9 @@ def cold_days(contractors: list[Contractor], days: dict[int, list[date]]) -> dic
 # ScheduleUpdated fields that no ranking reads (the ranking shows ids and scores, and the
 # region is the dispatchers' grouping, not a criterion).
 UNRANKED_FIELDS = {"name", "user", "region"}
+# JobUpdated fields that no ranking reads: a job's priority orders the dispatchers' work, not
+# its candidates, and its region follows its location (which is read).
+UNRANKED_JOB_FIELDS = {"priority", "region"}
 # A booking or time off reaches the cached entries of the local days within a day of it
 # (entries carry the bookings a day either side, for travel), and a local day lies within 14
 # hours of the UTC date it bears: two UTC days either side cover every affected local day.
@@ -138,7 +141,11 @@ def ranking_changes(events: list[Event]) -> dict[int, DaySpan]:
 
 def rerank(events: list[Event]) -> None:
     changes = ranking_changes(events)
-    edited_jobs = {int(e.payload["jobId"]) for e in events if e.type == "JobUpdated"}
+    edited_jobs = {
+        int(e.payload["jobId"])
+        for e in events
+        if e.type == "JobUpdated" and set(e.payload["updatedFields"]) - UNRANKED_JOB_FIELDS
+    }
     if not changes and not edited_jobs:
         return
     # The rating summary handler may not have run yet (or may be retrying): the ranking must

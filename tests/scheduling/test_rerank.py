@@ -380,6 +380,23 @@ def test_end_to_end_with_real_commits(w, api):
     assert Contractor.objects.get(pk=w.e.pk).average_rating == 5.0
 
 
+def test_a_priority_edit_reranks_nothing_and_a_ranked_field_does(w):
+    recommend_for_job(job_id=w.job.pk)
+    # A list whose stored order is stale shows whether an edit recomputed it.
+    stale = ranking((w.a, 0.825), (w.b, 0.905), (w.e, 0.775))
+    ActiveRecommendationList.objects.filter(job=w.job).update(ranking=stale)
+
+    update_job(job_id=w.job.pk, priority="urgent")
+    Relay().drain()
+    assert events_of("RecommendationsUpdated") == []
+    assert active_ranking(w.job) == stale
+
+    update_job(job_id=w.job.pk, duration_minutes=90)
+    Relay().drain()
+    (update,) = events_of("RecommendationsUpdated")
+    assert update.payload["recommendations"] == ranking((w.b, 0.905), (w.a, 0.825), (w.e, 0.775))
+
+
 def test_editing_the_job_reranks_its_own_list(w):
     recommend_for_job(job_id=w.job.pk)
 
