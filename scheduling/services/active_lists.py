@@ -17,12 +17,13 @@ from events.catalog import (
 )
 from events.errors import NotFound
 from events.recorder import record_event
+from scheduling.availability_cache import day_entries
 from scheduling.models import (
     ActiveRecommendationList,
     Job,
     JobStatus,
 )
-from scheduling.recommendations import Recommendation, horizon_days, recommend
+from scheduling.recommendations import Recommendation, horizon_days, rank, recommend
 from scheduling.scoring import best_total, weights
 
 
@@ -69,6 +70,8 @@ def recommend_for_job(*, job_id: int, limit: int = 5) -> list[Recommendation]:
 class Reranked:
     recomputed: int  # lists ranked afresh
     changed: int  # of those, lists whose ranking changed (one RecommendationsUpdated each)
+    # Lists a change could reach that scoring the changed contractors alone showed unchanged.
+    confirmed: int
 
 
 # The local days whose availability a change may have altered, first and last (inclusive);
@@ -90,26 +93,37 @@ def rerank_active_lists(
     it, or C is (now) a candidate for the job that could enter it: a full list admits no one
     whose best possible score (a slot on the desired day, `best_total`) is below its last
     score. Every other list ranks as before, so it is not recomputed: the outcome is the one
-    re-ranking every active list would give, for the work of the lists that can change."""
+    re-ranking every active list would give, for the work of the lists that can change.
+
+    Of those, a list is ranked afresh only if scoring the changed contractors alone does not
+    show it unchanged (`_keeps_its_order`): nobody else's score moved, so a contractor that
+    keeps its score, and is tied with no one, keeps its place, and one that stays below a full
+    list's last score stays out."""
     now = timezone.now()
     ActiveRecommendationList.objects.filter(expires_at__lte=now).delete()
     touched = {c.pk: c for c in Contractor.objects.filter(pk__in=list(changes))}
     spans = {pk: _clamped(changes[pk], now) for pk in touched}
     spans = {pk: span for pk, span in spans.items() if span is not None}
     if not spans and not job_ids:
-        return Reranked(recomputed=0, changed=0)
+        return Reranked(recomputed=0, changed=0, confirmed=0)
     lists = (
         ActiveRecommendationList.objects.filter(expires_at__gt=now, job__status=JobStatus.OPEN)
         .filter(_may_be_affected(touched, spans, job_ids))
         .select_related("job")
     )
     w = weights()
-    recomputed = changed = 0
+    due: list[tuple[ActiveRecommendationList, list[Contractor]]] = []
     for active in lists:
+        reaching = [
+            touched[pk] for pk, span in spans.items() if _can_alter(touched[pk], span, active, w)
+        ]
+        if reaching or active.job.pk in job_ids:
+            due.append((active, reaching))
+    _warm([c for c in touched.values() if _is_available(c)], [active for active, _ in due])
+    recomputed = changed = 0
+    for active, reaching in due:
         job = active.job
-        if job.pk not in job_ids and not any(
-            _can_alter(touched[pk], span, active, w) for pk, span in spans.items()
-        ):
+        if job.pk not in job_ids and all(_keeps_its_order(c, active, now, w) for c in reaching):
             continue
         recomputed += 1
         ranking = ranking_of(recommend(job, limit=active.limit, now=now))
@@ -131,7 +145,24 @@ def rerank_active_lists(
                 )
             )
             changed += 1
-    return Reranked(recomputed=recomputed, changed=changed)
+    return Reranked(recomputed=recomputed, changed=changed, confirmed=len(due) - recomputed)
+
+
+def _warm(contractors: list[Contractor], due: list[ActiveRecommendationList]) -> None:
+    """Cache the changed contractors' new days that the lists due read, in one bulk
+    computation. Their schedule version moved on, so their entries are cold, and each list
+    would otherwise compute its own few days of them (three queries each time). The warming
+    subscriber caches them too, but it progresses on its own and may not have run yet."""
+    if not contractors or not due:
+        return
+    days = sorted(
+        {
+            active.job.desired_date + timedelta(days=n)
+            for active in due
+            for n in range(horizon_days())
+        }
+    )
+    day_entries(contractors, {c.pk: days for c in contractors}, cache_optional=True)
 
 
 def _clamped(span: DaySpan, now) -> tuple[date, date | None] | None:
@@ -198,3 +229,26 @@ def _can_alter(
     miles = haversine_miles(contractor.lat, contractor.lng, job.lat, job.lng)
     best = best_total(average_rating=contractor.average_rating, miles=miles, w=w)
     return best >= active.ranking[-1]["score"]
+
+
+def _keeps_its_order(contractor: Contractor, active: ActiveRecommendationList, now, w) -> bool:
+    """Whether the list stays as it is for all that changed about `contractor`, judged from
+    the contractor's own score (no one else's moved). Listed, it keeps its place if its score
+    is the same and no other listed score equals it (ties go by first slot, which may have
+    moved), unless it is the last of a full list (a candidate left out may tie with it); not
+    listed, it stays out if it has no slot or a full list's last score beats its own."""
+    job = active.job
+    eligible = (
+        _is_available(contractor)
+        and contractor.matches_type(job.type)
+        and contractor.has_skills(job.required_skills)
+    )
+    found = rank(job, [contractor], now=now, w=w) if eligible else []
+    new = found[0].score.total if found else None
+    scores = {row["contractorId"]: row["score"] for row in active.ranking}
+    full = len(active.ranking) >= active.limit
+    if contractor.pk not in scores:
+        return new is None or (full and new < active.ranking[-1]["score"])
+    old = scores.pop(contractor.pk)
+    last = active.ranking[-1]["contractorId"] == contractor.pk
+    return new == old and old not in scores.values() and not (full and last)

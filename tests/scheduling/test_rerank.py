@@ -397,6 +397,38 @@ def test_a_priority_edit_reranks_nothing_and_a_ranked_field_does(w):
     assert update.payload["recommendations"] == ranking((w.b, 0.905), (w.a, 0.825), (w.e, 0.775))
 
 
+def twin_of_a(w) -> Contractor:
+    """A2: A's twin (on the job site, unrated: 0.825 too), created after A, so a tie between
+    them goes by first slot, then by id."""
+    return ContractorFactory(name="A2", lat=JOB_LAT, lng=JOB_LNG)
+
+
+def test_a_tied_contractor_whose_first_slot_moves_changes_places(w):
+    a2 = twin_of_a(w)
+    recommend_for_job(job_id=w.job.pk)
+    assert active_ranking(w.job) == ranking((w.b, 0.905), (w.a, 0.825), (a2, 0.825), (w.e, 0.775))
+
+    # A's score stays (it is still free on the desired day), but its first slot is now later
+    # than A2's: the tie goes the other way.
+    set_working_hours(contractor_id=w.a.pk, windows=[Window(0, time(13), time(17))])
+    Relay().drain()
+
+    expected = ranking((w.b, 0.905), (a2, 0.825), (w.a, 0.825), (w.e, 0.775))
+    assert active_ranking(w.job) == expected
+    assert events_of("RecommendationsUpdated")[-1].payload["recommendations"] == expected
+
+
+def test_the_last_of_a_full_list_gives_way_to_a_tied_contractor_left_out(w):
+    a2 = twin_of_a(w)
+    recommend_for_job(job_id=w.job.pk, limit=2)
+    assert active_ranking(w.job) == ranking((w.b, 0.905), (w.a, 0.825))
+
+    set_working_hours(contractor_id=w.a.pk, windows=[Window(0, time(13), time(17))])
+    Relay().drain()
+
+    assert active_ranking(w.job) == ranking((w.b, 0.905), (a2, 0.825))
+
+
 def test_editing_the_job_reranks_its_own_list(w):
     recommend_for_job(job_id=w.job.pk)
 

@@ -112,10 +112,12 @@ def test_one_day_off_for_one_contractor_recomputes_only_the_lists_it_reaches(wor
     # time zones); horizons (desired .. + 13) meeting them start at days 6 .. 24: 19 days of
     # two tile lists, T in each. Carpet lists and every other day are not recomputed.
     assert len(ActiveRecommendationList.objects.all()) == 3 * DAYS
-    assert result.recomputed == 19 * 2
+    assert result.recomputed + result.confirmed == 19 * 2
     # Lists change where T's first slot was that Monday: its own lists and the weekend's
-    # before it (T does not work weekends); T's first slot is the Tuesday now.
-    assert result.changed == 6
+    # before it (T does not work weekends); T's first slot is the Tuesday now. In the others
+    # T keeps its score, and it is tied with no one: scoring T alone shows them unchanged, so
+    # only the six are ranked afresh.
+    assert (result.recomputed, result.changed) == (6, 6)
     moved = {world.start + timedelta(days=d) for d in (19, 20, 21)}
     assert {e.payload["jobId"] for e in events_of("RecommendationsUpdated")} == {
         job.pk for job in world.jobs if job.desired_date in moved and job.type == "tile"
@@ -141,7 +143,9 @@ def test_new_hours_for_a_listed_contractor_recompute_its_lists_only(world, froze
 
     result = rerank_active_lists(changes=changes, reason="ScheduleUpdated")
 
-    assert result.recomputed == 2 * DAYS  # every tile list, no carpet one
+    # Every tile list is looked at, no carpet one; T's first slots move to 13:00, but it keeps
+    # its score and its place at the top, so none needs ranking afresh.
+    assert (result.recomputed, result.confirmed) == (0, 2 * DAYS)
     assert_every_list_is_what_a_full_recompute_gives(frozen)
 
 
