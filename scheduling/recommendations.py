@@ -10,6 +10,7 @@ Availability is only worked out for candidates whose best possible score (free o
 day) could still reach the list: the ranking is the one ranking every candidate would give.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -19,7 +20,7 @@ from django.utils import timezone
 from contractors.geo import haversine_miles
 from contractors.models import Contractor, ContractorStatus, ContractorType
 from scheduling.availability import Interval, Rules
-from scheduling.availability_cache import day_entries
+from scheduling.availability_cache import DayEntry, day_entries
 from scheduling.models import Job
 from scheduling.scoring import Score, best_total, best_total_sql, score, weights
 from scheduling.selectors import job_site
@@ -149,9 +150,15 @@ def _best(row: tuple, job: Job, w: dict[str, float]) -> float:
 
 
 def rank(
-    job: Job, pool: list[Contractor], *, now: datetime, w: dict[str, float]
+    job: Job,
+    pool: list[Contractor],
+    *,
+    now: datetime,
+    w: dict[str, float],
+    known: Mapping[tuple[int, date], DayEntry] | None = None,
 ) -> list[Recommendation]:
-    """Every contractor of `pool` with a feasible slot in the horizon, scored, unsorted."""
+    """Every contractor of `pool` with a feasible slot in the horizon, scored, unsorted.
+    Day entries come from `known` when it holds every one a read needs, else from the cache."""
     rules = Rules.from_settings()
     site = job_site(job)
     duration = timedelta(minutes=job.duration_minutes)
@@ -163,7 +170,11 @@ def rank(
         if not looking:
             break
         days: list[date] = horizon[offset : offset + DAYS_PER_READ]
-        entries = day_entries(looking, {c.pk: days for c in looking}, cache_optional=True)
+        wanted = [(c.pk, day) for c in looking for day in days]
+        if known is not None and all(key in known for key in wanted):
+            entries = known
+        else:
+            entries = day_entries(looking, {c.pk: days for c in looking}, cache_optional=True)
         still = []
         for contractor in looking:
             slots = found.setdefault(contractor.pk, [])

@@ -17,7 +17,7 @@ from events.catalog import (
 )
 from events.errors import NotFound
 from events.recorder import record_event
-from scheduling.availability_cache import day_entries
+from scheduling.availability_cache import DayEntry, day_entries
 from scheduling.models import (
     ActiveRecommendationList,
     Job,
@@ -74,6 +74,12 @@ class Reranked:
     confirmed: int
 
 
+# A list reached by more changed contractors than this is ranked afresh without checking them
+# one by one: a check scores one contractor, a ranking afresh twenty or more (`first_look`), and
+# the checks of a list stop at the first that fails.
+CHECK_AT_MOST = 4
+
+
 # The local days whose availability a change may have altered, first and last (inclusive);
 # None: the change can alter any day (a rating, a move, new hours, eligibility).
 DaySpan = tuple[date, date] | None
@@ -119,11 +125,12 @@ def rerank_active_lists(
         ]
         if reaching or active.job.pk in job_ids:
             due.append((active, reaching))
-    _warm([c for c in touched.values() if _is_available(c)], [active for active, _ in due])
+    known = _warm([c for c in touched.values() if _is_available(c)], [a for a, _ in due])
     recomputed = changed = 0
     for active, reaching in due:
         job = active.job
-        if job.pk not in job_ids and all(_keeps_its_order(c, active, now, w) for c in reaching):
+        checked = job.pk not in job_ids and len(reaching) <= CHECK_AT_MOST
+        if checked and all(_keeps_its_order(c, active, now, w, known) for c in reaching):
             continue
         recomputed += 1
         ranking = ranking_of(recommend(job, limit=active.limit, now=now))
@@ -148,13 +155,16 @@ def rerank_active_lists(
     return Reranked(recomputed=recomputed, changed=changed, confirmed=len(due) - recomputed)
 
 
-def _warm(contractors: list[Contractor], due: list[ActiveRecommendationList]) -> None:
-    """Cache the changed contractors' new days that the lists due read, in one bulk
-    computation. Their schedule version moved on, so their entries are cold, and each list
-    would otherwise compute its own few days of them (three queries each time). The warming
-    subscriber caches them too, but it progresses on its own and may not have run yet."""
+def _warm(
+    contractors: list[Contractor], due: list[ActiveRecommendationList]
+) -> dict[tuple[int, date], DayEntry]:
+    """The changed contractors' new days that the lists due read, read (and cached) in bulk:
+    their schedule version moved on, so their entries are cold, and each list would otherwise
+    compute its own few days of them (three queries each time). The warming subscriber caches
+    them too, but it progresses on its own and may not have run yet. The checks score the
+    changed contractors from these entries, without a cache read per list."""
     if not contractors or not due:
-        return
+        return {}
     days = sorted(
         {
             active.job.desired_date + timedelta(days=n)
@@ -162,7 +172,7 @@ def _warm(contractors: list[Contractor], due: list[ActiveRecommendationList]) ->
             for n in range(horizon_days())
         }
     )
-    day_entries(contractors, {c.pk: days for c in contractors}, cache_optional=True)
+    return day_entries(contractors, {c.pk: days for c in contractors}, cache_optional=True)
 
 
 def _clamped(span: DaySpan, now) -> tuple[date, date | None] | None:
@@ -231,7 +241,13 @@ def _can_alter(
     return best >= active.ranking[-1]["score"]
 
 
-def _keeps_its_order(contractor: Contractor, active: ActiveRecommendationList, now, w) -> bool:
+def _keeps_its_order(
+    contractor: Contractor,
+    active: ActiveRecommendationList,
+    now,
+    w,
+    known: dict[tuple[int, date], DayEntry],
+) -> bool:
     """Whether the list stays as it is for all that changed about `contractor`, judged from
     the contractor's own score (no one else's moved). Listed, it keeps its place if its score
     is the same and no other listed score equals it (ties go by first slot, which may have
@@ -243,7 +259,7 @@ def _keeps_its_order(contractor: Contractor, active: ActiveRecommendationList, n
         and contractor.matches_type(job.type)
         and contractor.has_skills(job.required_skills)
     )
-    found = rank(job, [contractor], now=now, w=w) if eligible else []
+    found = rank(job, [contractor], now=now, w=w, known=known) if eligible else []
     new = found[0].score.total if found else None
     scores = {row["contractorId"]: row["score"] for row in active.ranking}
     full = len(active.ranking) >= active.limit
