@@ -130,6 +130,36 @@ def day_entries(
     return result
 
 
+class DayMemo:
+    """Day entries read once for a run of rankings that share candidates and days (the lists
+    of one re-ranking step): each ranking would otherwise read the same entries from the cache
+    again, a round trip and a decode per entry. Keyed by schedule version, as the cache is, so
+    a contractor whose schedule moved on since is read afresh. Meant for one run: it holds
+    what it read until it is dropped."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, int, date], DayEntry] = {}
+
+    def read(
+        self, contractors: list[Contractor], days: dict[int, list[date]]
+    ) -> dict[tuple[int, date], DayEntry]:
+        """`day_entries(contractors, days, cache_optional=True)`, from what this memo holds
+        where it can."""
+        keys = {(c.pk, d): (c.pk, c.schedule_version, d) for c in contractors for d in days[c.pk]}
+        missing = {
+            c.pk: c
+            for c in contractors
+            if any(keys[(c.pk, d)] not in self._entries for d in days[c.pk])
+        }
+        if missing:
+            read = day_entries(
+                list(missing.values()), {pk: days[pk] for pk in missing}, cache_optional=True
+            )
+            for (pk, day), entry in read.items():
+                self._entries[(pk, missing[pk].schedule_version, day)] = entry
+        return {pair: self._entries[key] for pair, key in keys.items()}
+
+
 def compute_entries(pairs: list[tuple[Contractor, date]]) -> dict[tuple[int, date], DayEntry]:
     rules = Rules.from_settings()
     bounds = {(c.pk, day): local_day_bounds(c.tz, day) for c, day in pairs}

@@ -10,7 +10,6 @@ Availability is only worked out for candidates whose best possible score (free o
 day) could still reach the list: the ranking is the one ranking every candidate would give.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -20,7 +19,7 @@ from django.utils import timezone
 from contractors.geo import haversine_miles
 from contractors.models import Contractor, ContractorStatus, ContractorType
 from scheduling.availability import Interval, Rules
-from scheduling.availability_cache import DayEntry, day_entries
+from scheduling.availability_cache import DayMemo, day_entries
 from scheduling.models import Job
 from scheduling.scoring import Score, best_total, best_total_sql, score, weights
 from scheduling.selectors import job_site
@@ -103,7 +102,9 @@ def horizon_days() -> int:
     return settings.SCHEDULING["HORIZON_DAYS"]
 
 
-def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[Recommendation]:
+def recommend(
+    job: Job, *, limit: int = 5, now: datetime | None = None, memo: DayMemo | None = None
+) -> list[Recommendation]:
     """The best `limit` contractors, in the order of `Recommendation.sort_key`.
 
     A contractor's score is at most its score for a slot on the desired day (`best_total`),
@@ -114,7 +115,8 @@ def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[
 
     PostgreSQL orders and filters by the bound (`best_total_sql`) so only those rows are read;
     its float arithmetic may differ from Python's in the last bits, so it filters with a
-    margin and the bound is then checked in Python."""
+    margin and the bound is then checked in Python. Day entries are read through `memo` when
+    one is given (see `rank`)."""
     now = now or timezone.now()
     w = weights()
     eligible = _eligible(job).annotate(best=best_total_sql(lat=job.lat, lng=job.lng, w=w))
@@ -123,7 +125,7 @@ def recommend(job: Job, *, limit: int = 5, now: datetime | None = None) -> list[
 
     def look(rows: list[tuple]) -> list[Recommendation]:
         contractors = [Contractor.from_db(eligible.db, CANDIDATE_FIELDS, row[:-1]) for row in rows]
-        return rank(job, contractors, now=now, w=w)
+        return rank(job, contractors, now=now, w=w, memo=memo)
 
     first = list(by_bound[: first_look(limit)])
     ranked = look(first)
@@ -155,10 +157,10 @@ def rank(
     *,
     now: datetime,
     w: dict[str, float],
-    known: Mapping[tuple[int, date], DayEntry] | None = None,
+    memo: DayMemo | None = None,
 ) -> list[Recommendation]:
     """Every contractor of `pool` with a feasible slot in the horizon, scored, unsorted.
-    Day entries come from `known` when it holds every one a read needs, else from the cache."""
+    Day entries come from the cache, through `memo` when rankings of a run share it."""
     rules = Rules.from_settings()
     site = job_site(job)
     duration = timedelta(minutes=job.duration_minutes)
@@ -170,11 +172,11 @@ def rank(
         if not looking:
             break
         days: list[date] = horizon[offset : offset + DAYS_PER_READ]
-        wanted = [(c.pk, day) for c in looking for day in days]
-        if known is not None and all(key in known for key in wanted):
-            entries = known
+        per_contractor = {c.pk: days for c in looking}
+        if memo is not None:
+            entries = memo.read(looking, per_contractor)
         else:
-            entries = day_entries(looking, {c.pk: days for c in looking}, cache_optional=True)
+            entries = day_entries(looking, per_contractor, cache_optional=True)
         still = []
         for contractor in looking:
             slots = found.setdefault(contractor.pk, [])

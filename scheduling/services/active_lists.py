@@ -17,7 +17,7 @@ from events.catalog import (
 )
 from events.errors import NotFound
 from events.recorder import record_event
-from scheduling.availability_cache import DayEntry, day_entries
+from scheduling.availability_cache import DayMemo
 from scheduling.models import (
     ActiveRecommendationList,
     Job,
@@ -125,15 +125,15 @@ def rerank_active_lists(
         ]
         if reaching or active.job.pk in job_ids:
             due.append((active, reaching))
-    known = _warm([c for c in touched.values() if _is_available(c)], [a for a, _ in due])
+    memo = _warm([c for c in touched.values() if _is_available(c)], [a for a, _ in due])
     recomputed = changed = 0
     for active, reaching in due:
         job = active.job
         checked = job.pk not in job_ids and len(reaching) <= CHECK_AT_MOST
-        if checked and all(_keeps_its_order(c, active, now, w, known) for c in reaching):
+        if checked and all(_keeps_its_order(c, active, now, w, memo) for c in reaching):
             continue
         recomputed += 1
-        ranking = ranking_of(recommend(job, limit=active.limit, now=now))
+        ranking = ranking_of(recommend(job, limit=active.limit, now=now, memo=memo))
         if ranking == active.ranking:
             continue
         with transaction.atomic():
@@ -155,16 +155,15 @@ def rerank_active_lists(
     return Reranked(recomputed=recomputed, changed=changed, confirmed=len(due) - recomputed)
 
 
-def _warm(
-    contractors: list[Contractor], due: list[ActiveRecommendationList]
-) -> dict[tuple[int, date], DayEntry]:
-    """The changed contractors' new days that the lists due read, read (and cached) in bulk:
-    their schedule version moved on, so their entries are cold, and each list would otherwise
-    compute its own few days of them (three queries each time). The warming subscriber caches
-    them too, but it progresses on its own and may not have run yet. The checks score the
-    changed contractors from these entries, without a cache read per list."""
+def _warm(contractors: list[Contractor], due: list[ActiveRecommendationList]) -> DayMemo:
+    """The step's memo of day entries (the lists due share most of their candidates and days),
+    first holding the changed contractors' new days that the lists due read, read (and cached)
+    in bulk: their schedule version moved on, so their entries are cold, and each list would
+    otherwise compute its own few days of them (three queries each time). The warming
+    subscriber caches them too, but it progresses on its own and may not have run yet."""
+    memo = DayMemo()
     if not contractors or not due:
-        return {}
+        return memo
     days = sorted(
         {
             active.job.desired_date + timedelta(days=n)
@@ -172,7 +171,8 @@ def _warm(
             for n in range(horizon_days())
         }
     )
-    return day_entries(contractors, {c.pk: days for c in contractors}, cache_optional=True)
+    memo.read(contractors, {c.pk: days for c in contractors})
+    return memo
 
 
 def _clamped(span: DaySpan, now) -> tuple[date, date | None] | None:
@@ -246,7 +246,7 @@ def _keeps_its_order(
     active: ActiveRecommendationList,
     now,
     w,
-    known: dict[tuple[int, date], DayEntry],
+    memo: DayMemo,
 ) -> bool:
     """Whether the list stays as it is for all that changed about `contractor`, judged from
     the contractor's own score (no one else's moved). Listed, it keeps its place if its score
@@ -259,7 +259,7 @@ def _keeps_its_order(
         and contractor.matches_type(job.type)
         and contractor.has_skills(job.required_skills)
     )
-    found = rank(job, [contractor], now=now, w=w, known=known) if eligible else []
+    found = rank(job, [contractor], now=now, w=w, memo=memo) if eligible else []
     new = found[0].score.total if found else None
     scores = {row["contractorId"]: row["score"] for row in active.ranking}
     full = len(active.ranking) >= active.limit

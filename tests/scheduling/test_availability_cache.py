@@ -31,6 +31,7 @@ from events.relay import Relay
 from scheduling.availability import Rules, Site, check_slot, free_windows, slot_starts
 from scheduling.availability_cache import (
     DayEntry,
+    DayMemo,
     compute_entries,
     day_entries,
     day_key,
@@ -103,6 +104,27 @@ def test_the_first_ranking_fills_the_cache_and_the_next_reads_it(private_cache, 
     assert cached_entry(who, monday) == DayEntry(
         windows=((ny(monday, 8), ny(monday, 17)),), bookings=()
     )
+
+
+def test_a_memo_reads_an_entry_once_and_afresh_for_a_new_schedule_version(
+    private_cache, who, monday, django_assert_num_queries
+):
+    memo = DayMemo()
+    days = {who.pk: [monday]}
+    first = memo.read([who], days)
+    assert first == day_entries([who], days)
+    cache.clear()
+
+    with django_assert_num_queries(0):  # not from the cache, nor computed again
+        assert memo.read([who], days) == first
+
+    set_working_hours(
+        contractor_id=who.pk, windows=[Window(weekday=0, start=time(10), end=time(12))]
+    )
+    who.refresh_from_db()
+    assert memo.read([who], days) == {
+        (who.pk, monday): DayEntry(windows=((ny(monday, 10), ny(monday, 12)),), bookings=())
+    }
 
 
 def test_an_entry_keeps_bookings_with_their_sites_so_readers_add_travel(who, monday):
