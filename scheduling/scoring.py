@@ -12,20 +12,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import F, FloatField, Value
-from django.db.models.functions import (
-    ASin,
-    Coalesce,
-    Cos,
-    Greatest,
-    Least,
-    Power,
-    Radians,
-    Sin,
-    Sqrt,
-)
+from django.db.models import Expression, FloatField
 
 from contractors.geo import EARTH_RADIUS_MILES
+from contractors.models import Contractor
 
 UNRATED = 0.5
 DISTANCE_ZERO_MILES = 50.0
@@ -77,25 +67,57 @@ def best_total(*, average_rating: float | None, miles: float, w: dict[str, float
     return _total(w, 1.0, _rating(average_rating), _distance(miles))
 
 
-def best_total_sql(*, lat: float, lng: float, w: dict[str, float]):
-    """`best_total` of a contractor row for a job at (lat, lng), as a PostgreSQL expression,
-    unrounded: the haversine of `contractors.geo` and the formula above. Floating point in
-    the database may differ from Python's in the last bits: use it to order and filter with
-    a margin, never as the score."""
+class BestTotalSQL(Expression):
+    """`best_total` of a contractor row for a job, in SQL: the haversine of `contractors.geo`
+    and the formula above, unrounded. Written as one expression instead of a tree of Django's
+    math functions: a ranking orders by it, and resolving and hashing that tree for each
+    query cost more than the query itself (a re-ranking step ranks hundreds of lists). The
+    names are PostgreSQL's; SQLite has Django's math functions and MIN/MAX for LEAST/GREATEST."""
 
-    def num(x: float) -> Value:
-        return Value(float(x), output_field=FloatField())
+    output_field = FloatField()
 
-    phi = Radians(F("lat"))
-    half_dphi = (num(math.radians(lat)) - phi) / num(2)
-    half_dlmb = Radians(num(lng) - F("lng")) / num(2)
-    a = Power(Sin(half_dphi), num(2)) + Cos(phi) * num(math.cos(math.radians(lat))) * Power(
-        Sin(half_dlmb), num(2)
-    )
-    miles = num(2 * EARTH_RADIUS_MILES) * ASin(Least(num(1.0), Sqrt(a)))
-    distance = Greatest(num(0.0), Least(num(1.0), num(1.0) - miles / num(DISTANCE_ZERO_MILES)))
-    rating = Coalesce(F("average_rating") / num(5.0), num(UNRATED))
-    return num(w["availability"]) + num(w["rating"]) * rating + num(w["distance"]) * distance
+    def __init__(self, lat: float, lng: float, availability: float, rating: float, distance: float):
+        super().__init__()
+        self.params = (lat, lng, availability, rating, distance)
+
+    def as_sql(self, compiler, connection, least: str = "LEAST", greatest: str = "GREATEST"):
+        table = compiler.quote_name_unless_alias(Contractor._meta.db_table)
+
+        def column(name: str) -> str:
+            return f"{table}.{connection.ops.quote_name(name)}"
+
+        lat, lng, availability, rating, distance = self.params
+        phi = f"RADIANS({column('lat')})"
+        half_dphi = f"(%s - {phi}) / 2.0"
+        half_dlmb = f"RADIANS(%s - {column('lng')}) / 2.0"
+        a = f"POWER(SIN({half_dphi}), 2) + COS({phi}) * %s * POWER(SIN({half_dlmb}), 2)"
+        miles = f"%s * ASIN({least}(1.0, SQRT({a})))"
+        score_of_distance = f"{greatest}(0.0, {least}(1.0, 1.0 - {miles} / %s))"
+        score_of_rating = f"COALESCE({column('average_rating')} / 5.0, %s)"
+        sql = f"(%s + %s * {score_of_rating} + %s * {score_of_distance})"
+        # in the order of the placeholders above
+        params = [
+            availability,
+            rating,
+            UNRATED,
+            distance,
+            2 * EARTH_RADIUS_MILES,
+            math.radians(lat),
+            math.cos(math.radians(lat)),
+            lng,
+            DISTANCE_ZERO_MILES,
+        ]
+        return sql, params
+
+    def as_sqlite(self, compiler, connection):
+        return self.as_sql(compiler, connection, least="MIN", greatest="MAX")
+
+
+def best_total_sql(*, lat: float, lng: float, w: dict[str, float]) -> BestTotalSQL:
+    """`best_total` of a contractor row for a job at (lat, lng), as an SQL expression.
+    Floating point in the database may differ from Python's in the last bits: use it to
+    order and filter with a margin, never as the score."""
+    return BestTotalSQL(lat, lng, w["availability"], w["rating"], w["distance"])
 
 
 def _rating(average_rating: float | None) -> float:
