@@ -41,6 +41,7 @@ MODES = ("normal", "bus_down", "lists")
 ACTIVE_LISTS = 400
 BURST = 200  # schedule changes in the burst
 BURST_TIMEOUT = 600.0
+RERANK_ALL = 5  # repeats of a re-ranking step that ranks every list afresh
 RERANK = "scheduling.rerank"
 BROADCAST = "realtime.broadcast"
 STEP_LINE = re.compile(r"relay step subscriber=(\S+) handled=(\d+) .* ms=([\d.]+)")
@@ -329,6 +330,8 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
             alt_runs[delivery].append(alt.one_run(cluster, delivery, client, label, seconds))
     progress(f"latency: re-ranking burst of {burst_changes} schedule changes, 400 lists active")
     burst = rerank_burst(cluster, burst_changes)
+    progress(f"latency: every one of the {ACTIVE_LISTS} lists ranked afresh, {RERANK_ALL} times")
+    every = run_worker(cluster, "relay", "rerank-all", "--repeats", str(RERANK_ALL))
 
     add_commit_to_frame(result, runs, budgets={50: "< 10 ms", 99: "< 50 ms"})
     add_alternatives(result, alt_runs)
@@ -355,6 +358,8 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
                    [max(burst_ms)])  # fmt: skip
     result.add(f"burst of {burst_changes} schedule changes: re-ranking caught up after", "s",
                [burst["catch_up_s"]])  # fmt: skip
+    result.add(f"every one of {every['lists']} lists ranked afresh in one step: CPU per list",
+               "ms", [1000 * s / every["lists"] for s in every["cpu_s"]])  # fmt: skip
     for mode, mode_runs in runs.items():
         result.add(f"{mode}: relay CPU per event", "ms", [cpu_per_event_ms(r) for r in mode_runs])
     result.add("daphne peak RSS (VmHWM), normal", "MiB",
@@ -412,6 +417,14 @@ def measure(cluster: BenchCluster) -> ScenarioResult:
         f"{' ...' if len(burst['steps']) > 8 else ''}); "
         f"{burst['recommendations_updated']} RecommendationsUpdated recorded; caught up "
         "= from the burst's first publication to the re-ranking's last position move.",
+        f"Every list ranked afresh: `bench.wsworker rerank-all`, a re-ranking step in one "
+        f"process with no relay running, every contractor ({every['contractors']}) changed on "
+        f"every day so that each of the {every['lists']} lists is ranked afresh (nothing "
+        f"changed in fact: nothing is recorded); {RERANK_ALL} steps, CPU "
+        + "/".join(f"{s:.2f}" for s in every["cpu_s"])
+        + " s, wall "
+        + "/".join(f"{s:.2f}" for s in every["wall_s"])
+        + " s; the figure is CPU per list.",
         "Relay CPU (user + system, from the first recorded event to the end of the run, "
         "warm-up included) per run: "
         + per_mode(runs, lambda r: f"{r['cpu']['relay_s']:.1f}", " s")

@@ -162,6 +162,24 @@ def schedule_burst(args) -> dict:
     return {"changes": args.changes, "first_id": first, "seconds": time.perf_counter() - started}
 
 
+def rerank_all(args) -> dict:
+    """A re-ranking step at its most costly, `args.repeats` times: every contractor changed on
+    every day, so every active list is reached by more contractors than are checked one by
+    one (`CHECK_AT_MOST`) and is ranked afresh. Nothing changed in fact, so nothing is
+    recorded and each repeat does the same work. CPU and wall seconds of each."""
+    from contractors.models import Contractor
+    from scheduling.services.active_lists import rerank_active_lists
+
+    everyone = {pk: None for pk in Contractor.objects.values_list("pk", flat=True)}
+    cpu, wall, recomputed = [], [], 0
+    for _ in range(args.repeats):
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        recomputed = rerank_active_lists(changes=everyone, reason="bench").recomputed
+        cpu.append(time.process_time() - cpu_before)
+        wall.append(time.perf_counter() - wall_before)
+    return {"cpu_s": cpu, "wall_s": wall, "lists": recomputed, "contractors": len(everyone)}
+
+
 def record_steady(args) -> dict:
     """Record events through the services at a steady `args.rate` per second for
     `args.warmup + args.seconds`, on a schedule that does not drift: event i is due at
@@ -303,7 +321,11 @@ def main() -> int:
     lists.add_argument("--jobs", type=int, default=400)
     burst = commands.add_parser("schedule-burst")
     burst.add_argument("--changes", type=int, default=200)
-    return run_command(parser, [ws_accounts, record_steady, settle, activate_lists, schedule_burst])
+    every = commands.add_parser("rerank-all")
+    every.add_argument("--repeats", type=int, default=5)
+    return run_command(
+        parser, [ws_accounts, record_steady, settle, activate_lists, schedule_burst, rerank_all]
+    )
 
 
 if __name__ == "__main__":
