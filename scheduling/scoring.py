@@ -72,7 +72,9 @@ class BestTotalSQL(Expression):
     and the formula above, unrounded. Written as one expression instead of a tree of Django's
     math functions: a ranking orders by it, and resolving and hashing that tree for each
     query cost more than the query itself (a re-ranking step ranks hundreds of lists). The
-    names are PostgreSQL's; SQLite has Django's math functions and MIN/MAX for LEAST/GREATEST."""
+    names are PostgreSQL's; SQLite has Django's math functions and MIN/MAX for LEAST/GREATEST.
+    It names the contractors' table itself, so it is for a query on that table, not inside a
+    subquery (whose aliases Django renames)."""
 
     output_field = FloatField()
 
