@@ -268,7 +268,7 @@ def measure(cluster: BenchCluster, result: ScenarioResult, bus: dict[str, str]) 
         done = drain(
             cluster, without_bus if kind == "nobus" else names,
             {"EVENT_BUS_URL": ""} if kind == "nobus" else bus,
-            events=events, last_id=last_id, label=f"relay-{kind}", **kw,
+            events=events, last_id=last_id, label=f"relay-{kind}-{len(runs[kind])}", **kw,
         )  # fmt: skip
         done["listened_groups"] = listened
         runs[kind].append(done)
