@@ -248,12 +248,12 @@ def wait_drained(cluster: BenchCluster, timeout: float = 300) -> None:
     from devtools.processes import wait_until
 
     def drained() -> bool:
+        """Everything published and every subscriber at the head."""
         with cluster.sql() as conn:
-            return (
-                conn.execute(
-                    "SELECT count(*) FROM events_event WHERE status = 'pending'"
-                ).fetchone()[0]
-                == 0
-            )
+            return conn.execute(
+                """SELECT NOT EXISTS (SELECT 1 FROM events_event WHERE sequence IS NULL)
+                          AND NOT EXISTS (SELECT 1 FROM events_subscriber WHERE position <
+                                          (SELECT coalesce(max(sequence), 0) FROM events_event))"""
+            ).fetchone()[0]
 
     wait_until(drained, timeout=timeout, message="the relay to drain the seed's events", interval=1)
