@@ -11,11 +11,14 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 import contractors.lookups  # noqa: F401  (registers JSONField's `contains_all`)
 
 DEFAULT_REGION = "default"
+# An unrated contractor ranks as if rated this (scheduling.scoring: half the rating score).
+UNRATED_AVERAGE = 2.5
 LAT_VALIDATORS = [MinValueValidator(-90), MaxValueValidator(90)]
 LNG_VALIDATORS = [MinValueValidator(-180), MaxValueValidator(180)]
 
@@ -53,6 +56,13 @@ class ContractorStatus(models.TextChoices):
     ON_LEAVE = "on_leave", "On leave"
 
 
+# Who can be recommended: active and not deleted.
+LIVE = Q(status=ContractorStatus.ACTIVE, deleted_at__isnull=True)
+# Rating order, unrated counted as UNRATED_AVERAGE: the order in which a ranking reads the
+# candidates far from a job (scheduling.recommendations), by an index of its own.
+RATING_KEY = Coalesce(F("average_rating"), Value(UNRATED_AVERAGE))
+
+
 class Contractor(models.Model):
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=16, choices=ContractorType.choices)
@@ -85,7 +95,13 @@ class Contractor(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["status", "type"])]
+        indexes = [
+            models.Index(fields=["status", "type"]),
+            # A ranking's two reads (scheduling.recommendations): the candidates near a job
+            # by place, the others by rating.
+            models.Index(fields=["lat", "lng"], name="contractor_live_place", condition=LIVE),
+            models.Index(RATING_KEY.desc(), F("id"), name="contractor_live_rating", condition=LIVE),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -10,18 +10,30 @@ Availability is only worked out for candidates whose best possible score (free o
 day) could still reach the list: the ranking is the one ranking every candidate would give.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import chain
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from contractors.geo import haversine_miles
-from contractors.models import Contractor, ContractorStatus, ContractorType
+from contractors.geo import EARTH_RADIUS_MILES, haversine_miles
+from contractors.models import RATING_KEY, Contractor, ContractorStatus, ContractorType
 from scheduling.availability import Interval, Rules
 from scheduling.availability_cache import DayMemo, day_entries
 from scheduling.models import Job
-from scheduling.scoring import Score, best_total, best_total_sql, score, weights
+from scheduling.scoring import (
+    DISTANCE_ZERO_MILES,
+    Score,
+    best_total,
+    best_total_sql,
+    rating_bound_sql,
+    rating_key_at_least,
+    score,
+    weights,
+)
 from scheduling.selectors import job_site
 
 SLOTS_SHOWN = 3
@@ -113,37 +125,85 @@ def recommend(
     A contractor whose best is below the `limit`-th score found cannot reach it, not even by a
     tie, so skipping it leaves the ranking exactly what ranking everyone would give.
 
-    PostgreSQL orders and filters by the bound (`best_total_sql`) so only those rows are read;
-    its float arithmetic may differ from Python's in the last bits, so it filters with a
+    The database reads the candidates in bound order in two parts, so that neither computes
+    the bound of every candidate: those near the job (`near`, a box around the circle where
+    distance still scores) ordered by the bound computed per row (`best_total_sql`), and the
+    others, whose bound is their rating's alone, in rating order (an index); the two are
+    merged. Database floats may differ from Python's in the last bits, so SQL filters with a
     margin and the bound is then checked in Python. Day entries are read through `memo` when
     one is given (see `rank`)."""
     now = now or timezone.now()
     w = weights()
-    eligible = _eligible(job).annotate(best=best_total_sql(lat=job.lat, lng=job.lng, w=w))
+    eligible = _eligible(job)
+    place = near(job)
     # rows: the candidate's fields, then the database's bound
-    by_bound = eligible.order_by("-best", "id").values_list(*CANDIDATE_FIELDS, "best")
+    by_bound = (
+        eligible.filter(place)
+        .annotate(best=best_total_sql(lat=job.lat, lng=job.lng, w=w))
+        .order_by("-best", "id")
+        .values_list(*CANDIDATE_FIELDS, "best")
+    )
+    by_rating = (
+        eligible.exclude(place)
+        .annotate(key=RATING_KEY, best=rating_bound_sql(w))
+        .order_by("-key", "id")
+        .values_list(*CANDIDATE_FIELDS, "best")
+    )
 
     def look(rows: list[tuple]) -> list[Recommendation]:
         contractors = [Contractor.from_db(eligible.db, CANDIDATE_FIELDS, row[:-1]) for row in rows]
         return rank(job, contractors, now=now, w=w, memo=memo)
 
-    first = list(by_bound[: first_look(limit)])
+    size = first_look(limit)
+    first = _best_first([*by_bound[:size], *by_rating[:size]])[:size]
     ranked = look(first)
-    if len(first) == first_look(limit):
+    if len(first) == size:
         ranked.sort(key=Recommendation.sort_key)
         seen = {row[_ID] for row in first}
         if len(ranked) < limit:
-            rest = [row for row in by_bound if row[_ID] not in seen]
+            rest = [row for row in chain(by_bound, by_rating) if row[_ID] not in seen]
         else:
             bar = ranked[limit - 1].score.total
             floor = bar - SQL_MARGIN
-            # Rows come in bound order: if the first look ended below the floor, so does
-            # everyone after it.
-            more = by_bound.filter(best__gte=floor) if first[-1][-1] >= floor else []
+            # Nobody outside the first look has a higher bound than its last: if that is
+            # below the floor, so is everyone's after it.
+            more = _reaching(by_bound, by_rating, floor, w) if first[-1][-1] >= floor else []
             rest = [row for row in more if row[_ID] not in seen and _best(row, job, w) >= bar]
         ranked += look(rest)
     ranked.sort(key=Recommendation.sort_key)
     return ranked[:limit]
+
+
+def near(job: Job) -> Q:
+    """Contractors that may be within DISTANCE_ZERO_MILES of the job: the latitude band and
+    longitude span of that circle on the sphere (widened a hair for rounding), or the whole
+    band when the circle holds a pole or crosses the antimeridian. Everyone else is farther:
+    their distance scores nothing."""
+    reach = DISTANCE_ZERO_MILES / EARTH_RADIUS_MILES * 1.001  # radians
+    phi = math.radians(job.lat)
+    band = Q(lat__gte=math.degrees(phi - reach), lat__lte=math.degrees(phi + reach))
+    if abs(phi) + reach >= math.pi / 2:
+        return band
+    span = math.degrees(math.asin(math.sin(reach) / math.cos(phi)))
+    if job.lng - span < -180 or job.lng + span > 180:
+        return band
+    return band & Q(lng__gte=job.lng - span, lng__lte=job.lng + span)
+
+
+def _best_first(rows: list[tuple]) -> list[tuple]:
+    return sorted(rows, key=lambda row: (-row[-1], row[_ID]))
+
+
+def _reaching(by_bound, by_rating, floor: float, w: dict[str, float]) -> list[tuple]:
+    """The rows of both reads whose database bound reaches `floor` (by rating: from the
+    least rating that can, so the index range stops there)."""
+    near_ones = list(by_bound.filter(best__gte=floor))
+    key = rating_key_at_least(floor, w)
+    if key is None:
+        return [*near_ones, *by_rating]
+    if key == math.inf:
+        return near_ones
+    return [*near_ones, *by_rating.filter(key__gte=key)]
 
 
 def _best(row: tuple, job: Job, w: dict[str, float]) -> float:

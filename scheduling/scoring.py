@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Expression, FloatField
+from django.db.models import Expression, FloatField, Value
 
 from contractors.geo import EARTH_RADIUS_MILES
-from contractors.models import Contractor
+from contractors.models import RATING_KEY, UNRATED_AVERAGE, Contractor
 
-UNRATED = 0.5
+UNRATED = UNRATED_AVERAGE / 5.0
 DISTANCE_ZERO_MILES = 50.0
 
 
@@ -38,11 +38,14 @@ class Score:
 
 def weights() -> dict[str, float]:
     configured = settings.SCHEDULING["WEIGHTS"]
-    if set(configured) != {"availability", "rating", "distance"} or not math.isclose(
-        sum(configured.values()), 1.0, abs_tol=1e-9
+    if (
+        set(configured) != {"availability", "rating", "distance"}
+        or not math.isclose(sum(configured.values()), 1.0, abs_tol=1e-9)
+        or min(configured.values()) < 0
     ):
         raise ImproperlyConfigured(
-            "SCHEDULING['WEIGHTS'] needs availability, rating and distance summing to 1."
+            "SCHEDULING['WEIGHTS'] needs availability, rating and distance, none negative, "
+            "summing to 1."
         )
     return configured
 
@@ -120,6 +123,23 @@ def best_total_sql(*, lat: float, lng: float, w: dict[str, float]) -> BestTotalS
     Floating point in the database may differ from Python's in the last bits: use it to
     order and filter with a margin, never as the score."""
     return BestTotalSQL(lat, lng, w["availability"], w["rating"], w["distance"])
+
+
+def rating_bound_sql(w: dict[str, float]):
+    """`best_total` of a contractor row farther than DISTANCE_ZERO_MILES from the job (its
+    distance scores nothing), as an SQL expression: its rating's alone, rising with
+    `RATING_KEY`."""
+    rating = RATING_KEY / Value(5.0)
+    return Value(w["availability"]) + Value(w["rating"]) * rating
+
+
+def rating_key_at_least(bound: float, w: dict[str, float]) -> float | None:
+    """The least `RATING_KEY` whose rating bound (`rating_bound_sql`) reaches `bound`, a
+    hair lower for floating point; None when every rating does (rating weight 0, and the
+    availability weight alone reaches it) and +inf when none does."""
+    if w["rating"] > 0:
+        return (bound - w["availability"]) * 5.0 / w["rating"] - 1e-9
+    return None if w["availability"] >= bound else math.inf
 
 
 def _rating(average_rating: float | None) -> float:

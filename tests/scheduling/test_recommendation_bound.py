@@ -8,6 +8,7 @@ contractor from the database through the pure engine (`load_schedule`, `free_win
 `slot_starts`), with no cache, bound or batching.
 """
 
+import math
 import random
 from collections.abc import Iterator
 from datetime import date, time, timedelta
@@ -21,7 +22,7 @@ from django_redis import get_redis_connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contractors.geo import haversine_miles
+from contractors.geo import EARTH_RADIUS_MILES, haversine_miles
 from contractors.models import Contractor, ContractorStatus
 from scheduling.availability import Rules, free_windows, slot_starts
 from scheduling.models import Job
@@ -30,6 +31,7 @@ from scheduling.recommendations import (
     Recommendation,
     first_look,
     horizon_days,
+    near,
     recommend,
 )
 from scheduling.scoring import best_total, best_total_sql, score, weights
@@ -216,7 +218,55 @@ def test_a_first_look_ending_below_the_bar_reads_no_more_candidates(prefix):
     # the first look: the ten near ones, then far ones by id, the last of them below the bar
     assert looked_at(prefix) == {c.pk for c in near + far[: FIRST - 10]}
     reads = [q["sql"] for q in captured.captured_queries if "contractors_contractor" in q["sql"]]
-    assert len(reads) == 1
+    assert len(reads) == 2  # the first look's two: those near the job, and the others
+
+
+def test_a_far_contractor_with_the_better_rating_outranks_a_near_one():
+    monday = next_weekday(0)
+    # near: 0.40 + 0.35 x 0.2 + 0.25 x 0.98 = 0.715; 80 miles away: 0.40 + 0.35 x 1.0 = 0.75
+    close = ContractorFactory(lat=north_of_job(1), lng=JOB_LNG, average_rating=1.0, rating_count=1)
+    far = ContractorFactory(lat=north_of_job(80), lng=JOB_LNG, average_rating=5.0, rating_count=9)
+    unrated = ContractorFactory(lat=north_of_job(90), lng=JOB_LNG)  # 0.40 + 0.175 = 0.575
+    job = JobFactory(desired_date=monday)
+
+    ranked = recommend(job, limit=3)
+
+    assert [rec.contractor.pk for rec in ranked] == [far.pk, close.pk, unrated.pk]
+    assert [rec.score.total for rec in ranked] == [0.75, 0.715, 0.575]
+    assert shown(ranked) == shown(every_candidate_ranked(job))
+
+
+@pytest.mark.parametrize(
+    ("lat", "lng"),
+    [(40.72, -73.99), (0.0, 0.0), (-33.9, 151.2), (70.0, 20.0), (89.6, 0.0), (10.0, 179.8)],
+    ids=["new-york", "equator", "sydney", "arctic", "near-the-pole", "antimeridian"],
+)
+def test_everyone_within_fifty_miles_is_read_as_near(lat, lng):
+    job = JobFactory(lat=lat, lng=lng)
+    inside, outside = [], []
+    for bearing in range(0, 360, 15):
+        for miles in (0.5, 25.0, 49.9, 50.2, 75.0):
+            there = destination(lat, lng, bearing, miles)
+            assert abs(haversine_miles(*there, lat, lng) - miles) < 1e-6
+            who = ContractorFactory(lat=there[0], lng=there[1])
+            (inside if miles < 50 else outside).append(who.pk)
+
+    found = set(Contractor.objects.filter(near(job)).values_list("pk", flat=True))
+
+    assert set(inside) <= found
+    assert set(outside) - found  # a box, not the circle: some beyond it are still left out
+
+
+def destination(lat: float, lng: float, bearing: float, miles: float) -> tuple[float, float]:
+    """Where `miles` along the great circle at `bearing` (degrees) from (lat, lng) ends."""
+    phi, lmb, theta = math.radians(lat), math.radians(lng), math.radians(bearing)
+    d = miles / EARTH_RADIUS_MILES
+    phi2 = math.asin(math.sin(phi) * math.cos(d) + math.cos(phi) * math.sin(d) * math.cos(theta))
+    lmb2 = lmb + math.atan2(
+        math.sin(theta) * math.sin(d) * math.cos(phi), math.cos(d) - math.sin(phi) * math.sin(phi2)
+    )
+    lng2 = (math.degrees(lmb2) + 540) % 360 - 180
+    return math.degrees(phi2), lng2
 
 
 def test_a_tie_with_the_last_place_is_looked_at(prefix):

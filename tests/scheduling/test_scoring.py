@@ -69,6 +69,9 @@ def test_weights_come_from_settings(settings):
             {"availability": 0.4, "rating": 0.35, "distance": 0.25, "priority": 0.0},
             id="unknown-component",
         ),
+        pytest.param(
+            {"availability": 0.8, "rating": -0.05, "distance": 0.25}, id="negative-weight"
+        ),
     ],
 )
 def test_misconfigured_weights_raise(settings, weights):
