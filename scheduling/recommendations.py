@@ -156,30 +156,21 @@ def recommend(
 
     size = first_look(limit)
     first = _best_first([*by_bound[:size], *by_rating[:size]])[:size]
-    ranked = sorted(look(first), key=Recommendation.sort_key)
-    if len(first) < size:
-        return ranked[:limit]  # that was every candidate
-    seen = {row[_ID] for row in first}
-    if len(ranked) < limit:
-        more = chain(by_bound, by_rating)
-    else:
-        floor = ranked[limit - 1].score.total - SQL_MARGIN
-        # Nobody outside the first look has a higher bound than its last: if that is below
-        # the floor, so is everyone's after it.
-        more = _reaching(by_bound, by_rating, floor, w) if first[-1][-1] >= floor else []
-    rest = _best_first([row for row in more if row[_ID] not in seen])
-    # The others in bound order, each look twice the last: the bar rises as better ones are
-    # found, and once the next bound is below it, so is everyone's after it.
-    while rest:
-        if len(ranked) >= limit:
+    ranked = look(first)
+    if len(first) == size:
+        ranked.sort(key=Recommendation.sort_key)
+        seen = {row[_ID] for row in first}
+        if len(ranked) < limit:
+            rest = [row for row in chain(by_bound, by_rating) if row[_ID] not in seen]
+        else:
             bar = ranked[limit - 1].score.total
-            if rest[0][-1] < bar - SQL_MARGIN:
-                break
-        size *= 2
-        chunk, rest = rest[:size], rest[size:]
-        if len(ranked) >= limit:
-            chunk = [row for row in chunk if _best(row, job, w) >= bar]
-        ranked = sorted([*ranked, *look(chunk)], key=Recommendation.sort_key)
+            floor = bar - SQL_MARGIN
+            # Nobody outside the first look has a higher bound than its last: if that is
+            # below the floor, so is everyone's after it.
+            more = _reaching(by_bound, by_rating, floor, w) if first[-1][-1] >= floor else []
+            rest = [row for row in more if row[_ID] not in seen and _best(row, job, w) >= bar]
+        ranked += look(rest)
+    ranked.sort(key=Recommendation.sort_key)
     return ranked[:limit]
 
 

@@ -221,39 +221,6 @@ def test_a_first_look_ending_below_the_bar_reads_no_more_candidates(prefix):
     assert len(reads) == 2  # the first look's two: those near the job, and the others
 
 
-def test_past_the_first_look_the_bar_rises_as_better_ones_are_found(prefix):
-    monday = next_weekday(0)
-    # the first look: on the doorstep, rated 5, free only on Thursday (3 days late: 0.88)
-    doorstep = [
-        ContractorFactory(
-            lat=JOB_LAT,
-            lng=JOB_LNG,
-            average_rating=5.0,
-            rating_count=4,
-            hours=[(3, time(8), time(17))],
-        )
-        for _ in range(FIRST)
-    ]
-    # then, free on the day: five 2 miles away rated 5 (0.99), and many 10 miles away rated 4.5
-    # (0.915): all above the first look's bar, but once the five are found, none can enter
-    best = [
-        ContractorFactory(lat=north_of_job(2), lng=JOB_LNG, average_rating=5.0, rating_count=4)
-        for _ in range(5)
-    ]
-    many = [
-        ContractorFactory(lat=north_of_job(10), lng=JOB_LNG, average_rating=4.5, rating_count=4)
-        for _ in range(100)
-    ]
-    job = JobFactory(desired_date=monday)
-
-    ranked = recommend(job, limit=5)
-
-    assert [rec.contractor.pk for rec in ranked] == [c.pk for c in best]
-    assert shown(ranked) == shown(every_candidate_ranked(job)[:5])
-    # one look after the first (twice its size) found the five and raised the bar over the rest
-    assert looked_at(prefix) == {c.pk for c in doorstep + best + many[: 2 * FIRST - 5]}
-
-
 def test_a_far_contractor_with_the_better_rating_outranks_a_near_one():
     monday = next_weekday(0)
     # near: 0.40 + 0.35 x 0.2 + 0.25 x 0.98 = 0.715; 80 miles away: 0.40 + 0.35 x 1.0 = 0.75
