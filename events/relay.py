@@ -157,54 +157,10 @@ def probe_stores(sub: Subscription) -> str | None:
     return None
 
 
-class RecentEvents:
-    """The events this relay read last, shared by its subscribers' threads. Each subscriber
-    reads the batch after its own position; in a relay of several they mostly ask for the same
-    events one after another, and building the model instances (JSON payloads, timestamps)
-    is most of what a read costs. So a subscriber of every type that reads from the log keeps
-    its batch here, and the others take what they need from it.
-
-    What is held stands for the log: published events never change, their sequences are a
-    gap-free prefix (a batch read after a position is consecutive), and a sequence is never
-    handed out twice (the publisher waits for its commit to be flushed). Holds one run of
-    consecutive sequences, the newest `capacity` events of it."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._lock = threading.Lock()
-        self._run: list[Event] = []  # consecutive sequences, ascending
-
-    def after(self, position: int) -> list[Event]:
-        """The held events after `position` if the next one (position + 1) is held, else []."""
-        with self._lock:
-            if not self._run:
-                return []
-            offset = position + 1 - self._run[0].sequence
-            return self._run[offset:] if 0 <= offset < len(self._run) else []
-
-    def add(self, batch: list[Event]) -> None:
-        """A batch of every type read from the log after a position (consecutive)."""
-        if not batch:
-            return
-        with self._lock:
-            newest = self._run[-1].sequence if self._run else None
-            if newest is None or batch[0].sequence > newest + 1:
-                self._run = list(batch)  # ahead of what is held, or the first
-            else:
-                self._run.extend(event for event in batch if event.sequence > newest)
-            del self._run[: -self.capacity]
-
-
-# Batches a relay keeps (RecentEvents): a subscriber this many batches behind another still
-# finds its events there.
-RECENT_BATCHES = 4
-
-
 class Relay:
     def __init__(self, config: RelayConfig | None = None, *, name: str | None = None) -> None:
         self.config = config or RelayConfig()
         self.name = name or default_relay_name()
-        self.recent = RecentEvents(RECENT_BATCHES * self.config.batch_size)
         # The subscribers whose lease this relay holds, as far as it knows (the heartbeat
         # renews them, from the moment they are taken: a first batch may be a long one).
         self.held: set[str] = set()
@@ -389,19 +345,10 @@ class Relay:
         every type reads from its position alone; one of some types also needs the head, to
         move past the events it does not take (on PostgreSQL in the same statement). Plain
         SQL, written once: a step at a steady rate handles an event or two, and building the
-        ORM query cost more than running it. Events another subscriber of this relay read
-        lately come from `recent`, without a read."""
+        ORM query cost more than running it."""
         size = self.config.batch_size
-        held = self.recent.after(position)
-        if held and sub.all_types:
-            batch = held[:size]
-            return batch, batch[-1].sequence
-        if held:  # every event up to the newest held is known: past the others, up to there
-            batch = [event for event in held if event.type in sub.types][:size]
-            return batch, batch[-1].sequence if len(batch) == size else held[-1].sequence
         if sub.all_types:
             batch = list(Event.objects.raw(NEXT_EVENTS_SQL, [position, size]))
-            self.recent.add(batch)
             return batch, batch[-1].sequence if batch else position
         types = sorted(sub.types)
         if connection.vendor == "postgresql":

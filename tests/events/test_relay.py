@@ -6,7 +6,6 @@ registry (`test_handlers`); only the clock is ever replaced (`clock`).
 """
 
 import asyncio
-import re
 import threading
 import time
 import uuid
@@ -32,10 +31,9 @@ from events.handlers import (
 )
 from events.models import Event, FailedDelivery, Subscriber
 from events.publisher import head, publish, publish_all
-from events.relay import LeaseLost, Outage, RecentEvents, Relay, RelayConfig
+from events.relay import LeaseLost, Outage, Relay, RelayConfig
 from events.relay_loop import RelayLoop
 from realtime.broadcast import MAX_EVENTS_PER_MESSAGE
-from scheduling.services import update_job
 from tests.events.support import create_jobs, failures, nothing_pending, positions
 
 
@@ -544,94 +542,6 @@ def handlers_subscriptions() -> list[Subscription]:
     from events.handlers import subscriptions
 
     return subscriptions()
-
-
-def reads_of_the_log(captured: CaptureQueriesContext) -> list[str]:
-    return [q["sql"] for q in captured.captured_queries if re.search(r"\bevents_event\b", q["sql"])]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_relays_subscribers_share_a_batch_read_and_each_gets_just_its_own_types():
-    got: dict[str, list[tuple[int, str]]] = {"tests.every": [], "tests.created": []}
-
-    def keep(name: str):
-        return lambda events: got[name].extend((e.sequence, e.type) for e in events)
-
-    every = subscribe("tests.every", "*", keep("tests.every"), transactional=False)
-    created = subscribe("tests.created", ["JobCreated"], keep("tests.created"))
-    try:
-        jobs = create_jobs(2)
-        update_job(job_id=jobs[0].pk, priority="urgent")  # a JobUpdated between them
-        create_jobs(1)
-        publish_all()
-        relay = Relay(name="shared")
-        relay.ensure_subscribers([every, created])
-        relay.step(every)  # reads the batch from the log
-        with CaptureQueriesContext(connection) as captured:
-            result = relay.step(created, retries=False)
-    finally:
-        unsubscribe("tests.every")
-        unsubscribe("tests.created")
-
-    assert reads_of_the_log(captured) == []
-    assert [t for _, t in got["tests.every"]] == [
-        "JobCreated", "JobCreated", "JobUpdated", "JobCreated"
-    ]  # fmt: skip
-    assert got["tests.created"] == [(1, "JobCreated"), (2, "JobCreated"), (4, "JobCreated")]
-    assert result.position == 4 == positions()["tests.created"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_subscriber_behind_what_the_relay_holds_reads_the_log_and_misses_nothing():
-    got: list[int] = []
-    every = subscribe("tests.every", "*", lambda events: None, transactional=False)
-    behind = subscribe(
-        "tests.behind", "*", lambda events: got.extend(e.sequence for e in events),
-        transactional=False,
-    )  # fmt: skip
-    try:
-        create_jobs(3)
-        publish_all()
-        relay = Relay(RelayConfig(batch_size=1), name="held")  # holds the newest 4 events
-        relay.ensure_subscribers([every, behind])
-        for _ in range(3):
-            relay.step(every)
-        create_jobs(3)
-        publish_all()
-        for _ in range(3):
-            relay.step(every)  # holds 3 to 6 now
-        with CaptureQueriesContext(connection) as captured:
-            while relay.step(behind, retries=False).progressed:
-                pass
-    finally:
-        unsubscribe("tests.every")
-        unsubscribe("tests.behind")
-
-    assert got == [1, 2, 3, 4, 5, 6]
-    assert len(reads_of_the_log(captured)) == 3  # for 1 and 2, and the look past 6
-
-
-def test_what_a_relay_holds_is_one_run_of_consecutive_events_the_newest_kept():
-    def run(first: int, last: int) -> list[Event]:
-        return [Event(sequence=n, type="JobCreated") for n in range(first, last + 1)]
-
-    def held_after(position: int) -> list[int]:
-        return [e.sequence for e in recent.after(position)]
-
-    recent = RecentEvents(capacity=5)
-    recent.add(run(1, 3))
-    recent.add(run(2, 6))  # overlaps: only 4 to 6 are new
-    assert held_after(0) == []  # 1 is no longer held: 2 to 6 are the newest 5
-    assert held_after(1) == [2, 3, 4, 5, 6]
-    assert held_after(4) == [5, 6]
-    assert held_after(6) == []
-
-    recent.add(run(1, 2))  # a subscriber behind read these: nothing newer in them
-    assert held_after(1) == [2, 3, 4, 5, 6]
-
-    recent.add(run(9, 10))  # a gap after 6: a run of its own
-    assert held_after(6) == []
-    assert held_after(8) == [9, 10]
 
 
 # --- ownership: leases, fencing ----------------------------------------------------------------
