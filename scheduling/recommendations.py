@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contractors.geo import EARTH_RADIUS_MILES, haversine_miles
-from contractors.models import RATING_KEY, Contractor, ContractorStatus, ContractorType
+from contractors.models import LIVE, RATING_KEY, Contractor, ContractorType
 from scheduling.availability import Interval, Rules
 from scheduling.availability_cache import DayMemo, day_entries
 from scheduling.models import Job
@@ -92,11 +92,8 @@ _ID, _LAT, _LNG, _RATING = (
 
 
 def _eligible(job: Job):
-    eligible = Contractor.objects.filter(
-        status=ContractorStatus.ACTIVE,
-        deleted_at__isnull=True,
-        type__in=[job.type, ContractorType.MULTI],
-    ).order_by()
+    # LIVE is also the two ranking indexes' condition, so both reads can use them.
+    eligible = Contractor.objects.filter(LIVE, type__in=[job.type, ContractorType.MULTI]).order_by()
     if job.required_skills:
         # Every required skill is in the contractor's list: jsonb @> on PostgreSQL, a json_each
         # anti-join on SQLite (contractors/lookups.py).
